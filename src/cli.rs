@@ -1,0 +1,98 @@
+//! The command line, as plain data (clap derive). Nothing here runs anything.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Safe, boring database backups with restic.
+///
+/// resticpilot reads YAML profiles; for each it dumps the databases into a private staging
+/// directory (SQLite through the online backup API, MySQL/MariaDB through mariadb-dump),
+/// verifies every dump, takes one restic snapshot of the dumps and the profile's files, and
+/// applies retention. A failed dump fails the run before restic runs.
+///
+/// Exit codes: 0 success, 1 a run failed, 2 usage or config error (nothing was run),
+/// 3 finished with warnings (for example restic could not read some files).
+#[derive(Debug, Parser)]
+#[command(name = "resticpilot", version, max_term_width = 100)]
+pub struct Cli {
+    /// Config file.
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "RESTICPILOT_CONFIG",
+        default_value = crate::config::DEFAULT_CONFIG,
+        value_name = "FILE"
+    )]
+    pub config: PathBuf,
+
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// More detail in logs (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only warnings and errors in logs.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and check the config; report every error with file, line and column. Runs nothing.
+    Validate,
+
+    /// Dump the databases, take one restic snapshot, apply retention.
+    ///
+    /// Runs the named profiles, or all of them, one after another. A profile that is already
+    /// running (another backup holds its lock) is refused at once.
+    Backup {
+        /// Profiles to run (default: all).
+        profiles: Vec<String>,
+        /// Print what would be done, run nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+
+    /// List a profile's snapshots (default: every profile's).
+    Snapshots {
+        profile: Option<String>,
+        /// JSON array of snapshots, each with its profile.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Apply the profile's retention alone (restic forget, scoped to the profile and host).
+    Forget {
+        profile: String,
+        /// Prune unreferenced data afterwards, even if the profile's retention doesn't say so.
+        #[arg(long)]
+        prune: bool,
+        /// Show which snapshots would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,368 @@
+//! `backup`: the two-phase run of one profile (DESIGN.md, "The run of one profile").
+//!
+//! lock -> repository check -> before hooks -> staging -> dumps (each verified; any failure
+//! stops here, before restic) -> one restic snapshot -> retention -> after hooks -> staging
+//! cleared. On failure: staging cleared (unless kept for debugging), on_failure hooks run.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{Context, Status};
+use crate::config::Profile;
+use crate::dump::{self, DumpReport, human_bytes};
+use crate::error::Error;
+use crate::hooks::{self, HookKind};
+use crate::lock::ProfileLock;
+use crate::restic::{BackupArgs, BackupSummary, Restic, args};
+use crate::staging::Staging;
+
+/// The manifest written into staging next to the dumps: what each file is, for restores.
+pub const MANIFEST: &str = "resticpilot-manifest.json";
+
+/// What a successful run did.
+#[derive(Debug)]
+pub struct RunReport {
+    pub summary: BackupSummary,
+    pub dumps: Vec<DumpReport>,
+    pub warnings: Vec<String>,
+    pub forgotten: usize,
+    pub duration: Duration,
+}
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    resticpilot: &'static str,
+    profile: &'a str,
+    host: &'a str,
+    created: String,
+    staging_dir: &'a std::path::Path,
+    databases: &'a [DumpReport],
+}
+
+/// Runs `names` (all profiles when empty), each to its end; reports how they went.
+///
+/// Fails when any profile failed (after running the others).
+pub fn run(ctx: &Context, names: &[String], dry_run: bool) -> Result<Status, Error> {
+    let profiles: Vec<&Profile> = if names.is_empty() {
+        ctx.config.profiles.values().collect()
+    } else {
+        names
+            .iter()
+            .map(|n| ctx.profile(n))
+            .collect::<Result<_, _>>()?
+    };
+    if dry_run {
+        for p in &profiles {
+            print_plan(ctx, p);
+        }
+        return Ok(Status::Success);
+    }
+    let mut failed = Vec::new();
+    let mut warnings = false;
+    for profile in &profiles {
+        match run_profile(ctx, profile) {
+            Ok(report) => {
+                log_report(profile, &report);
+                warnings |= !report.warnings.is_empty();
+            }
+            Err(err) => {
+                tracing::error!(profile = %profile.name, "backup failed: {err}");
+                failed.push((profile.name.clone(), err));
+            }
+        }
+    }
+    match failed.len() {
+        0 if warnings => Ok(Status::Warnings),
+        0 => Ok(Status::Success),
+        1 if profiles.len() == 1 => Err(failed.remove(0).1),
+        _ => {
+            let names: Vec<String> = failed.iter().map(|(n, _)| n.clone()).collect();
+            Err(Error::Failed(format!(
+                "{} of {} profiles failed: {}",
+                failed.len(),
+                profiles.len(),
+                names.join(", ")
+            )))
+        }
+    }
+}
+
+/// One run of one profile, with its failure handling.
+///
+/// Fails when the profile is busy, a hook or dump fails, or restic fails.
+pub fn run_profile(ctx: &Context, profile: &Profile) -> Result<RunReport, Error> {
+    let _lock = ProfileLock::acquire(&ctx.config.state_dir, &profile.name)?;
+    let start = Instant::now();
+    tracing::info!(profile = %profile.name, "backup started");
+    let mut staging = None;
+    let result = attempt(ctx, profile, &mut staging, start);
+    match result {
+        Ok(report) => {
+            if let Some(s) = &staging
+                && let Err(e) = s.empty()
+            {
+                tracing::warn!(profile = %profile.name, "could not clear staging: {e}");
+            }
+            Ok(report)
+        }
+        Err(err) => {
+            if let Some(s) = &staging {
+                if profile.keep_staging_on_failure {
+                    tracing::warn!(profile = %profile.name, "staging kept for inspection: {}", s.path().display());
+                } else if let Err(e) = s.empty() {
+                    tracing::warn!(profile = %profile.name, "could not clear staging: {e}");
+                }
+            }
+            let message = err.to_string();
+            if let Err(hook_err) = hooks::run(
+                HookKind::OnFailure,
+                &profile.hooks.on_failure,
+                &profile.name,
+                Some(&message),
+            ) {
+                tracing::error!(profile = %profile.name, "{hook_err}");
+            }
+            Err(err)
+        }
+    }
+}
+
+fn attempt(
+    ctx: &Context,
+    profile: &Profile,
+    staging_slot: &mut Option<Staging>,
+    start: Instant,
+) -> Result<RunReport, Error> {
+    let restic = ctx.restic(profile)?;
+    restic.ensure_repository()?;
+    hooks::run(HookKind::Before, &profile.hooks.before, &profile.name, None)?;
+
+    let staging = staging_slot.insert(Staging::prepare(&profile.staging_dir)?);
+    let mut dumps = Vec::new();
+    for source in &profile.databases {
+        tracing::info!(profile = %profile.name, database = %source.name, "dumping {} database", source.type_name());
+        let report = dump::dump(source, staging.path())?;
+        tracing::info!(
+            profile = %profile.name,
+            database = %report.name,
+            "dumped {} ({}) in {:.1}s, verified",
+            report.file,
+            human_bytes(report.bytes),
+            report.duration.as_secs_f64()
+        );
+        dumps.push(report);
+    }
+    write_manifest(profile, staging, &dumps)?;
+
+    let mut warnings = Vec::new();
+    let mut sources: Vec<PathBuf> = vec![staging.path().to_path_buf()];
+    for path in &profile.paths {
+        if path.symlink_metadata().is_ok() {
+            sources.push(path.clone());
+        } else {
+            let w = format!(
+                "path {} does not exist; backed up without it",
+                path.display()
+            );
+            tracing::warn!(profile = %profile.name, "{w}");
+            warnings.push(w);
+        }
+    }
+    let request = BackupArgs {
+        host: profile.host.clone(),
+        tags: profile.all_tags(),
+        excludes: profile.exclude.clone(),
+        sources,
+    };
+    let outcome = restic.backup(&request, progress_logger(&profile.name))?;
+    for file in &outcome.unreadable {
+        warnings.push(format!("restic could not read {file}"));
+    }
+    if !outcome.unreadable.is_empty() {
+        tracing::warn!(
+            profile = %profile.name,
+            "snapshot {} is missing files restic could not read: {}",
+            outcome.summary.snapshot_id,
+            outcome.unreadable.join("; ")
+        );
+    }
+
+    let forgotten = match &profile.retention {
+        Some(retention) => apply_retention(&restic, profile, retention, false, retention.prune)?,
+        None => 0,
+    };
+    hooks::run(HookKind::After, &profile.hooks.after, &profile.name, None).or_else(|e| {
+        // The snapshot exists; a failing after-hook is worth a warning, not a failed backup.
+        tracing::warn!(profile = %profile.name, "{e}");
+        warnings.push(e.to_string());
+        Ok::<(), Error>(())
+    })?;
+    Ok(RunReport {
+        summary: outcome.summary,
+        dumps,
+        warnings,
+        forgotten,
+        duration: start.elapsed(),
+    })
+}
+
+fn write_manifest(profile: &Profile, staging: &Staging, dumps: &[DumpReport]) -> Result<(), Error> {
+    let manifest = Manifest {
+        resticpilot: env!("CARGO_PKG_VERSION"),
+        profile: &profile.name,
+        host: &profile.host,
+        created: chrono::Utc::now().to_rfc3339(),
+        staging_dir: staging.path(),
+        databases: dumps,
+    };
+    let path = staging.path().join(MANIFEST);
+    let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
+    std::fs::write(&path, text)
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+}
+
+/// Logs restic's progress at most every 10 seconds.
+fn progress_logger(profile: &str) -> impl FnMut(&crate::restic::json::BackupStatus) + '_ {
+    let mut last = Instant::now();
+    move |status| {
+        if last.elapsed() >= Duration::from_secs(10) {
+            last = Instant::now();
+            tracing::info!(
+                profile,
+                "restic backup {:.0}% ({} of {})",
+                status.percent_done * 100.0,
+                human_bytes(status.bytes_done),
+                human_bytes(status.total_bytes)
+            );
+        }
+    }
+}
+
+/// Runs `restic forget` for the profile (and prune when asked); returns how many snapshots
+/// were (or, on a dry run, would be) removed.
+///
+/// Fails when restic fails.
+pub fn apply_retention(
+    restic: &Restic,
+    profile: &Profile,
+    retention: &crate::config::Retention,
+    dry_run: bool,
+    prune: bool,
+) -> Result<usize, Error> {
+    let groups = restic.forget(&profile.host, &profile.profile_tag(), retention, dry_run)?;
+    let removed: Vec<String> = groups
+        .iter()
+        .flat_map(|g| g.remove.iter().flatten())
+        .map(|s| s.short().to_string())
+        .collect();
+    let kept: usize = groups
+        .iter()
+        .map(|g| g.keep.as_ref().map_or(0, Vec::len))
+        .sum();
+    let verb = if dry_run { "would remove" } else { "removed" };
+    tracing::info!(
+        profile = %profile.name,
+        "retention: kept {kept} snapshots, {verb} {}{}",
+        removed.len(),
+        if removed.is_empty() { String::new() } else { format!(": {}", removed.join(", ")) }
+    );
+    if prune && !dry_run {
+        tracing::info!(profile = %profile.name, "pruning unreferenced data");
+        restic.prune()?;
+    }
+    Ok(removed.len())
+}
+
+fn log_report(profile: &Profile, r: &RunReport) {
+    let s = &r.summary;
+    let dumped: u64 = r.dumps.iter().map(|d| d.bytes).sum();
+    tracing::info!(
+        profile = %profile.name,
+        snapshot = %s.snapshot_id,
+        files = s.total_files_processed,
+        bytes_added = s.data_added,
+        duration_s = format!("{:.1}", r.duration.as_secs_f64()),
+        "backup done: snapshot {}, {} database dumps ({}), {} files, {} added to the repository, {} snapshots forgotten, {:.1}s{}",
+        s.snapshot_id,
+        r.dumps.len(),
+        human_bytes(dumped),
+        s.total_files_processed,
+        human_bytes(s.data_added),
+        r.forgotten,
+        r.duration.as_secs_f64(),
+        if r.warnings.is_empty() { String::new() } else { format!(", {} warnings", r.warnings.len()) }
+    );
+}
+
+fn print_plan(ctx: &Context, p: &Profile) {
+    let repo = &ctx.config.repositories[&p.repository];
+    println!("profile {} (dry run: nothing is executed)", p.name);
+    println!(
+        "  lock      {}",
+        ctx.config
+            .state_dir
+            .join("locks")
+            .join(format!("{}.lock", p.name))
+            .display()
+    );
+    println!(
+        "  staging   {} (emptied, mode 0700)",
+        p.staging_dir.display()
+    );
+    for cmd in &p.hooks.before {
+        println!("  hook      before: {cmd}");
+    }
+    for (name, file) in dump::planned_files(&p.databases, &p.staging_dir) {
+        let source = p
+            .databases
+            .iter()
+            .find(|d| d.name == name)
+            .expect("planned from the list");
+        let how = match &source.kind {
+            crate::config::SourceKind::Sqlite(s) => format!(
+                "sqlite {} ({:?}, verify {:?})",
+                s.path.display(),
+                s.method,
+                s.verify
+            )
+            .to_lowercase(),
+            crate::config::SourceKind::Mysql(m) => format!(
+                "{} {}",
+                dump::mysql::dump_tool(m)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_else(|e| format!("<{e}>")),
+                dump::mysql::DUMP_FLAGS.join(" ")
+            ),
+        };
+        println!("  dump      {name}: {how} -> {}", file.display());
+    }
+    let mut sources = vec![p.staging_dir.clone()];
+    sources.extend(p.paths.iter().cloned());
+    let backup = args::backup(&BackupArgs {
+        host: p.host.clone(),
+        tags: p.all_tags(),
+        excludes: p.exclude.clone(),
+        sources,
+    });
+    let repo_url = crate::config::redact_url(&repo.url);
+    println!("  restic    -r {repo_url} {}", quote_all(&backup));
+    if let Some(r) = &p.retention {
+        let forget = args::forget(&p.host, &p.profile_tag(), r, false);
+        println!("  restic    -r {repo_url} {}", quote_all(&forget));
+        if r.prune {
+            println!("  restic    -r {repo_url} prune");
+        }
+    }
+    for cmd in &p.hooks.after {
+        println!("  hook      after: {cmd}");
+    }
+}
+
+fn quote_all(args: &[String]) -> String {
+    args.iter()
+        .map(|a| crate::process::shell_quote(a.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

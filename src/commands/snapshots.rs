@@ -1,0 +1,57 @@
+//! `snapshots`: one profile's snapshots (its tag on its host), or every profile's.
+
+use serde::Serialize;
+
+use super::{Context, Status};
+use crate::error::Error;
+use crate::restic::Snapshot;
+
+#[derive(Serialize)]
+struct Entry<'a> {
+    profile: &'a str,
+    #[serde(flatten)]
+    snapshot: &'a Snapshot,
+}
+
+/// Fails when the profile is unknown or restic fails.
+pub fn run(ctx: &Context, profile: Option<&str>, json: bool) -> Result<Status, Error> {
+    let profiles = match profile {
+        Some(name) => vec![ctx.profile(name)?],
+        None => ctx.config.profiles.values().collect(),
+    };
+    let mut all = Vec::new();
+    for p in profiles {
+        let restic = ctx.restic(p)?;
+        let list = restic.snapshots(&p.host, &p.profile_tag())?;
+        all.push((p.name.as_str(), list));
+    }
+    if json {
+        let entries: Vec<Entry> = all
+            .iter()
+            .flat_map(|(profile, list)| {
+                list.iter().map(move |snapshot| Entry { profile, snapshot })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&entries).expect("snapshots serialise")
+        );
+        return Ok(Status::Success);
+    }
+    for (profile, list) in &all {
+        println!("profile {profile}: {} snapshots", list.len());
+        for s in list {
+            let time = chrono::DateTime::parse_from_rfc3339(&s.time)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S %:z").to_string())
+                .unwrap_or_else(|_| s.time.clone());
+            println!(
+                "  {}  {}  {}  {}",
+                s.short(),
+                time,
+                s.hostname,
+                s.tags.join(",")
+            );
+        }
+    }
+    Ok(Status::Success)
+}

@@ -1,0 +1,45 @@
+//! `validate`: the config was already loaded and checked by the time this runs; print what it
+//! describes so the operator can see it was read as meant.
+
+use super::{Context, Status};
+use crate::config::{SourceKind, redact_url};
+
+pub fn run(ctx: &Context) -> Status {
+    let c = &ctx.config;
+    println!(
+        "{}: OK ({} repositories, {} profiles)",
+        c.file.display(),
+        c.repositories.len(),
+        c.profiles.len()
+    );
+    for p in c.profiles.values() {
+        let repo = &c.repositories[&p.repository];
+        println!(
+            "  profile {}: repository {} ({}), host {}",
+            p.name,
+            repo.name,
+            redact_url(&repo.url),
+            p.host
+        );
+        for db in &p.databases {
+            let what = match &db.kind {
+                SourceKind::Sqlite(s) => format!("sqlite {}", s.path.display()),
+                SourceKind::Mysql(m) => format!(
+                    "mysql {}",
+                    match &m.databases {
+                        crate::config::MysqlSelection::All => "all databases".to_string(),
+                        crate::config::MysqlSelection::Named(n) => n.join(", "),
+                    }
+                ),
+            };
+            println!("    database {}: {what}", db.name);
+        }
+        for path in &p.paths {
+            println!("    path {}", path.display());
+        }
+        if let Some(s) = &p.schedule {
+            println!("    schedule {s}");
+        }
+    }
+    Status::Success
+}

@@ -1,0 +1,938 @@
+//! Configuration in two phases: `raw` parses the YAML (serde only, unknown keys rejected,
+//! positions kept), `resolve` here expands the environment, applies defaults and checks
+//! everything that can be checked without running anything. The result is the plan the
+//! commands execute; no command reads YAML.
+
+mod expand;
+mod raw;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_saphyr::{Location, Spanned};
+
+use raw::{RawConfig, RawDatabase, RawDatabaseList, RawProfile, RawRepository, S};
+
+pub use expand::expand;
+
+/// Where the config is read from when `-c` is not given and `RESTICPILOT_CONFIG` is unset.
+pub const DEFAULT_CONFIG: &str = "/etc/resticpilot/config.yaml";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/resticpilot";
+/// Default for `lock_wait`: how long restic commands retry on a locked repository.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(120);
+
+/// One problem in a config file, with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the position is unknown.
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.message
+            )
+        }
+    }
+}
+
+/// Every problem found in a config file.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, err) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{err}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub state_dir: PathBuf,
+    pub restic_binary: Option<PathBuf>,
+    pub repositories: BTreeMap<String, Repository>,
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Repository {
+    pub name: String,
+    /// Any restic repository string. May hold credentials: printed only through [`redact_url`].
+    pub url: String,
+    pub password: RepositoryPassword,
+    /// Backend credentials and settings passed to restic's environment; values are secret.
+    pub env: BTreeMap<String, Secret>,
+    pub init: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum RepositoryPassword {
+    File(PathBuf),
+    Command(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    pub repository: String,
+    pub host: String,
+    /// Extra tags; `resticpilot` and `profile:<name>` are always added.
+    pub tags: Vec<String>,
+    pub staging_dir: PathBuf,
+    pub databases: Vec<DatabaseSource>,
+    pub paths: Vec<PathBuf>,
+    pub exclude: Vec<String>,
+    pub hooks: Hooks,
+    pub retention: Option<Retention>,
+    pub schedule: Option<String>,
+    pub keep_staging_on_failure: bool,
+    pub lock_wait: Duration,
+}
+
+impl Profile {
+    /// The tag that marks this profile's snapshots.
+    pub fn profile_tag(&self) -> String {
+        format!("profile:{}", self.name)
+    }
+
+    /// Every tag a snapshot of this profile carries.
+    pub fn all_tags(&self) -> Vec<String> {
+        let mut tags = vec!["resticpilot".to_string(), self.profile_tag()];
+        tags.extend(self.tags.iter().cloned());
+        tags
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSource {
+    pub name: String,
+    pub kind: SourceKind,
+}
+
+impl DatabaseSource {
+    /// The dump's file name inside the staging directory.
+    pub fn dump_file_name(&self) -> String {
+        match self.kind {
+            SourceKind::Sqlite(_) => format!("{}.sqlite3", self.name),
+            SourceKind::Mysql(_) => format!("{}.sql", self.name),
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self.kind {
+            SourceKind::Sqlite(_) => "sqlite",
+            SourceKind::Mysql(_) => "mysql",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    Sqlite(SqliteSource),
+    Mysql(MysqlSource),
+}
+
+#[derive(Debug, Clone)]
+pub struct SqliteSource {
+    pub path: PathBuf,
+    pub method: SqliteMethod,
+    pub verify: SqliteVerify,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteMethod {
+    /// The online backup API, all pages in one step.
+    Online,
+    /// `VACUUM INTO`: a compacted copy.
+    Vacuum,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteVerify {
+    Quick,
+    Full,
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct MysqlSource {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub socket: Option<PathBuf>,
+    pub user: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub databases: MysqlSelection,
+    pub options: Vec<String>,
+    /// The dump tool; found on PATH (`mariadb-dump`, then `mysqldump`) when not set.
+    pub binary: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MysqlSelection {
+    /// Every database but the server's own (`mysql`, `sys`, the schemas).
+    All,
+    Named(Vec<String>),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Hooks {
+    pub before: Vec<String>,
+    pub after: Vec<String>,
+    pub on_failure: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub keep_last: Option<u32>,
+    pub keep_hourly: Option<u32>,
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+    pub keep_monthly: Option<u32>,
+    pub keep_yearly: Option<u32>,
+    pub keep_within: Option<String>,
+    pub prune: bool,
+}
+
+/// A value that must never be printed. `Debug` and `Display` show `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A repository URL with any `user:password@` credentials masked, for logs and messages.
+pub fn redact_url(url: &str) -> String {
+    if let Some(scheme_end) = url.find("://") {
+        let rest = &url[scheme_end + 3..];
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            let userinfo = &rest[..at];
+            if let Some(colon) = userinfo.find(':') {
+                return format!(
+                    "{}://{}:***@{}",
+                    &url[..scheme_end],
+                    &userinfo[..colon],
+                    &rest[at + 1..]
+                );
+            }
+        }
+    }
+    url.to_string()
+}
+
+/// Reads and resolves the config file at `path` with the process environment.
+///
+/// Fails with every problem found (file, line, column, message) when the file cannot be read,
+/// is not valid YAML, has unknown keys or values that don't check out.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read config file: {err}"),
+        }])
+    })?;
+    parse(
+        path,
+        &text,
+        &|name| std::env::var(name).ok(),
+        &local_hostname,
+    )
+}
+
+/// Resolves config `text` as if read from `path`, with `env` for `${VAR}` expansion and
+/// `hostname` for the default `host`.
+///
+/// Fails as [`load`] does.
+pub fn parse(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    hostname: &dyn Fn() -> String,
+) -> Result<Config, ConfigErrors> {
+    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|err| {
+        let (line, column) = err
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        let message = err.without_snippet().to_string();
+        // The plain message starts with "line L column C: " which our prefix already says.
+        let message = match message.split_once(": ") {
+            Some((head, rest)) if head.starts_with("line ") => rest.to_string(),
+            _ => message,
+        };
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line,
+            column,
+            message: message.lines().next().unwrap_or_default().to_string(),
+        }])
+    })?;
+    let base = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut resolver = Resolver {
+        file: path.to_path_buf(),
+        base: if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        },
+        env,
+        errors: Vec::new(),
+    };
+    let config = resolver.config(raw, hostname);
+    if resolver.errors.is_empty() {
+        Ok(config)
+    } else {
+        resolver.errors.sort_by_key(|e| (e.line, e.column));
+        Err(ConfigErrors(resolver.errors))
+    }
+}
+
+/// The machine's name, the default `host` of a profile.
+pub fn local_hostname() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string())
+        .find(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+struct Resolver<'a> {
+    file: PathBuf,
+    base: PathBuf,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    errors: Vec<ConfigError>,
+}
+
+impl Resolver<'_> {
+    fn error(&mut self, at: &Location, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.clone(),
+            line: at.line(),
+            column: at.column(),
+            message: message.into(),
+        });
+    }
+
+    /// The expanded value of `s`, or `None` after recording why not.
+    fn string(&mut self, s: &S, key: &str) -> Option<String> {
+        match expand(&s.value, self.env) {
+            Ok(v) => Some(v),
+            Err(msg) => {
+                self.error(&s.referenced, format!("{key}: {msg}"));
+                None
+            }
+        }
+    }
+
+    fn nonempty(&mut self, s: &S, key: &str) -> Option<String> {
+        let v = self.string(s, key)?;
+        if v.trim().is_empty() {
+            self.error(&s.referenced, format!("{key} must not be empty"));
+            return None;
+        }
+        Some(v)
+    }
+
+    /// An expanded path; relative paths are taken from the config file's directory.
+    fn path(&mut self, s: &S, key: &str) -> Option<PathBuf> {
+        let v = self.nonempty(s, key)?;
+        let p = PathBuf::from(v);
+        Some(if p.is_absolute() {
+            p
+        } else {
+            self.base.join(p)
+        })
+    }
+
+    fn config(&mut self, raw: RawConfig, hostname: &dyn Fn() -> String) -> Config {
+        let state_dir = raw
+            .state_dir
+            .as_ref()
+            .and_then(|s| self.path(s, "state_dir"))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+        let restic_binary = raw
+            .restic_binary
+            .as_ref()
+            .and_then(|s| self.path(s, "restic_binary"));
+        if raw.profiles.is_empty() {
+            self.errors.push(ConfigError {
+                file: self.file.clone(),
+                line: 0,
+                column: 0,
+                message: "no profiles: add at least one under `profiles:`".into(),
+            });
+        }
+        let mut repositories = BTreeMap::new();
+        for (name, repo) in &raw.repositories {
+            if let Some(r) = self.repository(name, repo) {
+                repositories.insert(name.clone(), r);
+            }
+        }
+        let mut profiles = BTreeMap::new();
+        for (name, profile) in &raw.profiles {
+            if !raw
+                .repositories
+                .contains_key(&profile.value.repository.value)
+            {
+                let known: Vec<&str> = raw.repositories.keys().map(String::as_str).collect();
+                let known = if known.is_empty() {
+                    "none are defined under `repositories:`".to_string()
+                } else {
+                    format!("defined: {}", known.join(", "))
+                };
+                self.error(
+                    &profile.value.repository.referenced,
+                    format!(
+                        "profile {name}: repository {:?} is not defined ({known})",
+                        profile.value.repository.value
+                    ),
+                );
+            }
+            let p = self.profile(name, profile, &state_dir, hostname);
+            profiles.insert(name.clone(), p);
+        }
+        Config {
+            file: self.file.clone(),
+            state_dir,
+            restic_binary,
+            repositories,
+            profiles,
+        }
+    }
+
+    fn repository(&mut self, name: &str, repo: &Spanned<RawRepository>) -> Option<Repository> {
+        let at = &repo.referenced;
+        let r = &repo.value;
+        let url = self.nonempty(&r.url, &format!("repositories.{name}.url"));
+        let password = match (&r.password_file, &r.password_command) {
+            (Some(file), None) => self
+                .path(file, &format!("repositories.{name}.password_file"))
+                .map(RepositoryPassword::File),
+            (None, Some(cmd)) => self
+                .nonempty(cmd, &format!("repositories.{name}.password_command"))
+                .map(RepositoryPassword::Command),
+            (Some(_), Some(cmd)) => {
+                self.error(
+                    &cmd.referenced,
+                    format!("repository {name}: set password_file or password_command, not both"),
+                );
+                None
+            }
+            (None, None) => {
+                self.error(
+                    at,
+                    format!(
+                        "repository {name}: needs password_file or password_command (restic repositories are always encrypted)"
+                    ),
+                );
+                None
+            }
+        };
+        let mut env = BTreeMap::new();
+        for (key, value) in &r.env {
+            if key.starts_with("RESTIC_PASSWORD") || key == "RESTIC_REPOSITORY" {
+                self.error(
+                    &value.referenced,
+                    format!(
+                        "repository {name}: env {key} is managed by resticpilot; use url / password_file / password_command"
+                    ),
+                );
+                continue;
+            }
+            if let Some(v) = self.string(value, &format!("repositories.{name}.env.{key}")) {
+                env.insert(key.clone(), Secret::new(v));
+            }
+        }
+        Some(Repository {
+            name: name.to_string(),
+            url: url?,
+            password: password?,
+            env,
+            init: r.init,
+        })
+    }
+
+    fn profile(
+        &mut self,
+        name: &str,
+        profile: &Spanned<RawProfile>,
+        state_dir: &Path,
+        hostname: &dyn Fn() -> String,
+    ) -> Profile {
+        let at = &profile.referenced;
+        let p = &profile.value;
+        if !is_safe_name(name) {
+            self.error(
+                at,
+                format!("profile name {name:?} may use only letters, digits, '-', '_' and '.'"),
+            );
+        }
+        let key = |k: &str| format!("profiles.{name}.{k}");
+        let host = p
+            .host
+            .as_ref()
+            .and_then(|h| self.nonempty(h, &key("host")))
+            .unwrap_or_else(hostname);
+        let mut tags = Vec::new();
+        for t in &p.tags {
+            if let Some(tag) = self.nonempty(t, &key("tags")) {
+                if tag.contains(',') || tag.contains(char::is_whitespace) {
+                    self.error(
+                        &t.referenced,
+                        format!("tag {tag:?} must not contain ',' or spaces"),
+                    );
+                } else if tag == "resticpilot" || tag.starts_with("profile:") {
+                    self.error(
+                        &t.referenced,
+                        format!("tag {tag:?} is reserved: resticpilot adds it"),
+                    );
+                } else {
+                    tags.push(tag);
+                }
+            }
+        }
+        let staging_dir = p
+            .staging_dir
+            .as_ref()
+            .and_then(|s| self.path(s, &key("staging_dir")))
+            .unwrap_or_else(|| state_dir.join("staging").join(name));
+        let mut databases = Vec::new();
+        let mut seen = BTreeSet::new();
+        for db in &p.databases {
+            if let Some(source) = self.database(name, db) {
+                if !seen.insert(source.name.clone()) {
+                    self.error(
+                        &db.value.name.referenced,
+                        format!("profile {name}: two databases are named {:?}", source.name),
+                    );
+                }
+                databases.push(source);
+            }
+        }
+        let paths: Vec<PathBuf> = p
+            .paths
+            .iter()
+            .filter_map(|s| self.path(s, &key("paths")))
+            .collect();
+        if let Some(bad) = paths.iter().find(|path| path.starts_with(&staging_dir)) {
+            self.error(
+                at,
+                format!(
+                    "profile {name}: path {} lies inside the staging directory {}",
+                    bad.display(),
+                    staging_dir.display()
+                ),
+            );
+        }
+        if p.databases.is_empty() && p.paths.is_empty() {
+            self.error(
+                at,
+                format!("profile {name}: nothing to back up: add databases or paths"),
+            );
+        }
+        let exclude = p
+            .exclude
+            .iter()
+            .filter_map(|s| self.nonempty(s, &key("exclude")))
+            .collect();
+        let hooks = Hooks {
+            before: self.commands(&p.hooks.before, &key("hooks.before")),
+            after: self.commands(&p.hooks.after, &key("hooks.after")),
+            on_failure: self.commands(&p.hooks.on_failure, &key("hooks.on_failure")),
+        };
+        let retention = p.retention.as_ref().and_then(|r| self.retention(name, r));
+        let schedule = p.schedule.as_ref().and_then(|s| {
+            let v = self.nonempty(s, &key("schedule"))?;
+            let fields = v.split_whitespace().count();
+            if fields == 5 || fields == 6 {
+                Some(v)
+            } else {
+                self.error(
+                    &s.referenced,
+                    format!("schedule {v:?}: a cron expression has 5 fields (or 6 with seconds first), found {fields}"),
+                );
+                None
+            }
+        });
+        let lock_wait = p
+            .lock_wait
+            .as_ref()
+            .and_then(|s| {
+                let v = self.nonempty(s, &key("lock_wait"))?;
+                match parse_duration(&v) {
+                    Some(d) => Some(d),
+                    None => {
+                        self.error(
+                            &s.referenced,
+                            format!("lock_wait {v:?} is not a duration such as 30s, 5m or 1h"),
+                        );
+                        None
+                    }
+                }
+            })
+            .unwrap_or(DEFAULT_LOCK_WAIT);
+        Profile {
+            name: name.to_string(),
+            repository: p.repository.value.clone(),
+            host,
+            tags,
+            staging_dir,
+            databases,
+            paths,
+            exclude,
+            hooks,
+            retention,
+            schedule,
+            keep_staging_on_failure: p.keep_staging_on_failure,
+            lock_wait,
+        }
+    }
+
+    fn commands(&mut self, list: &[S], key: &str) -> Vec<String> {
+        list.iter().filter_map(|s| self.nonempty(s, key)).collect()
+    }
+
+    fn retention(&mut self, profile: &str, r: &Spanned<raw::RawRetention>) -> Option<Retention> {
+        let v = &r.value;
+        let keep_within = v.keep_within.as_ref().and_then(|s| {
+            let w = self.nonempty(s, &format!("profiles.{profile}.retention.keep_within"))?;
+            if is_restic_duration(&w) {
+                Some(w)
+            } else {
+                self.error(
+                    &s.referenced,
+                    format!("keep_within {w:?} is not a restic duration such as 7d, 2m or 1y6m"),
+                );
+                None
+            }
+        });
+        let retention = Retention {
+            keep_last: v.keep_last,
+            keep_hourly: v.keep_hourly,
+            keep_daily: v.keep_daily,
+            keep_weekly: v.keep_weekly,
+            keep_monthly: v.keep_monthly,
+            keep_yearly: v.keep_yearly,
+            keep_within,
+            prune: v.prune,
+        };
+        let keeps = [
+            retention.keep_last,
+            retention.keep_hourly,
+            retention.keep_daily,
+            retention.keep_weekly,
+            retention.keep_monthly,
+            retention.keep_yearly,
+        ];
+        if keeps.iter().all(|k| k.unwrap_or(0) == 0) && retention.keep_within.is_none() {
+            self.error(
+                &r.referenced,
+                format!(
+                    "profile {profile}: retention keeps nothing: set at least one keep_* rule above 0 (or remove retention to keep every snapshot)"
+                ),
+            );
+            return None;
+        }
+        Some(retention)
+    }
+
+    fn database(&mut self, profile: &str, db: &Spanned<RawDatabase>) -> Option<DatabaseSource> {
+        let d = &db.value;
+        let name = self.nonempty(&d.name, &format!("profiles.{profile}.databases.name"))?;
+        if !is_safe_name(&name) {
+            self.error(
+                &d.name.referenced,
+                format!("database name {name:?} may use only letters, digits, '-', '_' and '.'"),
+            );
+        }
+        let key = |k: &str| format!("profiles.{profile}.databases.{name}.{k}");
+        let kind = d.kind.value.as_str();
+        let sqlite_keys: [(&str, bool); 3] = [
+            ("path", d.path.is_some()),
+            ("method", d.method.is_some()),
+            ("verify", d.verify.is_some()),
+        ];
+        let mysql_keys: [(&str, bool); 8] = [
+            ("host", d.host.is_some()),
+            ("port", d.port.is_some()),
+            ("socket", d.socket.is_some()),
+            ("user", d.user.is_some()),
+            ("password_file", d.password_file.is_some()),
+            ("databases", d.databases.is_some()),
+            ("options", !d.options.is_empty()),
+            ("binary", d.binary.is_some()),
+        ];
+        let foreign: Vec<&str> = match kind {
+            "sqlite" => mysql_keys.iter().filter(|k| k.1).map(|k| k.0).collect(),
+            "mysql" | "mariadb" => sqlite_keys.iter().filter(|k| k.1).map(|k| k.0).collect(),
+            _ => Vec::new(),
+        };
+        if !foreign.is_empty() {
+            self.error(
+                &db.referenced,
+                format!(
+                    "database {name}: key(s) {} do not apply to type {kind}",
+                    foreign.join(", ")
+                ),
+            );
+        }
+        let source = match kind {
+            "sqlite" => {
+                let Some(path_s) = &d.path else {
+                    self.error(
+                        &db.referenced,
+                        format!("database {name}: sqlite needs `path`"),
+                    );
+                    return None;
+                };
+                let path = self.path(path_s, &key("path"))?;
+                let method = match d.method.as_ref().map(|m| (m, m.value.as_str())) {
+                    None | Some((_, "online")) => SqliteMethod::Online,
+                    Some((_, "vacuum")) => SqliteMethod::Vacuum,
+                    Some((m, other)) => {
+                        self.error(
+                            &m.referenced,
+                            format!(
+                                "database {name}: method {other:?} is not one of online, vacuum"
+                            ),
+                        );
+                        return None;
+                    }
+                };
+                let verify = match d.verify.as_ref().map(|m| (m, m.value.as_str())) {
+                    None | Some((_, "quick")) => SqliteVerify::Quick,
+                    Some((_, "full")) => SqliteVerify::Full,
+                    Some((_, "none")) => SqliteVerify::None,
+                    Some((m, other)) => {
+                        self.error(
+                            &m.referenced,
+                            format!(
+                                "database {name}: verify {other:?} is not one of quick, full, none"
+                            ),
+                        );
+                        return None;
+                    }
+                };
+                SourceKind::Sqlite(SqliteSource {
+                    path,
+                    method,
+                    verify,
+                })
+            }
+            "mysql" | "mariadb" => SourceKind::Mysql(self.mysql(&name, d, &db.referenced)?),
+            "postgres" | "postgresql" => {
+                self.error(
+                    &d.kind.referenced,
+                    format!("database {name}: type {kind} is not supported yet (supported: sqlite, mysql)"),
+                );
+                return None;
+            }
+            other => {
+                self.error(
+                    &d.kind.referenced,
+                    format!("database {name}: unknown type {other:?} (supported: sqlite, mysql)"),
+                );
+                return None;
+            }
+        };
+        Some(DatabaseSource { name, kind: source })
+    }
+
+    fn mysql(&mut self, name: &str, d: &RawDatabase, at: &Location) -> Option<MysqlSource> {
+        let key = |k: &str| format!("databases.{name}.{k}");
+        let databases = match &d.databases {
+            None => {
+                self.error(
+                    at,
+                    format!("database {name}: mysql needs `databases`: a list of names, or `all`"),
+                );
+                return None;
+            }
+            Some(list) => match &list.value {
+                RawDatabaseList::Keyword(k) if k == "all" => MysqlSelection::All,
+                RawDatabaseList::Keyword(k) => {
+                    self.error(
+                        &list.referenced,
+                        format!(
+                            "database {name}: databases must be a list of names or `all`, not {k:?}"
+                        ),
+                    );
+                    return None;
+                }
+                RawDatabaseList::Names(names) if names.is_empty() => {
+                    self.error(
+                        &list.referenced,
+                        format!("database {name}: databases is empty"),
+                    );
+                    return None;
+                }
+                RawDatabaseList::Names(names) => {
+                    let mut out = Vec::new();
+                    for n in names {
+                        match expand(n, self.env) {
+                            Ok(v) if !v.is_empty() => out.push(v),
+                            Ok(_) => self.error(
+                                &list.referenced,
+                                format!("database {name}: empty database name"),
+                            ),
+                            Err(msg) => {
+                                self.error(&list.referenced, format!("{}: {msg}", key("databases")))
+                            }
+                        }
+                    }
+                    MysqlSelection::Named(out)
+                }
+            },
+        };
+        let mut options = Vec::new();
+        for o in &d.options {
+            let Some(opt) = self.nonempty(o, &key("options")) else {
+                continue;
+            };
+            let flag = opt.split('=').next().unwrap_or_default();
+            let forbidden = [
+                (
+                    "--skip-comments",
+                    "the `-- Dump completed` trailer that proves a dump finished needs comments",
+                ),
+                (
+                    "--compact",
+                    "it drops the `-- Dump completed` trailer that proves a dump finished",
+                ),
+                (
+                    "--password",
+                    "passwords go in password_file, never on a command line",
+                ),
+                ("--result-file", "resticpilot writes the dump file itself"),
+                ("--tab", "resticpilot needs one SQL file per source"),
+                (
+                    "--defaults-file",
+                    "resticpilot passes the connection through its own options file",
+                ),
+                (
+                    "--defaults-extra-file",
+                    "resticpilot passes the connection through its own options file",
+                ),
+            ];
+            if let Some((_, why)) = forbidden.iter().find(|(f, _)| *f == flag) {
+                self.error(
+                    &o.referenced,
+                    format!("database {name}: option {flag} is not allowed: {why}"),
+                );
+            } else if flag.starts_with("-p") || flag.starts_with("-r") || flag == "-T" {
+                self.error(
+                    &o.referenced,
+                    format!("database {name}: short option {flag} is not allowed: use the long form (passwords go in password_file)"),
+                );
+            } else {
+                options.push(opt);
+            }
+        }
+        Some(MysqlSource {
+            host: d.host.as_ref().and_then(|s| self.nonempty(s, &key("host"))),
+            port: d.port.as_ref().map(|p| p.value),
+            socket: d.socket.as_ref().and_then(|s| self.path(s, &key("socket"))),
+            user: d.user.as_ref().and_then(|s| self.nonempty(s, &key("user"))),
+            password_file: d
+                .password_file
+                .as_ref()
+                .and_then(|s| self.path(s, &key("password_file"))),
+            databases,
+            options,
+            binary: d.binary.as_ref().and_then(|s| self.path(s, &key("binary"))),
+        })
+    }
+}
+
+fn is_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// restic's `--keep-within` durations: one or more of a number followed by y, m, d or h.
+fn is_restic_duration(s: &str) -> bool {
+    let mut digits = 0;
+    let mut units = 0;
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits += 1;
+        } else if "ymdh".contains(c) && digits > 0 {
+            digits = 0;
+            units += 1;
+        } else {
+            return false;
+        }
+    }
+    digits == 0 && units > 0
+}
+
+/// "90s", "5m", "2h", or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last()? {
+        's' => (&s[..s.len() - 1], 1),
+        'm' => (&s[..s.len() - 1], 60),
+        'h' => (&s[..s.len() - 1], 3600),
+        c if c.is_ascii_digit() => (s, 1),
+        _ => return None,
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .map(|n| Duration::from_secs(n * mult))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,141 @@
+//! The config file as written: serde types only, unknown keys rejected, positions kept.
+//!
+//! Nothing here is interpreted; `resolve` turns these into the plan the commands run.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+pub type S = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub state_dir: Option<S>,
+    #[serde(default)]
+    pub restic_binary: Option<S>,
+    #[serde(default)]
+    pub repositories: BTreeMap<String, Spanned<RawRepository>>,
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Spanned<RawProfile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRepository {
+    pub url: S,
+    #[serde(default)]
+    pub password_file: Option<S>,
+    #[serde(default)]
+    pub password_command: Option<S>,
+    #[serde(default)]
+    pub env: BTreeMap<String, S>,
+    #[serde(default)]
+    pub init: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProfile {
+    pub repository: S,
+    #[serde(default)]
+    pub host: Option<S>,
+    #[serde(default)]
+    pub tags: Vec<S>,
+    #[serde(default)]
+    pub staging_dir: Option<S>,
+    #[serde(default)]
+    pub databases: Vec<Spanned<RawDatabase>>,
+    #[serde(default)]
+    pub paths: Vec<S>,
+    #[serde(default)]
+    pub exclude: Vec<S>,
+    #[serde(default)]
+    pub hooks: RawHooks,
+    #[serde(default)]
+    pub retention: Option<Spanned<RawRetention>>,
+    /// Cron schedule for the daemon; checked here, used by `daemon`.
+    #[serde(default)]
+    pub schedule: Option<S>,
+    #[serde(default)]
+    pub keep_staging_on_failure: bool,
+    /// How long a restic command waits for a repository lock held by another process.
+    #[serde(default)]
+    pub lock_wait: Option<S>,
+}
+
+/// One database source. A flat struct rather than a tagged enum so every key keeps its
+/// position for error messages; which keys suit which `type` is checked in `resolve`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    pub name: S,
+    #[serde(rename = "type")]
+    pub kind: S,
+    // sqlite
+    #[serde(default)]
+    pub path: Option<S>,
+    #[serde(default)]
+    pub method: Option<S>,
+    #[serde(default)]
+    pub verify: Option<S>,
+    // mysql
+    #[serde(default)]
+    pub host: Option<S>,
+    #[serde(default)]
+    pub port: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub socket: Option<S>,
+    #[serde(default)]
+    pub user: Option<S>,
+    #[serde(default)]
+    pub password_file: Option<S>,
+    #[serde(default)]
+    pub databases: Option<Spanned<RawDatabaseList>>,
+    #[serde(default)]
+    pub options: Vec<S>,
+    #[serde(default)]
+    pub binary: Option<S>,
+}
+
+/// `databases: all` or `databases: [a, b]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawDatabaseList {
+    Keyword(String),
+    Names(Vec<String>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHooks {
+    #[serde(default)]
+    pub before: Vec<S>,
+    #[serde(default)]
+    pub after: Vec<S>,
+    #[serde(default)]
+    pub on_failure: Vec<S>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    #[serde(default)]
+    pub keep_last: Option<u32>,
+    #[serde(default)]
+    pub keep_hourly: Option<u32>,
+    #[serde(default)]
+    pub keep_daily: Option<u32>,
+    #[serde(default)]
+    pub keep_weekly: Option<u32>,
+    #[serde(default)]
+    pub keep_monthly: Option<u32>,
+    #[serde(default)]
+    pub keep_yearly: Option<u32>,
+    #[serde(default)]
+    pub keep_within: Option<S>,
+    #[serde(default)]
+    pub prune: bool,
+}

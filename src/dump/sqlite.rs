@@ -1,0 +1,140 @@
+//! SQLite through the online backup API, all pages in one step under one read transaction.
+//!
+//! Never the sqlite3 shell's `.backup`: it copies 100 pages at a time and restarts whenever a
+//! writer commits, so on a busy database it never finishes (DESIGN.md's measurements). One step
+//! copies at disk speed; in WAL mode writers keep going meanwhile. `method: vacuum` uses
+//! `VACUUM INTO` for a compacted copy instead.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rusqlite::backup::{Backup, StepResult};
+use rusqlite::{Connection, OpenFlags};
+
+use super::Done;
+use crate::config::{SqliteMethod, SqliteSource, SqliteVerify};
+
+/// How long the copy waits for a writer's lock to clear (rollback-journal mode) before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Copies the database at `src.path` into `out` and verifies the copy.
+///
+/// Fails when the source is missing or not a database, stays locked past the busy timeout, or
+/// the copy fails its check.
+pub fn dump(src: &SqliteSource, out: &Path) -> Result<Done, String> {
+    let path = &src.path;
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Err(format!("{} is not a file", path.display())),
+        Err(e) => return Err(format!("cannot open {}: {e}", path.display())),
+    }
+    let source = open_source(path)?;
+    // An empty or foreign file opens fine; reading the schema is what proves it is SQLite.
+    source
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(|e| format!("{} is not a readable SQLite database: {e}", path.display()))?;
+    let _ = std::fs::remove_file(out);
+    let method = match src.method {
+        SqliteMethod::Online => {
+            online_backup(&source, out)?;
+            "online backup (one step)"
+        }
+        SqliteMethod::Vacuum => {
+            let target = out
+                .to_str()
+                .ok_or_else(|| format!("staging path {} is not UTF-8", out.display()))?;
+            source
+                .execute("VACUUM INTO ?1", [target])
+                .map_err(|e| format!("VACUUM INTO failed: {e}"))?;
+            "vacuum into"
+        }
+    };
+    drop(source);
+    let tables = verify(out, src.verify)?;
+    Ok(Done {
+        source: path.display().to_string(),
+        method: method.to_string(),
+        tables,
+    })
+}
+
+fn open_source(path: &Path) -> Result<Connection, String> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| format!("cannot set busy timeout: {e}"))?;
+    Ok(conn)
+}
+
+fn online_backup(source: &Connection, out: &Path) -> Result<(), String> {
+    let mut dest =
+        Connection::open(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let started = Instant::now();
+    {
+        let backup =
+            Backup::new(source, &mut dest).map_err(|e| format!("cannot start the backup: {e}"))?;
+        loop {
+            // -1: every page in one step, so the copy is one consistent read transaction and
+            // a concurrent commit cannot restart it.
+            match backup.step(-1) {
+                Ok(StepResult::Done) => break,
+                Ok(StepResult::More) => continue,
+                Ok(StepResult::Busy | StepResult::Locked) if started.elapsed() < BUSY_TIMEOUT => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Ok(StepResult::Busy | StepResult::Locked) => {
+                    return Err(format!(
+                        "the database stayed locked by a writer for {}s",
+                        BUSY_TIMEOUT.as_secs()
+                    ));
+                }
+                Ok(other) => return Err(format!("unexpected backup step result {other:?}")),
+                Err(e) => return Err(format!("backup failed: {e}")),
+            }
+        }
+    }
+    dest.close()
+        .map_err(|(_, e)| format!("cannot close {}: {e}", out.display()))
+}
+
+/// Checks the copy at `path` and returns its table names.
+///
+/// Fails when the check reports anything but "ok".
+pub fn verify(path: &Path, how: SqliteVerify) -> Result<Vec<String>, String> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| format!("cannot open the copy {}: {e}", path.display()))?;
+    let pragma = match how {
+        SqliteVerify::Quick => Some("quick_check"),
+        SqliteVerify::Full => Some("integrity_check"),
+        SqliteVerify::None => None,
+    };
+    if let Some(pragma) = pragma {
+        let mut stmt = conn
+            .prepare(&format!("PRAGMA {pragma}"))
+            .map_err(|e| format!("{pragma} could not run on the copy: {e}"))?;
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| format!("{pragma} failed on the copy: {e}"))?;
+        if rows != ["ok"] {
+            let shown: Vec<&str> = rows.iter().take(5).map(String::as_str).collect();
+            return Err(format!(
+                "{pragma} on the copy reported: {}",
+                shown.join("; ")
+            ));
+        }
+    }
+    table_names(&conn)
+}
+
+pub fn table_names(conn: &Connection) -> Result<Vec<String>, String> {
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .map_err(|e| format!("cannot list tables: {e}"))?;
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| format!("cannot list tables: {e}"))
+}

@@ -1,0 +1,68 @@
+//! The top-level error of a resticpilot invocation and the exit code each kind maps to.
+//!
+//! Every layer has its own error enum; this one gathers them so `main` can print one message and
+//! exit with the code DESIGN.md promises: 1 a run failed, 2 usage or config error, 3 warnings.
+
+use crate::config::ConfigErrors;
+use crate::dump::DumpError;
+use crate::process::ProcessError;
+use crate::restic::ResticError;
+
+/// Process exit codes (DESIGN.md, "Command line").
+pub mod exit {
+    pub const SUCCESS: i32 = 0;
+    pub const FAILURE: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const WARNINGS: i32 = 3;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    /// A command-line argument that names something the config doesn't have.
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Restic(#[from] ResticError),
+    #[error(transparent)]
+    Dump(#[from] DumpError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error("{0}")]
+    Busy(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A run that failed for a reason already reported (for example one of several profiles).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Error {
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// The process exit code for this error. Exhaustive on purpose: a new kind of error must
+    /// decide its code here.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) | Error::Usage(_) => exit::USAGE,
+            Error::Restic(_)
+            | Error::Dump(_)
+            | Error::Process(_)
+            | Error::Busy(_)
+            | Error::Io { .. }
+            | Error::Failed(_) => exit::FAILURE,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,513 @@
+//! The one place that starts child processes.
+//!
+//! A [`Cmd`] is plain data (program, arguments, explicit environment changes) with a `Display`
+//! that prints a shell-escaped command line for logs; secrets never go into arguments, so the
+//! printed line is safe to log. Running it drains stderr on its own thread into a bounded tail
+//! (a chatty child can neither deadlock us nor grow our memory), and handles stdout in one of
+//! three ways: captured (small outputs), streamed to a file (dumps), or fed line by line to a
+//! callback (restic's JSON messages). "Could not start" and "exited badly" are different errors.
+//! A child that is still running when its guard drops (an early return, a panic) is killed.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+
+/// How much of a child's stderr is kept for error messages.
+const STDERR_TAIL_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("could not start {program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{program} {how}{}", stderr_suffix(.stderr))]
+    Failed {
+        program: String,
+        how: String,
+        stderr: String,
+    },
+    #[error("i/o error while running {program}: {source}")]
+    Io {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    let trimmed = stderr.trim();
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!(": {trimmed}")
+    }
+}
+
+/// A command to run: program, arguments and the changes to the inherited environment.
+#[derive(Clone)]
+pub struct Cmd {
+    program: PathBuf,
+    args: Vec<OsString>,
+    /// `Some(value)` sets a variable, `None` removes an inherited one.
+    env: BTreeMap<OsString, Option<OsString>>,
+    /// Names of variables whose values must never be printed.
+    secret_env: Vec<OsString>,
+    cwd: Option<PathBuf>,
+}
+
+impl Cmd {
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        Cmd {
+            program: program.into(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            secret_env: Vec::new(),
+            cwd: None,
+        }
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env
+            .insert(key.as_ref().to_owned(), Some(value.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets a variable whose value is a secret: it is passed to the child and never displayed.
+    pub fn secret_env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.secret_env.push(key.as_ref().to_owned());
+        self.env(key, value)
+    }
+
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
+        self.env.insert(key.as_ref().to_owned(), None);
+        self
+    }
+
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    pub fn get_args(&self) -> &[OsString] {
+        &self.args
+    }
+
+    /// The program's file name, for messages.
+    pub fn program_name(&self) -> String {
+        self.program
+            .file_name()
+            .unwrap_or(self.program.as_os_str())
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.program);
+        command.args(&self.args);
+        for (key, value) in &self.env {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        if let Some(dir) = &self.cwd {
+            command.current_dir(dir);
+        }
+        command
+    }
+
+    fn spawn(&self, stdin: Stdio, stdout: Stdio) -> Result<Running, ProcessError> {
+        tracing::debug!(command = %self, "starting");
+        let mut child = self
+            .command()
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| ProcessError::Spawn {
+                program: self.program.display().to_string(),
+                source,
+            })?;
+        let stderr = child.stderr.take().map(|pipe| {
+            std::thread::spawn(move || {
+                let mut tail = Tail::new(STDERR_TAIL_BYTES);
+                let _ = io::copy(&mut BufReader::new(pipe), &mut tail);
+                tail.into_string()
+            })
+        });
+        Ok(Running {
+            child: Some(child),
+            stderr,
+            program: self.program_name(),
+        })
+    }
+
+    /// Runs to completion with stdout captured in memory. For commands with small output.
+    ///
+    /// Fails only when the program cannot be started or an i/o error occurs; a non-zero exit is
+    /// reported in the returned [`Output`] for the caller to interpret.
+    pub fn output(&self) -> Result<Output, ProcessError> {
+        let mut running = self.spawn(Stdio::null(), Stdio::piped())?;
+        let mut stdout = Vec::new();
+        if let Some(mut pipe) = running.stdout() {
+            pipe.read_to_end(&mut stdout)
+                .map_err(|source| running.io_error(source))?;
+        }
+        let (status, stderr) = running.wait()?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Runs to completion with stdout streamed into `path` (created with mode 0600, truncated).
+    /// Memory stays flat whatever the output size.
+    ///
+    /// Fails when the program cannot be started or the file cannot be written.
+    pub fn output_to_file(&self, path: &Path) -> Result<Output, ProcessError> {
+        let file = create_private(path).map_err(|source| ProcessError::Io {
+            program: self.program_name(),
+            source: io::Error::new(
+                source.kind(),
+                format!("cannot create {}: {source}", path.display()),
+            ),
+        })?;
+        let running = self.spawn(Stdio::null(), Stdio::from(file))?;
+        let (status, stderr) = running.wait()?;
+        Ok(Output {
+            status,
+            stdout: Vec::new(),
+            stderr,
+        })
+    }
+
+    /// Runs to completion, handing each line of stdout to `on_line` as it arrives.
+    ///
+    /// Fails when the program cannot be started or its stdout cannot be read.
+    pub fn output_lines(&self, mut on_line: impl FnMut(&str)) -> Result<Output, ProcessError> {
+        let mut running = self.spawn(Stdio::null(), Stdio::piped())?;
+        if let Some(pipe) = running.stdout() {
+            let mut reader = BufReader::new(pipe);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(0) => break,
+                    Ok(_) => on_line(line.trim_end_matches(['\n', '\r'])),
+                    Err(source) => return Err(running.io_error(source)),
+                }
+            }
+        }
+        let (status, stderr) = running.wait()?;
+        Ok(Output {
+            status,
+            stdout: Vec::new(),
+            stderr,
+        })
+    }
+
+    /// Runs to completion with `input` written to its stdin and stdout captured.
+    ///
+    /// Fails when the program cannot be started or an i/o error occurs.
+    pub fn output_with_stdin(&self, input: &mut dyn Read) -> Result<Output, ProcessError> {
+        let mut running = self.spawn(Stdio::piped(), Stdio::piped())?;
+        let mut stdin = running.child.as_mut().and_then(|c| c.stdin.take());
+        let stdout_pipe = running.stdout();
+        let reader = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            if let Some(mut pipe) = stdout_pipe {
+                let _ = pipe.read_to_end(&mut out);
+            }
+            out
+        });
+        if let Some(pipe) = stdin.as_mut() {
+            // A child that exits early closes its stdin: that is reported by its exit status.
+            if let Err(err) = io::copy(input, pipe)
+                && err.kind() != io::ErrorKind::BrokenPipe
+            {
+                return Err(running.io_error(err));
+            }
+        }
+        drop(stdin);
+        let stdout = reader.join().unwrap_or_default();
+        let (status, stderr) = running.wait()?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+impl fmt::Display for Cmd {
+    /// The command line as a shell would need it typed. Environment values are not shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", shell_quote(self.program.as_os_str()))?;
+        for arg in &self.args {
+            write!(f, " {}", shell_quote(arg))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Cmd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let env: Vec<String> = self
+            .env
+            .iter()
+            .map(|(k, v)| match v {
+                None => format!("-{}", k.to_string_lossy()),
+                Some(_) if self.secret_env.contains(k) => {
+                    format!("{}=<redacted>", k.to_string_lossy())
+                }
+                Some(v) => format!("{}={}", k.to_string_lossy(), v.to_string_lossy()),
+            })
+            .collect();
+        f.debug_struct("Cmd")
+            .field("command", &self.to_string())
+            .field("env", &env)
+            .finish()
+    }
+}
+
+/// Quotes `arg` for a POSIX shell when it needs quoting.
+pub fn shell_quote(arg: &OsStr) -> String {
+    let s = arg.to_string_lossy();
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+    if plain {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// A finished child: its status and the tail of its stderr (and stdout where captured).
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Output {
+    /// `Ok(self)` when the child exited 0, otherwise the [`ProcessError::Failed`] describing how.
+    pub fn ensure_success(self, program: &str) -> Result<Output, ProcessError> {
+        if self.status.success() {
+            Ok(self)
+        } else {
+            Err(ProcessError::Failed {
+                program: program.to_string(),
+                how: describe_status(self.status),
+                stderr: self.stderr,
+            })
+        }
+    }
+
+    pub fn stdout_string(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+/// "exited with status 2" or "was killed by signal 9 (SIGKILL)".
+pub fn describe_status(status: ExitStatus) -> String {
+    if let Some(code) = status.code() {
+        format!("exited with status {code}")
+    } else if let Some(signal) = status.signal() {
+        let name = match signal {
+            1 => " (SIGHUP)",
+            2 => " (SIGINT)",
+            6 => " (SIGABRT)",
+            9 => " (SIGKILL)",
+            11 => " (SIGSEGV)",
+            13 => " (SIGPIPE)",
+            15 => " (SIGTERM)",
+            _ => "",
+        };
+        format!("was killed by signal {signal}{name}")
+    } else {
+        format!("ended abnormally ({status})")
+    }
+}
+
+/// A started child. Killed and reaped if dropped before [`Running::wait`].
+struct Running {
+    child: Option<Child>,
+    stderr: Option<JoinHandle<String>>,
+    program: String,
+}
+
+impl Running {
+    fn stdout(&mut self) -> Option<ChildStdout> {
+        self.child.as_mut().and_then(|c| c.stdout.take())
+    }
+
+    fn io_error(&self, source: io::Error) -> ProcessError {
+        ProcessError::Io {
+            program: self.program.clone(),
+            source,
+        }
+    }
+
+    fn wait(mut self) -> Result<(ExitStatus, String), ProcessError> {
+        let mut child = self.child.take().expect("child present until waited");
+        let status = child.wait().map_err(|source| self.io_error(source))?;
+        let stderr = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        Ok((status, stderr))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Keeps the last `cap` bytes written to it.
+struct Tail {
+    buf: Vec<u8>,
+    cap: usize,
+    truncated: bool,
+}
+
+impl Tail {
+    fn new(cap: usize) -> Self {
+        Tail {
+            buf: Vec::new(),
+            cap,
+            truncated: false,
+        }
+    }
+
+    fn into_string(self) -> String {
+        let text = String::from_utf8_lossy(&self.buf).into_owned();
+        if self.truncated {
+            format!("[...] {text}")
+        } else {
+            text
+        }
+    }
+}
+
+impl Write for Tail {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() > self.cap {
+            let excess = self.buf.len() - self.cap;
+            self.buf.drain(..excess);
+            self.truncated = true;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Creates (or truncates) a file readable and writable by the owner only.
+pub fn create_private(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_quotes_only_what_needs_it() {
+        let cmd = Cmd::new("restic")
+            .args(["backup", "--tag", "profile:a b", "it's"])
+            .secret_env("RESTIC_PASSWORD", "hunter2");
+        assert_eq!(
+            cmd.to_string(),
+            r"restic backup --tag 'profile:a b' 'it'\''s'"
+        );
+        assert!(!format!("{cmd:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn failed_child_reports_status_and_stderr_tail() {
+        let out = Cmd::new("sh")
+            .args(["-c", "echo oops >&2; exit 4"])
+            .output()
+            .unwrap();
+        let err = out.ensure_success("sh").unwrap_err().to_string();
+        assert_eq!(err, "sh exited with status 4: oops");
+    }
+
+    #[test]
+    fn missing_program_is_a_spawn_error() {
+        let err = Cmd::new("/nonexistent/tool").output().unwrap_err();
+        assert!(matches!(err, ProcessError::Spawn { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("could not start /nonexistent/tool")
+        );
+    }
+
+    #[test]
+    fn stderr_tail_is_bounded() {
+        let out = Cmd::new("sh")
+            .args([
+                "-c",
+                "head -c 200000 /dev/zero | tr '\\0' x >&2; echo end >&2",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.stderr.len() <= STDERR_TAIL_BYTES + 10);
+        assert!(out.stderr.starts_with("[...] ") && out.stderr.ends_with("end\n"));
+    }
+
+    #[test]
+    fn killed_child_is_described_by_signal() {
+        let out = Cmd::new("sh").args(["-c", "kill -9 $$"]).output().unwrap();
+        assert_eq!(
+            describe_status(out.status),
+            "was killed by signal 9 (SIGKILL)"
+        );
+    }
+}

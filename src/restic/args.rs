@@ -1,0 +1,117 @@
+//! Pure builders of restic command lines. Nothing here runs restic, so every flag resticpilot
+//! passes is visible and tested in one place.
+
+use std::path::PathBuf;
+
+use crate::config::Retention;
+
+/// What one `restic backup` should do.
+#[derive(Debug, Clone)]
+pub struct BackupArgs {
+    pub host: String,
+    pub tags: Vec<String>,
+    pub excludes: Vec<String>,
+    pub sources: Vec<PathBuf>,
+}
+
+pub fn backup(req: &BackupArgs) -> Vec<String> {
+    let mut args = vec!["backup".to_string(), "--json".to_string()];
+    args.push("--host".into());
+    args.push(req.host.clone());
+    for tag in &req.tags {
+        args.push("--tag".into());
+        args.push(tag.clone());
+    }
+    for exclude in &req.excludes {
+        args.push("--exclude".into());
+        args.push(exclude.clone());
+    }
+    // "--" so a source path starting with '-' can never be read as a flag.
+    args.push("--".into());
+    args.extend(req.sources.iter().map(|p| p.display().to_string()));
+    args
+}
+
+/// The filter that selects exactly one profile's snapshots on one host: both tags must be
+/// present (restic's comma means AND within one `--tag`).
+pub fn profile_filter(host: &str, profile_tag: &str) -> Vec<String> {
+    vec![
+        "--host".into(),
+        host.into(),
+        "--tag".into(),
+        format!("resticpilot,{profile_tag}"),
+    ]
+}
+
+pub fn snapshots(host: &str, profile_tag: &str) -> Vec<String> {
+    let mut args = vec!["snapshots".to_string(), "--json".to_string()];
+    args.extend(profile_filter(host, profile_tag));
+    args
+}
+
+/// `restic forget` for one profile, grouped by host and tags, never by paths (paths drift when
+/// a profile's list changes; retention must not treat that as a new series).
+pub fn forget(host: &str, profile_tag: &str, retention: &Retention, dry_run: bool) -> Vec<String> {
+    let mut args = vec!["forget".to_string(), "--json".to_string()];
+    args.extend(profile_filter(host, profile_tag));
+    args.push("--group-by".into());
+    args.push("host,tags".into());
+    let counts = [
+        ("--keep-last", retention.keep_last),
+        ("--keep-hourly", retention.keep_hourly),
+        ("--keep-daily", retention.keep_daily),
+        ("--keep-weekly", retention.keep_weekly),
+        ("--keep-monthly", retention.keep_monthly),
+        ("--keep-yearly", retention.keep_yearly),
+    ];
+    for (flag, value) in counts {
+        if let Some(n) = value.filter(|n| *n > 0) {
+            args.push(flag.into());
+            args.push(n.to_string());
+        }
+    }
+    if let Some(within) = &retention.keep_within {
+        args.push("--keep-within".into());
+        args.push(within.clone());
+    }
+    if dry_run {
+        args.push("--dry-run".into());
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backup_has_host_tags_and_guarded_paths() {
+        let args = backup(&BackupArgs {
+            host: "tracker-prod".into(),
+            tags: vec!["resticpilot".into(), "profile:tracker".into()],
+            excludes: vec!["*.tmp".into()],
+            sources: vec!["/staging".into(), "-odd".into()],
+        });
+        assert_eq!(
+            args.join(" "),
+            "backup --json --host tracker-prod --tag resticpilot --tag profile:tracker --exclude *.tmp -- /staging -odd"
+        );
+    }
+
+    #[test]
+    fn forget_is_scoped_by_host_and_both_tags_and_groups_without_paths() {
+        let r = Retention {
+            keep_daily: Some(7),
+            keep_weekly: Some(0),
+            keep_within: Some("2d".into()),
+            prune: true,
+            ..Default::default()
+        };
+        let args = forget("h", "profile:p", &r, true).join(" ");
+        assert_eq!(
+            args,
+            "forget --json --host h --tag resticpilot,profile:p --group-by host,tags --keep-daily 7 --keep-within 2d --dry-run"
+        );
+        assert!(!args.contains("paths"));
+    }
+}
