@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs the programs resticpilot drives (and its tests need) when they are missing:
+# restic, sqlite3, and the MariaDB client and server. Debian/Ubuntu (apt); root or sudo.
+#   scripts/install-deps.sh            everything the tests need
+#   scripts/install-deps.sh --demo     only what the demo needs (restic, sqlite3)
+set -euo pipefail
+
+declare -A package_of=(
+  [restic]=restic
+  [sqlite3]=sqlite3
+  [mariadb]=mariadb-client
+  [mariadb-dump]=mariadb-client
+  [mariadb-admin]=mariadb-client
+  [mariadb-install-db]=mariadb-server
+  [mariadbd]=mariadb-server
+)
+tools=(restic sqlite3 mariadb mariadb-dump mariadb-admin mariadb-install-db mariadbd)
+if [[ "${1:-}" == "--demo" ]]; then
+  tools=(restic sqlite3)
+fi
+
+missing=()
+for tool in "${tools[@]}"; do
+  if ! command -v "$tool" >/dev/null 2>&1 && ! [[ -x "/usr/sbin/$tool" ]]; then
+    missing+=("${package_of[$tool]}")
+  fi
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
+echo "installing: ${packages[*]}" >&2
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "error: missing ${packages[*]} and this is not a Debian-like system: install them yourself" >&2
+  exit 1
+fi
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null 2>&1; then
+    sudo=(sudo)
+  else
+    echo "error: missing ${packages[*]}; run as root or install them: apt-get install ${packages[*]}" >&2
+    exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -q >/dev/null
+"${sudo[@]}" apt-get install -y -q --no-install-recommends "${packages[@]}" >/dev/null
+# The server package may start a system MariaDB; the tests start their own on a temporary datadir.

@@ -1,0 +1,245 @@
+//! Bad input and broken surroundings: each gets a clear error naming the bad thing, a
+//! non-zero exit, and loses nothing.
+
+use crate::harness::{Sandbox, make_sqlite};
+
+const APP: &str = "profiles:
+  app:
+    repository: local
+    databases:
+      - { name: app, type: sqlite, path: '{dir}/data/app.db' }
+";
+
+#[test]
+fn wrong_restic_password_is_named_and_makes_no_snapshot() {
+    let sb = Sandbox::new();
+    drop(make_sqlite(&sb.path("data/app.db"), 10));
+    sb.config(APP);
+    sb.run(&["backup"]).assert_code(0);
+    std::fs::write(sb.path("restic-password"), "not it").unwrap();
+    let run = sb.run(&["backup"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("wrong password for repository local"),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(sb.path("restic-password"), crate::harness::RESTIC_PASSWORD).unwrap();
+    assert_eq!(sb.snapshots().len(), 1);
+}
+
+#[test]
+fn unreachable_repository_is_named() {
+    let sb = Sandbox::new();
+    drop(make_sqlite(&sb.path("data/app.db"), 10));
+    sb.config(APP);
+    // Port 1 on loopback: nothing listens there, the connection is refused at once.
+    let text = std::fs::read_to_string(sb.path("config.yaml"))
+        .unwrap()
+        .replace(
+            &format!("url: {}/repo", sb.dir.path().display()),
+            "url: rest:http://127.0.0.1:1/repo",
+        );
+    std::fs::write(sb.path("config.yaml"), text).unwrap();
+    let run = sb.run(&["backup"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("repository local (rest:http://127.0.0.1:1/repo) is unreachable"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn missing_repository_without_init_says_how_to_create_it() {
+    let sb = Sandbox::new();
+    drop(make_sqlite(&sb.path("data/app.db"), 10));
+    sb.config(APP);
+    let text = std::fs::read_to_string(sb.path("config.yaml"))
+        .unwrap()
+        .replace("init: true", "init: false");
+    std::fs::write(sb.path("config.yaml"), text).unwrap();
+    let run = sb.run(&["backup"]);
+    run.assert_code(1);
+    assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
+    assert!(run.stderr.contains("init: true"), "{}", run.stderr);
+    assert!(!sb.repo().exists());
+}
+
+#[test]
+fn missing_restic_binary_is_named() {
+    let sb = Sandbox::new();
+    drop(make_sqlite(&sb.path("data/app.db"), 10));
+    sb.config(APP);
+    let text = format!(
+        "restic_binary: /nonexistent/restic\n{}",
+        std::fs::read_to_string(sb.path("config.yaml")).unwrap()
+    );
+    std::fs::write(sb.path("config.yaml"), text).unwrap();
+    let run = sb.run(&["backup"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("could not start /nonexistent/restic"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn restic_older_than_0_14_is_refused_with_its_version() {
+    let sb = Sandbox::new();
+    drop(make_sqlite(&sb.path("data/app.db"), 10));
+    // A fake restic: only `restic version` can be answered by something that isn't restic.
+    let fake = sb.path("old-restic");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'restic 0.9.6 compiled with go1.13 on linux/amd64'\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    sb.config(APP);
+    let text = format!(
+        "restic_binary: {}\n{}",
+        fake.display(),
+        std::fs::read_to_string(sb.path("config.yaml")).unwrap()
+    );
+    std::fs::write(sb.path("config.yaml"), text).unwrap();
+    let run = sb.run(&["backup"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("is restic 0.9.6; resticpilot needs restic 0.14.0 or newer"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn missing_sqlite_file_fails_the_run_and_is_not_created() {
+    let sb = Sandbox::new();
+    sb.config(APP);
+    let run = sb.run(&["backup"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("dump of database app failed"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("data/app.db"), "{}", run.stderr);
+    assert!(
+        !sb.path("data/app.db").exists(),
+        "a missing database must not be created"
+    );
+    assert!(sb.snapshots().is_empty());
+}
+
+#[test]
+fn corrupt_sqlite_file_fails_the_run_before_restic() {
+    let sb = Sandbox::new();
+    std::fs::write(sb.path("data/app.db"), vec![7u8; 8192]).unwrap();
+    sb.config(APP);
+    let run = sb.run(&["backup"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("not a readable SQLite database"),
+        "{}",
+        run.stderr
+    );
+    assert!(sb.snapshots().is_empty());
+}
+
+#[test]
+fn failing_before_hook_aborts_and_on_failure_runs() {
+    let sb = Sandbox::new();
+    drop(make_sqlite(&sb.path("data/app.db"), 10));
+    sb.config(&format!(
+        "{APP}    hooks:
+      before: ['echo stopping; exit 5']
+      on_failure: ['echo \"$RESTICPILOT_PROFILE: $RESTICPILOT_ERROR\" > {{dir}}/failure.txt']
+"
+    ));
+    let run = sb.run(&["backup"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("before hook `echo stopping; exit 5` exited with status 5"),
+        "{}",
+        run.stderr
+    );
+    let note = std::fs::read_to_string(sb.path("failure.txt")).unwrap();
+    assert!(note.starts_with("app: before hook"), "{note}");
+    assert!(sb.snapshots().is_empty());
+}
+
+#[test]
+fn concurrent_run_of_the_same_profile_is_refused() {
+    let sb = Sandbox::new();
+    drop(make_sqlite(&sb.path("data/app.db"), 10));
+    sb.config(&format!(
+        "{APP}    hooks:
+      before: ['touch {{dir}}/started; sleep 3']
+"
+    ));
+    let first = sb
+        .command(&sb.path("config.yaml"), &["backup"])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !sb.path("started").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first run never reached its hook"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = sb.run(&["backup"]);
+    second.assert_code(1);
+    assert!(
+        second.stderr.contains("profile app is already running"),
+        "{}",
+        second.stderr
+    );
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success());
+    assert_eq!(
+        sb.snapshots().len(),
+        1,
+        "only the first run made a snapshot"
+    );
+}
+
+#[test]
+fn staging_dir_that_is_not_ours_is_never_emptied() {
+    let sb = Sandbox::new();
+    drop(make_sqlite(&sb.path("data/app.db"), 10));
+    std::fs::write(sb.path("data/precious.txt"), "keep me").unwrap();
+    sb.config(&format!("{APP}    staging_dir: '{{dir}}/data'\n"));
+    let run = sb.run(&["backup"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("refusing to empty it"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(sb.path("data/precious.txt")).unwrap(),
+        "keep me"
+    );
+    assert!(sb.path("data/app.db").exists());
+}
+
+#[test]
+fn unknown_profile_is_a_usage_error_listing_the_known_ones() {
+    let sb = Sandbox::new();
+    sb.config(APP);
+    let run = sb.run(&["backup", "nope"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("no profile named \"nope\""),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("profiles: app"), "{}", run.stderr);
+}

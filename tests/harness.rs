@@ -1,0 +1,187 @@
+//! A sandbox per test: a temporary directory with a restic password, a repository path, a
+//! state directory and a config; runs the real binary and the real restic against it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const RESTIC_PASSWORD: &str = "correct horse battery staple";
+
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+/// What one run of the binary did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Everything the binary printed.
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}, got {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// Fails loudly when a tool the tests need is missing: CI must install it, not skip.
+#[track_caller]
+pub fn require(tool: &str) -> PathBuf {
+    which::which(tool).unwrap_or_else(|_| {
+        panic!("{tool} is not installed: the tests need it (scripts/test.sh installs it)")
+    })
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        require("restic");
+        let dir = tempfile::Builder::new()
+            .prefix("rp-test-")
+            .tempdir()
+            .expect("temp dir");
+        std::fs::write(dir.path().join("restic-password"), RESTIC_PASSWORD).unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        Sandbox { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn repo(&self) -> PathBuf {
+        self.path("repo")
+    }
+
+    /// Writes `config.yaml` with a local repository called `local` (created on first use) and
+    /// the given `profiles:` section; `{dir}` in it stands for the sandbox directory.
+    pub fn config(&self, profiles: &str) -> PathBuf {
+        let text = format!(
+            "state_dir: {dir}/state\nrepositories:\n  local:\n    url: {dir}/repo\n    password_file: {dir}/restic-password\n    init: true\n{profiles}",
+            dir = self.dir.path().display(),
+            profiles = profiles.replace("{dir}", &self.dir.path().display().to_string()),
+        );
+        self.write_config("config.yaml", &text)
+    }
+
+    pub fn write_config(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(
+            &path,
+            text.replace("{dir}", &self.dir.path().display().to_string()),
+        )
+        .unwrap();
+        path
+    }
+
+    /// Runs resticpilot with `-c config.yaml` and `args`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with(&self.path("config.yaml"), args)
+    }
+
+    pub fn run_with(&self, config: &Path, args: &[&str]) -> Run {
+        let out = self
+            .command(config, args)
+            .output()
+            .expect("run resticpilot");
+        to_run(out)
+    }
+
+    pub fn command(&self, config: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_resticpilot"));
+        cmd.arg("-c").arg(config).args(args);
+        cmd.env_remove("RESTICPILOT_CONFIG").env_remove("RUST_LOG");
+        cmd
+    }
+
+    /// Runs the real restic against the sandbox repository.
+    pub fn restic(&self, args: &[&str]) -> Output {
+        Command::new("restic")
+            .env("RESTIC_REPOSITORY", self.repo())
+            .env("RESTIC_PASSWORD_FILE", self.path("restic-password"))
+            .env_remove("RESTIC_PASSWORD")
+            .args(args)
+            .output()
+            .expect("run restic")
+    }
+
+    /// The snapshots in the repository (all of them, any tag or host).
+    pub fn snapshots(&self) -> Vec<serde_json::Value> {
+        if !self.repo().join("config").exists() {
+            return Vec::new();
+        }
+        let out = self.restic(&["snapshots", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Restores the latest snapshot with plain restic into `target` under the sandbox.
+    pub fn restic_restore_latest(&self, target: &str) -> PathBuf {
+        let dest = self.path(target);
+        let out = self.restic(&["restore", "latest", "--target", dest.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dest
+    }
+
+    /// Where a staged dump of profile `profile` lands inside a restored tree.
+    pub fn restored_dump(&self, restored: &Path, profile: &str, file: &str) -> PathBuf {
+        let staging = self.path("state/staging").join(profile);
+        restored.join(staging.strip_prefix("/").unwrap()).join(file)
+    }
+
+    /// The files left in a profile's staging directory (the marker aside).
+    pub fn staging_files(&self, profile: &str) -> Vec<String> {
+        match std::fs::read_dir(self.path("state/staging").join(profile)) {
+            Ok(read) => read
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n != ".resticpilot-staging")
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+pub fn to_run(out: Output) -> Run {
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Makes a WAL-mode SQLite database with `rows` rows in table `t`.
+pub fn make_sqlite(path: &Path, rows: i64) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.execute_batch(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB NOT NULL);
+         CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT);
+         INSERT INTO meta VALUES ('schema', '1');",
+    )
+    .unwrap();
+    conn.execute(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?1)
+         INSERT INTO t (payload) SELECT randomblob(200) FROM c",
+        [rows],
+    )
+    .unwrap();
+    conn
+}

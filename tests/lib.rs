@@ -1,0 +1,11 @@
+//! Integration tests: the real resticpilot binary against a real restic, real SQLite files and
+//! a real MariaDB server started by the harness. One test binary, a module per feature.
+
+mod harness;
+mod mariadb;
+
+mod backup_mysql;
+mod backup_sqlite;
+mod config;
+mod failures;
+mod retention;
