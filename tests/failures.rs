@@ -243,3 +243,156 @@ fn unknown_profile_is_a_usage_error_listing_the_known_ones() {
     );
     assert!(run.stderr.contains("profiles: app"), "{}", run.stderr);
 }
+
+#[test]
+fn unreadable_file_finishes_with_exit_3_naming_it() {
+    let sb = Sandbox::new();
+    drop(make_sqlite(&sb.path("data/app.db"), 10));
+    std::fs::create_dir(sb.path("data/etc")).unwrap();
+    std::fs::write(sb.path("data/etc/ok.conf"), "ok").unwrap();
+    std::fs::write(sb.path("data/etc/secret.key"), "no").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        sb.path("data/etc/secret.key"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    sb.config(&format!("{APP}    paths: ['{{dir}}/data/etc']\n"));
+    // root reads any file: run as nobody then, over a sandbox nobody owns.
+    let as_root = crate::harness::is_root();
+    if as_root {
+        let ok = std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(sb.dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+    let mut cmd = if as_root {
+        let mut c = std::process::Command::new(crate::harness::require("setpriv"));
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_resticpilot"),
+        ]);
+        c
+    } else {
+        std::process::Command::new(env!("CARGO_BIN_EXE_resticpilot"))
+    };
+    cmd.arg("-c").arg(sb.path("config.yaml")).arg("backup");
+    cmd.env("XDG_CACHE_HOME", sb.path("cache"))
+        .env("HOME", sb.path("data"));
+    let run = crate::harness::to_run(cmd.output().unwrap());
+    run.assert_code(3);
+    assert!(
+        run.stderr.contains("restic could not read")
+            || run.stderr.contains("missing files restic could not read"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("secret.key"), "{}", run.stderr);
+    assert_eq!(
+        sb.snapshots().len(),
+        1,
+        "the snapshot exists without the unreadable file"
+    );
+}
+
+#[test]
+fn a_locked_repository_is_waited_for_then_named_when_it_stays_locked() {
+    let sb = Sandbox::new();
+    drop(make_sqlite(&sb.path("data/app.db"), 10));
+    sb.config(&format!("{APP}    lock_wait: 3s\n"));
+    sb.run(&["backup"]).assert_code(0);
+    let mut holder = hold_exclusive_lock(&sb);
+    let run = sb.run(&["backup"]);
+    // Let the holder finish: it removes its lock as it exits.
+    let _ = std::process::Command::new("kill")
+        .args(["-CONT", &holder.id().to_string()])
+        .status();
+    assert!(holder.wait().unwrap().success());
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("repository local stayed locked"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("retrying"),
+        "it waited before giving up: {}",
+        run.stderr
+    );
+    assert_eq!(sb.snapshots().len(), 1);
+
+    // A lock released while the run waits: the run goes on and succeeds.
+    let text = std::fs::read_to_string(sb.path("config.yaml"))
+        .unwrap()
+        .replace("lock_wait: 3s", "lock_wait: 60s");
+    std::fs::write(sb.path("config.yaml"), text).unwrap();
+    let mut holder = hold_exclusive_lock(&sb);
+    let waiting = sb
+        .command(&sb.path("config.yaml"), &["backup"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let _ = std::process::Command::new("kill")
+        .args(["-CONT", &holder.id().to_string()])
+        .status();
+    assert!(holder.wait().unwrap().success());
+    let run = crate::harness::to_run(waiting.wait_with_output().unwrap());
+    run.assert_code(0);
+    assert!(run.stderr.contains("retrying"), "{}", run.stderr);
+    assert_eq!(sb.snapshots().len(), 2);
+}
+
+/// A real restic process holding the repository's exclusive lock: `restic prune`, stopped
+/// (SIGSTOP) as soon as its lock file appears. Its pid stays alive, so the lock is not stale.
+fn hold_exclusive_lock(sb: &Sandbox) -> std::process::Child {
+    let locks = sb.repo().join("locks");
+    // The local backend writes a lock as `<id>-tmp-<n>` and renames it: only a renamed one counts.
+    let held = || {
+        std::fs::read_dir(&locks)
+            .unwrap()
+            .filter(|e| {
+                !e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains("-tmp-")
+            })
+            .count()
+            > 0
+    };
+    for _attempt in 0..20 {
+        let mut prune = std::process::Command::new("restic")
+            .env("RESTIC_REPOSITORY", sb.repo())
+            .env("RESTIC_PASSWORD_FILE", sb.path("restic-password"))
+            .arg("prune")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        loop {
+            if held() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-STOP", &prune.id().to_string()])
+                    .status();
+                // Still holding it once stopped? Then it's ours to keep.
+                if held() {
+                    return prune;
+                }
+                let _ = std::process::Command::new("kill")
+                    .args(["-CONT", &prune.id().to_string()])
+                    .status();
+            }
+            if prune.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    panic!("could not catch restic prune holding its lock");
+}

@@ -185,3 +185,11 @@ pub fn make_sqlite(path: &Path, rows: i64) -> rusqlite::Connection {
     .unwrap();
     conn
 }
+
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::harness::require;
+use crate::harness::{is_root, require};
 
 pub struct MariaDb {
     pub dir: PathBuf,
@@ -111,14 +111,6 @@ fn start() -> MariaDb {
         std::thread::sleep(Duration::from_millis(200));
     }
     server
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }
 
 impl MariaDb {

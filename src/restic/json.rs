@@ -34,10 +34,38 @@ pub struct BackupError {
     pub item: String,
 }
 
+/// restic >= 0.15 sends `{"message": ...}`; 0.14 serialises Go's error value as is, for a
+/// failed open `{"Op": "open", "Path": ..., "Err": 13}`.
 #[derive(Debug, Deserialize)]
 pub struct ErrorDetail {
     #[serde(default)]
-    pub message: String,
+    pub message: Option<String>,
+    #[serde(default, rename = "Op")]
+    pub op: Option<String>,
+    #[serde(default, rename = "Err")]
+    pub err: Option<serde_json::Value>,
+}
+
+impl ErrorDetail {
+    fn describe(&self) -> String {
+        if let Some(message) = &self.message {
+            return message.clone();
+        }
+        let cause = match &self.err {
+            Some(serde_json::Value::Number(n)) => n
+                .as_i64()
+                .and_then(|n| i32::try_from(n).ok())
+                .map(|errno| std::io::Error::from_raw_os_error(errno).to_string())
+                .unwrap_or_else(|| n.to_string()),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => "unknown error".to_string(),
+        };
+        match &self.op {
+            Some(op) => format!("{op}: {cause}"),
+            None => cause,
+        }
+    }
 }
 
 impl BackupError {
@@ -45,10 +73,10 @@ impl BackupError {
         let msg = self
             .error
             .as_ref()
-            .map(|e| e.message.as_str())
-            .unwrap_or("unknown error");
+            .map(ErrorDetail::describe)
+            .unwrap_or_else(|| "unknown error".to_string());
         if self.item.is_empty() {
-            msg.to_string()
+            msg
         } else {
             format!("{}: {msg}", self.item)
         }
@@ -144,6 +172,18 @@ mod tests {
         let line = r#"{"message_type":"error","error":{"message":"permission denied"},"during":"archival","item":"/data/secret"}"#;
         match serde_json::from_str::<BackupMessage>(line).unwrap() {
             BackupMessage::Error(e) => assert_eq!(e.describe(), "/data/secret: permission denied"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn restic_0_14_error_values_are_described() {
+        let line = r#"{"message_type":"error","error":{"Op":"open","Path":"/d/secret","Err":13},"during":"archival","item":"/d/secret"}"#;
+        match serde_json::from_str::<BackupMessage>(line).unwrap() {
+            BackupMessage::Error(e) => assert_eq!(
+                e.describe(),
+                "/d/secret: open: Permission denied (os error 13)"
+            ),
             other => panic!("{other:?}"),
         }
     }

@@ -316,8 +316,8 @@ impl Restic {
                     Ok(json::BackupMessage::Other) | Err(_) => {}
                 }
             })?;
-        if incomplete {
-            // restic < 0.15 reports read errors as text on stderr, not JSON.
+        if incomplete && unreadable.is_empty() {
+            // Older restic versions report some read errors as text on stderr, not JSON.
             unreadable.extend(
                 out.stderr
                     .lines()
