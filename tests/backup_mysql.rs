@@ -247,3 +247,76 @@ fn find_dump_process(sb: &Sandbox) -> Option<u32> {
     }
     None
 }
+
+#[test]
+fn all_databases_over_the_socket_skips_the_system_schemas() {
+    let db = server();
+    let a = db.fresh_database("all_a");
+    let b = db.fresh_database("all_b");
+    db.sql(&format!(
+        "CREATE TABLE `{a}`.t (id INT PRIMARY KEY); INSERT INTO `{a}`.t VALUES (1), (2);
+         CREATE TABLE `{b}`.u (id INT PRIMARY KEY); INSERT INTO `{b}`.u VALUES (3);
+         CREATE USER IF NOT EXISTS 'alltest'@'localhost' IDENTIFIED BY 'all-pass-9';
+         GRANT SELECT, SHOW VIEW, TRIGGER, LOCK TABLES, EVENT ON `{a}`.* TO 'alltest'@'localhost';
+         GRANT SELECT, SHOW VIEW, TRIGGER, LOCK TABLES, EVENT ON `{b}`.* TO 'alltest'@'localhost';"
+    ));
+    let sb = Sandbox::new();
+    std::fs::write(sb.path("db-password"), "all-pass-9").unwrap();
+    sb.config(&format!(
+        "profiles:
+  everything:
+    repository: local
+    databases:
+      - name: server
+        type: mariadb
+        socket: {socket}
+        user: alltest
+        password_file: '{{dir}}/db-password'
+        databases: all
+",
+        socket = db.socket.display()
+    ));
+    sb.run(&["backup"]).assert_code(0);
+    let restored = sb.restic_restore_latest("restored");
+    let dump =
+        std::fs::read_to_string(sb.restored_dump(&restored, "everything", "server.sql")).unwrap();
+    assert!(dump.contains(&format!("USE `{a}`;")), "database {a} dumped");
+    assert!(dump.contains(&format!("USE `{b}`;")), "database {b} dumped");
+    assert!(!dump.contains("USE `mysql`;"), "system schema skipped");
+    assert!(!dump.contains("USE `information_schema`;"));
+    let manifest = std::fs::read_to_string(sb.restored_dump(
+        &restored,
+        "everything",
+        "resticpilot-manifest.json",
+    ))
+    .unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let tables: Vec<&str> = manifest["databases"][0]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(tables, [format!("{a}.t"), format!("{b}.u")]);
+}
+
+#[test]
+fn missing_dump_tool_is_named_and_nothing_is_snapshotted() {
+    let db = server();
+    let name = db.fresh_database("notool");
+    let sb = Sandbox::new();
+    std::fs::write(sb.path("db-password"), "some-password").unwrap();
+    sb.config(&format!(
+        "{}        binary: /nonexistent/mariadb-dump\n",
+        profile(db, &name, "{dir}/db-password")
+    ));
+    let run = sb.run(&["backup"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("dump of database main failed: could not start /nonexistent/mariadb-dump"),
+        "{}",
+        run.stderr
+    );
+    assert!(sb.snapshots().is_empty());
+}

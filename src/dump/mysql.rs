@@ -81,10 +81,12 @@ impl Credentials {
         )
     }
 
-    /// `text` with the password masked, for any message that quotes a tool's output.
+    /// `text` with the password masked, for any message that quotes a tool's output. The
+    /// clients never print the password; this is a second line of defence. Passwords shorter
+    /// than four characters are left alone: masking them would garble ordinary words.
     pub fn redact(&self, text: &str) -> String {
         match &self.password {
-            Some(p) if !p.is_empty() => text.replace(p.as_str(), "<redacted>"),
+            Some(p) if p.chars().count() >= 4 => text.replace(p.as_str(), "<redacted>"),
             _ => text.to_string(),
         }
     }
