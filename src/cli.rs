@@ -103,6 +103,7 @@ pub enum Command {
     /// path must be there. Reports size, restore time and result per item. Exit 0 when all
     /// pass, 3 when something could not be checked, 1 when anything failed.
     Verify {
+        /// The profile to drill.
         profile: String,
         /// Snapshot id (or unique prefix) of the profile, or `latest`.
         #[arg(long, default_value = "latest", value_name = "ID")]
@@ -119,6 +120,7 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct RestoreArgs {
+    /// The profile whose snapshot to restore.
     pub profile: String,
     /// Snapshot id (or unique prefix) of the profile, or `latest`.
     #[arg(long, default_value = "latest", value_name = "ID")]

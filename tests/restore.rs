@@ -402,6 +402,21 @@ fn unknown_snapshot_is_a_usage_error_and_dry_run_changes_nothing() {
     assert!(!sb.path("data/app.db").exists());
 }
 
+#[test]
+fn on_a_new_host_the_error_says_where_the_snapshots_are() {
+    let sb = sqlite_sandbox(10);
+    sb.config(&SQLITE_PROFILE.replace("host: test-host", "host: new-box"));
+    let run = sb.run(&["restore", "app", "--database", "app"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("no snapshots on host new-box")
+            && run.stderr.contains("1 snapshot on host test-host")
+            && run.stderr.contains("set `host:`"),
+        "{}",
+        run.stderr
+    );
+}
+
 // --- MariaDB ---
 
 fn mysql_profile(db: &MariaDb, database: &str) -> String {

@@ -49,6 +49,16 @@ pub fn snapshots(host: &str, profile_tag: &str) -> Vec<String> {
     args
 }
 
+/// One profile's snapshots on every host: for telling a user which host to set.
+pub fn snapshots_any_host(profile_tag: &str) -> Vec<String> {
+    vec![
+        "snapshots".into(),
+        "--json".into(),
+        "--tag".into(),
+        format!("resticpilot,{profile_tag}"),
+    ]
+}
+
 /// `restic forget` for one profile, grouped by host and tags, never by paths (paths drift when
 /// a profile's list changes; retention must not treat that as a new series).
 pub fn forget(host: &str, profile_tag: &str, retention: &Retention, dry_run: bool) -> Vec<String> {
@@ -135,6 +145,14 @@ mod tests {
         );
         let plain = restore("abc", Path::new("/"), &[], false);
         assert_eq!(plain.join(" "), "restore abc --target /");
+    }
+
+    #[test]
+    fn snapshots_on_any_host_keep_both_tags() {
+        assert_eq!(
+            snapshots_any_host("profile:p").join(" "),
+            "snapshots --json --tag resticpilot,profile:p"
+        );
     }
 
     #[test]

@@ -351,6 +351,18 @@ impl Restic {
         parse_json(&stdout, "snapshots")
     }
 
+    /// The snapshots of one profile on any host, oldest first.
+    ///
+    /// Fails when restic fails or its output is not the expected JSON.
+    pub fn snapshots_any_host(&self, profile_tag: &str) -> Result<Vec<Snapshot>, ResticError> {
+        let mut stdout = String::new();
+        self.run(&args::snapshots_any_host(profile_tag), |line| {
+            stdout.push_str(line);
+            stdout.push('\n');
+        })?;
+        parse_json(&stdout, "snapshots")
+    }
+
     /// Applies retention to one profile's snapshots; returns restic's keep/remove groups.
     ///
     /// Fails when restic fails or its output is not the expected JSON.

@@ -144,8 +144,27 @@ impl Contents {
 pub fn select(restic: &Restic, profile: &Profile, spec: &str) -> Result<Snapshot, Error> {
     let mut list = restic.snapshots(&profile.host, &profile.profile_tag())?;
     if list.is_empty() {
+        // A new server has a new name: say where the profile's snapshots are.
+        let mut elsewhere: Vec<(String, usize)> = Vec::new();
+        for s in restic.snapshots_any_host(&profile.profile_tag())? {
+            match elsewhere.iter_mut().find(|(h, _)| *h == s.hostname) {
+                Some((_, n)) => *n += 1,
+                None => elsewhere.push((s.hostname.clone(), 1)),
+            }
+        }
+        let hint = match elsewhere.as_slice() {
+            [] => String::new(),
+            hosts => format!(
+                "; it has {}: set `host:` in the profile to the old machine's name to restore them",
+                hosts
+                    .iter()
+                    .map(|(h, n)| format!("{} on host {h}", count(*n as u64, "snapshot")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         return Err(Error::Failed(format!(
-            "profile {} has no snapshots on host {} in repository {} ({}): nothing to restore",
+            "profile {} has no snapshots on host {} in repository {} ({}){hint}",
             profile.name,
             profile.host,
             profile.repository,
