@@ -7,6 +7,7 @@ use crate::config::ConfigErrors;
 use crate::dump::DumpError;
 use crate::process::ProcessError;
 use crate::restic::ResticError;
+use crate::restore::RestoreError;
 
 /// Process exit codes (DESIGN.md, "Command line").
 pub mod exit {
@@ -29,6 +30,8 @@ pub enum Error {
     Dump(#[from] DumpError),
     #[error(transparent)]
     Process(#[from] ProcessError),
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
     #[error("{0}")]
     Busy(String),
     #[error("{what}: {source}")]
@@ -58,6 +61,7 @@ impl Error {
             Error::Restic(_)
             | Error::Dump(_)
             | Error::Process(_)
+            | Error::Restore(_)
             | Error::Busy(_)
             | Error::Io { .. }
             | Error::Failed(_) => exit::FAILURE,

@@ -13,6 +13,7 @@ pub mod hooks;
 pub mod lock;
 pub mod process;
 pub mod restic;
+pub mod restore;
 pub mod staging;
 
 use clap::Parser;
@@ -52,6 +53,13 @@ fn execute(cli: Cli) -> Result<Status, Error> {
             prune,
             dry_run,
         } => commands::forget::run(&ctx, &profile, prune, dry_run),
+        Command::Restore(args) => commands::restore::run(&ctx, &args.into()),
+        Command::Verify {
+            profile,
+            snapshot,
+            json,
+            scratch,
+        } => commands::verify::run(&ctx, &profile, &snapshot, json, scratch.as_deref()),
     }
 }
 

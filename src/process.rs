@@ -268,6 +268,119 @@ impl Cmd {
     }
 }
 
+impl Cmd {
+    /// Runs to completion with stdout streamed into `sink` as it arrives (memory stays flat).
+    ///
+    /// Fails when the program cannot be started, its stdout cannot be read, or `sink` refuses a
+    /// write (the child is then killed).
+    pub fn output_to_writer(&self, sink: &mut dyn Write) -> Result<Output, ProcessError> {
+        let mut running = self.spawn(Stdio::null(), Stdio::piped())?;
+        if let Some(mut pipe) = running.stdout() {
+            io::copy(&mut pipe, sink).map_err(|source| running.io_error(source))?;
+        }
+        sink.flush().map_err(|source| running.io_error(source))?;
+        let (status, stderr) = running.wait()?;
+        Ok(Output {
+            status,
+            stdout: Vec::new(),
+            stderr,
+        })
+    }
+
+    /// Runs `self` with its stdout fed into `consumer`'s stdin, line by line through `filter`
+    /// (which writes each line, changed or not, to the writer it is given). Nothing is held in
+    /// memory beyond one line. `consumer` is started first, so a consumer that cannot start
+    /// never starts the producer.
+    ///
+    /// When the consumer exits before the producer is done (it failed on its input), the
+    /// producer is killed and [`Piped::consumer_quit_early`] is set.
+    ///
+    /// Fails when either program cannot be started, the producer's stdout cannot be read, or
+    /// `filter` fails for another reason than the consumer going away.
+    pub fn pipe_to(
+        &self,
+        consumer: &Cmd,
+        filter: &mut LineFilter<'_>,
+    ) -> Result<Piped, ProcessError> {
+        let mut sink = consumer.spawn(Stdio::piped(), Stdio::piped())?;
+        let sink_stdout = sink.stdout().map(|pipe| {
+            std::thread::spawn(move || {
+                let mut tail = Tail::new(STDERR_TAIL_BYTES);
+                let _ = io::copy(&mut BufReader::new(pipe), &mut tail);
+                tail.into_string()
+            })
+        });
+        let stdin = sink.child.as_mut().and_then(|c| c.stdin.take());
+        let mut source = self.spawn(Stdio::null(), Stdio::piped())?;
+        let mut quit_early = false;
+        if let (Some(pipe), Some(stdin)) = (source.stdout(), stdin) {
+            let mut reader = BufReader::with_capacity(256 * 1024, pipe);
+            let mut writer = io::BufWriter::with_capacity(256 * 1024, stdin);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(source_err) => return Err(source.io_error(source_err)),
+                }
+                match filter(&line, &mut writer) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                        quit_early = true;
+                        break;
+                    }
+                    Err(e) => return Err(sink.io_error(e)),
+                }
+            }
+            if !quit_early {
+                match writer.flush() {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => quit_early = true,
+                    Err(e) => return Err(sink.io_error(e)),
+                }
+            }
+            // Dropping the writer closes the consumer's stdin: its end of input.
+            drop(writer.into_inner().ok());
+        }
+        if quit_early && let Some(child) = source.child.as_mut() {
+            let _ = child.kill();
+        }
+        let (consumer_status, consumer_stderr) = sink.wait()?;
+        let consumer_stdout = sink_stdout
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        let (producer_status, producer_stderr) = source.wait()?;
+        Ok(Piped {
+            producer: Output {
+                status: producer_status,
+                stdout: Vec::new(),
+                stderr: producer_stderr,
+            },
+            consumer: Output {
+                status: consumer_status,
+                stdout: consumer_stdout.into_bytes(),
+                stderr: consumer_stderr,
+            },
+            consumer_quit_early: quit_early,
+        })
+    }
+}
+
+/// What [`Cmd::pipe_to`] passes each line through: the line (with its newline) and the
+/// consumer's stdin to write it, or something else, to.
+pub type LineFilter<'a> = dyn FnMut(&[u8], &mut dyn Write) -> io::Result<()> + 'a;
+
+/// How the two ends of [`Cmd::pipe_to`] finished. The producer's stdout went to the consumer,
+/// so only the consumer's (bounded) stdout is kept.
+#[derive(Debug)]
+pub struct Piped {
+    pub producer: Output,
+    pub consumer: Output,
+    /// The consumer stopped reading before the producer was done; the producer was killed.
+    pub consumer_quit_early: bool,
+}
+
 impl fmt::Display for Cmd {
     /// The command line as a shell would need it typed. Environment values are not shown.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -500,6 +613,53 @@ mod tests {
             .unwrap();
         assert!(out.stderr.len() <= STDERR_TAIL_BYTES + 10);
         assert!(out.stderr.starts_with("[...] ") && out.stderr.ends_with("end\n"));
+    }
+
+    #[test]
+    fn writer_gets_the_whole_stdout() {
+        let mut sink = Vec::new();
+        let out = Cmd::new("sh")
+            .args(["-c", "printf 'a\\nb\\n'"])
+            .output_to_writer(&mut sink)
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(sink, b"a\nb\n");
+    }
+
+    #[test]
+    fn pipe_filters_lines_into_the_consumer() {
+        let producer = Cmd::new("sh").args(["-c", "printf 'keep 1\\nUSE x;\\nkeep 2'"]);
+        let consumer = Cmd::new("sh").args(["-c", "cat; echo done"]);
+        let piped = producer
+            .pipe_to(&consumer, &mut |line, out| {
+                if line.starts_with(b"USE ") {
+                    out.write_all(b"USE y;\n")
+                } else {
+                    out.write_all(line)
+                }
+            })
+            .unwrap();
+        assert!(piped.producer.status.success());
+        assert!(piped.consumer.status.success());
+        assert!(!piped.consumer_quit_early);
+        assert_eq!(
+            piped.consumer.stdout_string(),
+            "keep 1\nUSE y;\nkeep 2done\n"
+        );
+    }
+
+    #[test]
+    fn consumer_that_quits_early_stops_the_producer() {
+        // The producer would write for ever; the consumer reads one line and fails.
+        let producer = Cmd::new("sh").args(["-c", "while :; do echo line; done"]);
+        let consumer = Cmd::new("sh").args(["-c", "read x; echo bad input >&2; exit 5"]);
+        let piped = producer
+            .pipe_to(&consumer, &mut |line, out| out.write_all(line))
+            .unwrap();
+        assert!(piped.consumer_quit_early);
+        assert_eq!(piped.consumer.status.code(), Some(5));
+        assert_eq!(piped.consumer.stderr.trim(), "bad input");
+        assert!(!piped.producer.status.success());
     }
 
     #[test]

@@ -8,4 +8,6 @@ mod backup_mysql;
 mod backup_sqlite;
 mod config;
 mod failures;
+mod restore;
 mod retention;
+mod verify;

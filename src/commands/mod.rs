@@ -3,8 +3,10 @@
 
 pub mod backup;
 pub mod forget;
+pub mod restore;
 pub mod snapshots;
 pub mod validate;
+pub mod verify;
 
 use std::cell::OnceCell;
 

@@ -189,6 +189,10 @@ pub struct MysqlSource {
     pub options: Vec<String>,
     /// The dump tool; found on PATH (`mariadb-dump`, then `mysqldump`) when not set.
     pub binary: Option<PathBuf>,
+    /// Who `restore` and `verify` connect as, when not `user` / `password_file`: loading a
+    /// dump needs CREATE, DROP, INSERT, ALTER, TRIGGER... that a backup user should not have.
+    pub restore_user: Option<String>,
+    pub restore_password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -701,7 +705,7 @@ impl Resolver<'_> {
             ("method", d.method.is_some()),
             ("verify", d.verify.is_some()),
         ];
-        let mysql_keys: [(&str, bool); 8] = [
+        let mysql_keys: [(&str, bool); 10] = [
             ("host", d.host.is_some()),
             ("port", d.port.is_some()),
             ("socket", d.socket.is_some()),
@@ -710,6 +714,8 @@ impl Resolver<'_> {
             ("databases", d.databases.is_some()),
             ("options", !d.options.is_empty()),
             ("binary", d.binary.is_some()),
+            ("restore_user", d.restore_user.is_some()),
+            ("restore_password_file", d.restore_password_file.is_some()),
         ];
         let foreign: Vec<&str> = match kind {
             "sqlite" => mysql_keys.iter().filter(|k| k.1).map(|k| k.0).collect(),
@@ -889,6 +895,14 @@ impl Resolver<'_> {
             databases,
             options,
             binary: d.binary.as_ref().and_then(|s| self.path(s, &key("binary"))),
+            restore_user: d
+                .restore_user
+                .as_ref()
+                .and_then(|s| self.nonempty(s, &key("restore_user"))),
+            restore_password_file: d
+                .restore_password_file
+                .as_ref()
+                .and_then(|s| self.path(s, &key("restore_password_file"))),
         })
     }
 }

@@ -98,6 +98,11 @@ pub struct RawDatabase {
     pub options: Vec<S>,
     #[serde(default)]
     pub binary: Option<S>,
+    /// The account `restore` and `verify` load dumps with (the backup user usually can't write).
+    #[serde(default)]
+    pub restore_user: Option<S>,
+    #[serde(default)]
+    pub restore_password_file: Option<S>,
 }
 
 /// `databases: all` or `databases: [a, b]`.

@@ -188,3 +188,31 @@ fn durations() {
     assert!(is_restic_duration("1y6m"));
     assert!(!is_restic_duration("7 days"));
 }
+
+#[test]
+fn restore_account_of_a_mysql_source() {
+    let c = parse_text(&GOOD.replace(
+        "databases: [torrust]",
+        "databases: [torrust]\n        restore_user: root\n        restore_password_file: secrets/root",
+    ))
+    .unwrap();
+    match &c.profiles["tracker"].databases[1].kind {
+        SourceKind::Mysql(m) => {
+            assert_eq!(m.user.as_deref(), Some("backup"));
+            assert_eq!(m.restore_user.as_deref(), Some("root"));
+            assert_eq!(
+                m.restore_password_file.as_deref(),
+                Some(Path::new("/etc/rp/secrets/root"))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let errs = errors(&GOOD.replace(
+        "{ name: tracker, type: sqlite, path: \"${DATA}/tracker.db\" }",
+        "{ name: tracker, type: sqlite, path: /x, restore_user: root }",
+    ));
+    assert!(
+        errs[0].contains("key(s) restore_user do not apply to type sqlite"),
+        "{errs:?}"
+    );
+}

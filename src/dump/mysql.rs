@@ -283,6 +283,8 @@ mod tests {
             databases: MysqlSelection::All,
             options: vec![],
             binary: None,
+            restore_user: None,
+            restore_password_file: None,
         };
         let creds = Credentials::new(&src).unwrap();
         let file = creds

@@ -1,7 +1,7 @@
 //! Pure builders of restic command lines. Nothing here runs restic, so every flag resticpilot
 //! passes is visible and tested in one place.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::config::Retention;
 
@@ -49,6 +49,16 @@ pub fn snapshots(host: &str, profile_tag: &str) -> Vec<String> {
     args
 }
 
+/// One profile's snapshots on every host: for telling a user which host to set.
+pub fn snapshots_any_host(profile_tag: &str) -> Vec<String> {
+    vec![
+        "snapshots".into(),
+        "--json".into(),
+        "--tag".into(),
+        format!("resticpilot,{profile_tag}"),
+    ]
+}
+
 /// `restic forget` for one profile, grouped by host and tags, never by paths (paths drift when
 /// a profile's list changes; retention must not treat that as a new series).
 pub fn forget(host: &str, profile_tag: &str, retention: &Retention, dry_run: bool) -> Vec<String> {
@@ -80,9 +90,86 @@ pub fn forget(host: &str, profile_tag: &str, retention: &Retention, dry_run: boo
     args
 }
 
+/// `restic restore` of `snapshot` under `target`, limited to `includes` (absolute paths as they
+/// are in the snapshot; each brings its whole subtree). `verify` re-reads every restored file
+/// and compares it with the repository.
+pub fn restore(snapshot: &str, target: &Path, includes: &[String], verify: bool) -> Vec<String> {
+    let mut args = vec![
+        "restore".to_string(),
+        snapshot.to_string(),
+        "--target".to_string(),
+        target.display().to_string(),
+    ];
+    for include in includes {
+        args.push("--include".into());
+        args.push(include.clone());
+    }
+    if verify {
+        args.push("--verify".into());
+    }
+    args
+}
+
+/// `restic dump`: one file of `snapshot`, written raw to stdout.
+pub fn dump(snapshot: &str, path: &str) -> Vec<String> {
+    vec!["dump".into(), snapshot.into(), path.into()]
+}
+
+/// `restic ls --json` of `snapshot`: the given directories and their direct children, or with
+/// `recursive` everything beneath them.
+pub fn ls(snapshot: &str, dirs: &[String], recursive: bool) -> Vec<String> {
+    let mut args = vec!["ls".to_string(), "--json".to_string()];
+    if recursive {
+        args.push("--recursive".into());
+    }
+    args.push(snapshot.into());
+    args.extend(dirs.iter().cloned());
+    args
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restore_names_the_snapshot_target_and_includes() {
+        let args = restore(
+            "4676941d",
+            Path::new("/srv/restore"),
+            &["/data/etc".into(), "/data/.env".into()],
+            true,
+        );
+        assert_eq!(
+            args.join(" "),
+            "restore 4676941d --target /srv/restore --include /data/etc --include /data/.env --verify"
+        );
+        let plain = restore("abc", Path::new("/"), &[], false);
+        assert_eq!(plain.join(" "), "restore abc --target /");
+    }
+
+    #[test]
+    fn snapshots_on_any_host_keep_both_tags() {
+        assert_eq!(
+            snapshots_any_host("profile:p").join(" "),
+            "snapshots --json --tag resticpilot,profile:p"
+        );
+    }
+
+    #[test]
+    fn dump_and_ls_address_one_snapshot() {
+        assert_eq!(
+            dump("abc", "/var/lib/resticpilot/staging/p/app.sqlite3").join(" "),
+            "dump abc /var/lib/resticpilot/staging/p/app.sqlite3"
+        );
+        assert_eq!(
+            ls("abc", &["/s".into(), "/d".into()], false).join(" "),
+            "ls --json abc /s /d"
+        );
+        assert_eq!(
+            ls("abc", &["/d".into()], true).join(" "),
+            "ls --json --recursive abc /d"
+        );
+    }
 
     #[test]
     fn backup_has_host_tags_and_guarded_paths() {

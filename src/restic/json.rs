@@ -128,6 +128,31 @@ impl Snapshot {
     }
 }
 
+/// One line of `restic ls --json`: the snapshot first, then one node per file or directory.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LsLine {
+    #[serde(default)]
+    pub struct_type: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub path: String,
+    #[serde(default)]
+    pub size: Option<u64>,
+}
+
+impl LsLine {
+    pub fn is_node(&self) -> bool {
+        self.struct_type == "node"
+    }
+
+    pub fn is_file(&self) -> bool {
+        self.is_node() && self.kind == "file"
+    }
+}
+
 /// One group of `restic forget --json`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ForgetGroup {
@@ -165,6 +190,19 @@ mod tests {
             serde_json::from_str::<BackupMessage>(line).unwrap(),
             BackupMessage::Other
         ));
+    }
+
+    #[test]
+    fn ls_lines_from_restic_0_14() {
+        let snap = r#"{"time":"2026-11-22T23:27:30Z","paths":["/s"],"hostname":"h","id":"46","short_id":"4","struct_type":"snapshot"}"#;
+        let node = r#"{"name":"app.sqlite3","type":"file","path":"/s/app.sqlite3","uid":0,"gid":0,"size":2,"mode":420,"struct_type":"node"}"#;
+        let dir = r#"{"name":"s","type":"dir","path":"/s","uid":0,"mode":2147484141,"struct_type":"node"}"#;
+        assert!(!serde_json::from_str::<LsLine>(snap).unwrap().is_node());
+        let n: LsLine = serde_json::from_str(node).unwrap();
+        assert!(n.is_file());
+        assert_eq!((n.path.as_str(), n.size), ("/s/app.sqlite3", Some(2)));
+        let d: LsLine = serde_json::from_str(dir).unwrap();
+        assert!(d.is_node() && !d.is_file());
     }
 
     #[test]

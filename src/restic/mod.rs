@@ -6,15 +6,16 @@ pub mod args;
 pub mod exit;
 pub mod json;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::config::{Repository, RepositoryPassword, redact_url};
-use crate::process::{Cmd, Output, ProcessError, describe_status};
+use crate::process::{Cmd, LineFilter, Output, Piped, ProcessError, describe_status};
 
 pub use args::BackupArgs;
 use exit::Outcome;
-pub use json::{BackupSummary, ForgetGroup, Snapshot};
+pub use json::{BackupSummary, ForgetGroup, LsLine, Snapshot};
 
 /// The oldest restic resticpilot drives: `--json` backup summaries with snapshot ids.
 pub const MIN_VERSION: Version = Version(0, 14, 0);
@@ -350,6 +351,18 @@ impl Restic {
         parse_json(&stdout, "snapshots")
     }
 
+    /// The snapshots of one profile on any host, oldest first.
+    ///
+    /// Fails when restic fails or its output is not the expected JSON.
+    pub fn snapshots_any_host(&self, profile_tag: &str) -> Result<Vec<Snapshot>, ResticError> {
+        let mut stdout = String::new();
+        self.run(&args::snapshots_any_host(profile_tag), |line| {
+            stdout.push_str(line);
+            stdout.push('\n');
+        })?;
+        parse_json(&stdout, "snapshots")
+    }
+
     /// Applies retention to one profile's snapshots; returns restic's keep/remove groups.
     ///
     /// Fails when restic fails or its output is not the expected JSON.
@@ -385,6 +398,118 @@ impl Restic {
             tracing::debug!("restic prune: {line}")
         })?;
         Ok(())
+    }
+}
+
+/// How a [`Restic::dump_piped`] ended: restic's side and the consumer's.
+#[derive(Debug)]
+pub struct PipedDump {
+    /// `Err` when restic failed (the consumer then saw a truncated stream).
+    pub restic: Result<(), ResticError>,
+    pub consumer: Output,
+    /// The consumer stopped reading before the end (restic was stopped).
+    pub consumer_quit_early: bool,
+}
+
+impl Restic {
+    /// Restores `includes` (absolute paths in the snapshot) of `snapshot` under `target`, with
+    /// restic's layout (`target` + the original absolute path).
+    ///
+    /// Fails when restic fails.
+    pub fn restore(
+        &self,
+        snapshot: &str,
+        target: &Path,
+        includes: &[String],
+        verify: bool,
+    ) -> Result<(), ResticError> {
+        self.run(&args::restore(snapshot, target, includes, verify), |line| {
+            tracing::debug!("restic restore: {line}")
+        })?;
+        Ok(())
+    }
+
+    /// Lists `dirs` of `snapshot` (their direct children, or with `recursive` everything
+    /// beneath), handing each node to `on_node` as restic prints it.
+    ///
+    /// Fails when restic fails or prints a line that is not `ls --json` output.
+    pub fn ls(
+        &self,
+        snapshot: &str,
+        dirs: &[String],
+        recursive: bool,
+        mut on_node: impl FnMut(LsLine),
+    ) -> Result<(), ResticError> {
+        let mut bad = None;
+        self.run(&args::ls(snapshot, dirs, recursive), |line| {
+            if line.trim().is_empty() || bad.is_some() {
+                return;
+            }
+            match serde_json::from_str::<LsLine>(line) {
+                Ok(l) if l.is_node() => on_node(l),
+                Ok(_) => {}
+                Err(e) => bad = Some(format!("{e} in {line:?}")),
+            }
+        })?;
+        match bad {
+            Some(detail) => Err(ResticError::Parse {
+                verb: "ls".into(),
+                detail,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Streams the file `path` of `snapshot` into `sink` (memory stays flat).
+    ///
+    /// Fails when restic fails (for example the path is not in the snapshot) or `sink` refuses
+    /// a write.
+    pub fn dump(
+        &self,
+        snapshot: &str,
+        path: &str,
+        sink: &mut dyn Write,
+    ) -> Result<(), ResticError> {
+        self.check_password_source()?;
+        let cmd = self.command(&args::dump(snapshot, path));
+        tracing::debug!(command = %cmd, "restic");
+        let start = Instant::now();
+        let out = cmd.output_to_writer(sink)?;
+        match exit::classify(out.status, &out.stderr) {
+            Outcome::Success => Ok(()),
+            outcome => Err(self.error(outcome, "dump", &out, start.elapsed())),
+        }
+    }
+
+    /// Streams the file `path` of `snapshot` into `consumer`'s stdin, each line through
+    /// `filter`. No retry on a locked repository: data may already have reached the consumer.
+    ///
+    /// Fails when either program cannot be started; how each side ended is in the result.
+    pub fn dump_piped(
+        &self,
+        snapshot: &str,
+        path: &str,
+        consumer: &Cmd,
+        filter: &mut LineFilter<'_>,
+    ) -> Result<PipedDump, ResticError> {
+        self.check_password_source()?;
+        let cmd = self.command(&args::dump(snapshot, path));
+        tracing::debug!(command = %cmd, consumer = %consumer, "restic dump |");
+        let start = Instant::now();
+        let Piped {
+            producer,
+            consumer,
+            consumer_quit_early,
+        } = cmd.pipe_to(consumer, filter)?;
+        let restic = match exit::classify(producer.status, &producer.stderr) {
+            Outcome::Success => Ok(()),
+            outcome => Err(self.error(outcome, "dump", &producer, start.elapsed())),
+        };
+        Ok(PipedDump {
+            restic,
+            consumer,
+            consumer_quit_early,
+        })
     }
 }
 

@@ -1,0 +1,449 @@
+//! `restore`: a profile's snapshot back. Files under a target directory or over their
+//! originals, databases back where the profile says they live (or, with `--target`, as
+//! checked files in that directory). Every argument is checked before anything runs.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::{Context, Status};
+use crate::config::{DatabaseSource, Profile, SourceKind};
+use crate::dump::human_bytes;
+use crate::error::Error;
+use crate::lock::ProfileLock;
+use crate::restic::Restic;
+use crate::restore::{self, Contents, ManifestDatabase, RestoreError, files, mysql, sqlite};
+
+/// The command line of `restore`, as plain data.
+#[derive(Debug, Clone, Default)]
+pub struct Args {
+    pub profile: String,
+    pub snapshot: String,
+    pub target: Option<PathBuf>,
+    pub databases: Vec<String>,
+    pub into: Option<String>,
+    pub in_place: bool,
+    pub force: bool,
+    pub dry_run: bool,
+}
+
+/// Fails with a usage error (exit 2, nothing run) for arguments that don't fit the profile,
+/// and otherwise when restic fails, the snapshot lacks what was asked for, or a restore is
+/// refused or fails (exit 1).
+pub fn run(ctx: &Context, args: &Args) -> Result<Status, Error> {
+    let profile = ctx.profile(&args.profile)?;
+    let selected = check_args(profile, args)?;
+    let restic = ctx.restic(profile)?;
+    let snapshot = restore::select(&restic, profile, &args.snapshot)?;
+    let contents = restore::open(&restic, snapshot)?;
+    let mut pairs = Vec::new();
+    for source in &selected {
+        let db = contents
+            .database(&source.name)
+            .ok_or_else(|| RestoreError::Snapshot {
+                snapshot: contents.short().to_string(),
+                reason: format!(
+                    "it has no dump of database {} (it holds: {})",
+                    source.name,
+                    contents.database_names()
+                ),
+            })?;
+        if db.kind != source.type_name() {
+            return Err(RestoreError::Snapshot {
+                snapshot: contents.short().to_string(),
+                reason: format!(
+                    "its dump of {} is {}, the profile now says {}",
+                    db.name,
+                    db.kind,
+                    source.type_name()
+                ),
+            }
+            .into());
+        }
+        pairs.push((*source, db.clone()));
+    }
+    if args.dry_run {
+        print_plan(ctx, &restic, profile, &contents, &pairs, args)?;
+        return Ok(Status::Success);
+    }
+    let _lock = ProfileLock::acquire(&ctx.config.state_dir, &profile.name)?;
+    let start = Instant::now();
+    println!(
+        "restoring from snapshot {} of profile {} ({}, host {})",
+        contents.short(),
+        profile.name,
+        restore::show_time(&contents.snapshot.time),
+        contents.snapshot.hostname
+    );
+    let mut warnings = Vec::new();
+    let mut done = Vec::new();
+
+    if let Some(target) = &args.target {
+        let r = files::to_target(&restic, &contents, target, false)?;
+        if r.paths.is_empty() {
+            println!("files: the snapshot holds no files besides the database dumps");
+        } else {
+            println!(
+                "files: {} ({}) of {} restored under {} in {:.1}s",
+                restore::count(r.files, "file"),
+                human_bytes(r.bytes),
+                r.paths.join(", "),
+                target.display(),
+                r.duration.as_secs_f64()
+            );
+            done.push(restore::count(r.files, "file"));
+        }
+    } else if args.in_place {
+        let r = files::in_place(&restic, &contents)?;
+        for path in &r.overwritten {
+            println!("overwrote {path}");
+        }
+        println!(
+            "files: {} ({}) of {} restored in place in {:.1}s; {} overwritten",
+            restore::count(r.files, "file"),
+            human_bytes(r.bytes),
+            r.paths.join(", "),
+            r.duration.as_secs_f64(),
+            restore::count(r.overwritten.len() as u64, "existing file")
+        );
+        done.push(restore::count(r.files, "file"));
+    }
+
+    for (source, db) in &pairs {
+        match (&args.target, &source.kind) {
+            (Some(dir), _) => {
+                let path = database_to_dir(&restic, &contents, db, dir)?;
+                println!(
+                    "database {}: copy written to {} (checked)",
+                    db.name,
+                    path.display()
+                );
+            }
+            (None, SourceKind::Sqlite(s)) => {
+                let r = sqlite::restore_in_place(&restic, &contents, db, &s.path, args.force)?;
+                let kept = match &r.previous {
+                    Some(p) => format!("previous file kept as {}", p.display()),
+                    None => "there was no live file".into(),
+                };
+                println!(
+                    "database {} (sqlite): {} restored to {} in {:.1}s, integrity_check ok, {}; {kept}",
+                    db.name,
+                    human_bytes(r.extracted.bytes),
+                    r.live.display(),
+                    r.extracted.duration.as_secs_f64(),
+                    restore::count(r.extracted.tables.len() as u64, "table")
+                );
+                if !r.forced_over.is_empty() {
+                    let w = format!(
+                        "database {} was in use and replaced because of --force: {}; restart what uses it",
+                        db.name,
+                        r.forced_over.join("; ")
+                    );
+                    println!("warning: {w}");
+                    warnings.push(w);
+                }
+            }
+            (None, SourceKind::Mysql(m)) => {
+                let map = mysql::target_map(db, args.into.as_deref())
+                    .map_err(|e| RestoreError::failed(format!("database {}", db.name), e))?;
+                let keep = ctx.config.state_dir.join("pre-restore").join(&profile.name);
+                let r = mysql::restore(&restic, &contents, db, m, map, args.force, &keep)?;
+                let names: Vec<String> = r
+                    .loaded
+                    .databases
+                    .iter()
+                    .map(|(from, to)| {
+                        if from == to {
+                            to.clone()
+                        } else {
+                            format!("{to} (from {from})")
+                        }
+                    })
+                    .collect();
+                println!(
+                    "database {} (mysql): {} loaded into {} in {:.1}s; {}, as in the dump",
+                    db.name,
+                    human_bytes(r.loaded.bytes),
+                    names.join(", "),
+                    r.loaded.duration.as_secs_f64(),
+                    restore::count(r.loaded.tables.len() as u64, "table")
+                );
+                for p in &r.previous {
+                    println!("  previous content kept in {}", p.display());
+                }
+                if !r.loaded.extra.is_empty() {
+                    let w = format!(
+                        "database {}: tables not in the dump were left as they were: {}",
+                        db.name,
+                        r.loaded.extra.join(", ")
+                    );
+                    println!("warning: {w}");
+                    warnings.push(w);
+                }
+            }
+        }
+        done.push(format!("database {}", db.name));
+    }
+    println!(
+        "restore done: {} from snapshot {} of profile {} in {:.1}s{}",
+        if done.is_empty() {
+            "nothing".to_string()
+        } else {
+            done.join(", ")
+        },
+        contents.short(),
+        profile.name,
+        start.elapsed().as_secs_f64(),
+        if warnings.is_empty() {
+            String::new()
+        } else {
+            format!(", {} warnings", warnings.len())
+        }
+    );
+    Ok(if warnings.is_empty() {
+        Status::Success
+    } else {
+        Status::Warnings
+    })
+}
+
+/// The profile's database sources `args` asks for, after checking every argument.
+fn check_args<'p>(profile: &'p Profile, args: &Args) -> Result<Vec<&'p DatabaseSource>, Error> {
+    let usage = |m: String| Err(Error::Usage(m));
+    if args.target.is_none() && !args.in_place && args.databases.is_empty() {
+        return usage(
+            "say what to restore: --target DIR (the files, under DIR), --database NAME|all (databases back in place), or --in-place --force (the files over their originals)".into(),
+        );
+    }
+    if args.in_place && !args.force && !args.dry_run {
+        return usage(
+            "--in-place overwrites the files at their original locations: add --force to do it, or --dry-run to see what it would overwrite".into(),
+        );
+    }
+    let known = || {
+        let names: Vec<&str> = profile.databases.iter().map(|d| d.name.as_str()).collect();
+        if names.is_empty() {
+            "it has none".to_string()
+        } else {
+            format!("known: {}", names.join(", "))
+        }
+    };
+    let mut selected: Vec<&DatabaseSource> = Vec::new();
+    for name in &args.databases {
+        if name == "all" {
+            if profile.databases.is_empty() {
+                return usage(format!(
+                    "--database all: profile {} has no databases",
+                    profile.name
+                ));
+            }
+            for d in &profile.databases {
+                if !selected.iter().any(|s| s.name == d.name) {
+                    selected.push(d);
+                }
+            }
+            continue;
+        }
+        match profile.databases.iter().find(|d| d.name == *name) {
+            Some(d) if !selected.iter().any(|s| s.name == d.name) => selected.push(d),
+            Some(_) => {}
+            None => {
+                return usage(format!(
+                    "profile {} has no database named {name:?} ({})",
+                    profile.name,
+                    known()
+                ));
+            }
+        }
+    }
+    if let Some(into) = &args.into {
+        mysql::check_name(into).map_err(|e| Error::Usage(format!("--into: {e}")))?;
+        let only_mysql =
+            matches!(selected.as_slice(), [one] if matches!(one.kind, SourceKind::Mysql(_)));
+        if !only_mysql {
+            return usage(
+                "--into restores one MySQL database under another name: give exactly one --database NAME of type mysql".into(),
+            );
+        }
+        if args.target.is_some() {
+            return usage("--into and --target don't go together: --target writes the dump file into a directory".into());
+        }
+    }
+    Ok(selected)
+}
+
+/// Writes a checked copy of `db` into `dir`: SQLite as a file that passed integrity_check,
+/// MySQL as its SQL dump with its completion trailer.
+fn database_to_dir(
+    restic: &Restic,
+    contents: &Contents,
+    db: &ManifestDatabase,
+    dir: &Path,
+) -> Result<PathBuf, Error> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    let dest = dir.join(&db.file);
+    if dest.symlink_metadata().is_ok() {
+        return Err(RestoreError::refused(
+            format!("database {}", db.name),
+            format!(
+                "{} already exists; remove it or choose another --target",
+                dest.display()
+            ),
+        )
+        .into());
+    }
+    if db.kind == "sqlite" {
+        sqlite::extract_checked(restic, contents, db, &dest)?;
+        return Ok(dest);
+    }
+    let file = crate::process::create_private(&dest)
+        .map_err(|e| Error::io(format!("cannot create {}", dest.display()), e))?;
+    let mut sink = std::io::BufWriter::new(file);
+    let result = restic
+        .dump(contents.id(), &contents.dump_path(db), &mut sink)
+        .map_err(Error::from)
+        .and_then(|()| {
+            let file = sink
+                .into_inner()
+                .map_err(|e| Error::io(format!("cannot write {}", dest.display()), e.into_error()))?;
+            file.sync_all()
+                .map_err(|e| Error::io(format!("cannot write {}", dest.display()), e))?;
+            match crate::dump::mysql::has_trailer(&dest) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(RestoreError::failed(
+                    format!("database {}", db.name),
+                    "the dump in the snapshot lacks its `-- Dump completed` trailer: it is incomplete",
+                )
+                .into()),
+                Err(e) => Err(Error::io(format!("cannot read {}", dest.display()), e)),
+            }
+        });
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&dest);
+        return Err(e);
+    }
+    Ok(dest)
+}
+
+fn print_plan(
+    ctx: &Context,
+    restic: &Restic,
+    profile: &Profile,
+    contents: &Contents,
+    pairs: &[(&DatabaseSource, ManifestDatabase)],
+    args: &Args,
+) -> Result<(), Error> {
+    println!(
+        "restore of profile {} (dry run: nothing is changed)",
+        profile.name
+    );
+    println!(
+        "  snapshot  {}  {}  host {}  ({})",
+        contents.short(),
+        restore::show_time(&contents.snapshot.time),
+        contents.snapshot.hostname,
+        if args.snapshot == "latest" {
+            "the latest of the profile".to_string()
+        } else {
+            format!("--snapshot {}", args.snapshot)
+        }
+    );
+    if args.target.is_some() || args.in_place {
+        let entries = files::listing(restic, contents)?;
+        let bytes: u64 = entries.iter().map(|e| e.size).sum();
+        if contents.files.is_empty() {
+            println!("  files     none in the snapshot besides the database dumps");
+        } else if let Some(target) = &args.target {
+            println!(
+                "  files     {} ({}) of {} -> under {}",
+                restore::count(entries.len() as u64, "file"),
+                human_bytes(bytes),
+                contents.files.join(", "),
+                target.display()
+            );
+        } else {
+            let overwrite = files::existing(&entries);
+            println!(
+                "  files     {} ({}) of {} -> in place; {} would be overwritten{}",
+                restore::count(entries.len() as u64, "file"),
+                human_bytes(bytes),
+                contents.files.join(", "),
+                restore::count(overwrite.len() as u64, "existing file"),
+                if overwrite.is_empty() { "" } else { ":" }
+            );
+            for p in overwrite {
+                println!("              {p}");
+            }
+        }
+    }
+    for (source, db) in pairs {
+        let from = format!("{} ({})", contents.dump_path(db), human_bytes(db.bytes));
+        match (&args.target, &source.kind) {
+            (Some(dir), _) => println!(
+                "  database  {} ({}): {from} -> {} (checked)",
+                db.name,
+                db.kind,
+                dir.join(&db.file).display()
+            ),
+            (None, SourceKind::Sqlite(s)) => {
+                let users = sqlite::in_use(&s.path);
+                let state = if !s.path.exists() {
+                    "no live file now".to_string()
+                } else if users.is_empty() {
+                    format!(
+                        "previous file kept as {}.pre-restore-<time>",
+                        s.path.display()
+                    )
+                } else {
+                    format!("IN USE ({}): refused without --force", users.join("; "))
+                };
+                println!(
+                    "  database  {} (sqlite): {from} -> {}, checked with integrity_check first; {state}",
+                    db.name,
+                    s.path.display()
+                );
+            }
+            (None, SourceKind::Mysql(m)) => {
+                let map = match mysql::target_map(db, args.into.as_deref()) {
+                    Ok(map) => map,
+                    Err(e) => {
+                        println!("  database  {} (mysql): cannot restore: {e}", db.name);
+                        continue;
+                    }
+                };
+                let server = m
+                    .socket
+                    .as_ref()
+                    .map(|s| s.display().to_string())
+                    .or_else(|| {
+                        m.host
+                            .as_ref()
+                            .map(|h| format!("{h}:{}", m.port.unwrap_or(3306)))
+                    })
+                    .unwrap_or_else(|| "the default server".into());
+                let keep = ctx.config.state_dir.join("pre-restore").join(&profile.name);
+                for (from_db, to_db) in map {
+                    let state = match mysql::Conn::new(m).map(|c| c.contents(&to_db)) {
+                        Ok(Ok(None)) => "does not exist: created".to_string(),
+                        Ok(Ok(Some(0))) => "exists, empty".to_string(),
+                        Ok(Ok(Some(n))) => format!(
+                            "exists with {n} tables and routines: needs --force, and its content is dumped into {} first",
+                            keep.display()
+                        ),
+                        Ok(Err(e)) | Err(e) => format!("cannot inspect it now: {e}"),
+                    };
+                    println!(
+                        "  database  {} (mysql): {from} -> {server} database {to_db}{} ({state})",
+                        db.name,
+                        if from_db == to_db {
+                            String::new()
+                        } else {
+                            format!(" (renamed from {from_db})")
+                        }
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}

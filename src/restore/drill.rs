@@ -1,0 +1,513 @@
+//! The restore drill (`verify`): restore a snapshot into scratch space and prove it usable.
+//!
+//! Every database of the snapshot is restored and checked (SQLite: extracted to a scratch
+//! file, `integrity_check`, rows per table; MySQL: streamed into a scratch database on the
+//! configured server, its tables compared with the dump's, the database dropped afterwards).
+//! The profile's files are restored into scratch space with restic's `--verify`, and every
+//! configured path must be there. Each item reports its size, how long its restore took (the
+//! recovery time to expect) and its result. Nothing live is touched.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{Contents, ManifestDatabase, files, mysql, sqlite};
+use crate::config::{Profile, SourceKind};
+use crate::dump::human_bytes;
+use crate::error::Error;
+use crate::restic::Restic;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    /// Could not be checked here (for example the MySQL server is not reachable).
+    Skipped,
+}
+
+impl Outcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "FAIL",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub profile: String,
+    pub snapshot: SnapshotInfo,
+    /// `fail` when anything failed, else `skipped` when something could not be checked.
+    pub result: Outcome,
+    /// Wall time of the whole drill.
+    pub duration_seconds: f64,
+    /// Sum of the restore times of the databases and files: the recovery time to expect.
+    pub restore_seconds: f64,
+    pub databases: Vec<DatabaseCheck>,
+    pub files: FilesCheck,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotInfo {
+    pub id: String,
+    pub short_id: String,
+    pub time: String,
+    pub host: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseCheck {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub result: Outcome,
+    pub bytes: u64,
+    pub restore_seconds: f64,
+    pub tables: usize,
+    /// SQLite: rows per table of the restored copy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<Vec<TableRows>>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableRows {
+    pub table: String,
+    pub rows: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FilesCheck {
+    pub result: Outcome,
+    pub files: u64,
+    pub bytes: u64,
+    pub restore_seconds: f64,
+    pub paths: Vec<PathCheck>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PathCheck {
+    pub path: String,
+    pub present: bool,
+}
+
+fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+/// Runs the drill of `profile` on `contents` in a new directory under `scratch`, removed
+/// afterwards. Failures of the items are results in the report, not errors.
+///
+/// Fails only when the scratch directory cannot be created.
+pub fn run(
+    restic: &Restic,
+    profile: &Profile,
+    contents: &Contents,
+    scratch: &Path,
+) -> Result<Report, Error> {
+    let start = Instant::now();
+    crate::lock::create_private_dir(scratch)?;
+    let dir = tempfile::Builder::new()
+        .prefix("verify-")
+        .tempdir_in(scratch)
+        .map_err(|e| {
+            Error::io(
+                format!("cannot create a scratch directory in {}", scratch.display()),
+                e,
+            )
+        })?;
+    let mut databases = Vec::new();
+    for db in &contents.manifest.databases {
+        tracing::info!(profile = %profile.name, database = %db.name, "restoring {} into scratch space", db.name);
+        let check = match db.kind.as_str() {
+            "sqlite" => check_sqlite(restic, contents, db, dir.path()),
+            "mysql" => check_mysql(restic, profile, contents, db),
+            other => DatabaseCheck {
+                name: db.name.clone(),
+                kind: other.to_string(),
+                result: Outcome::Skipped,
+                bytes: db.bytes,
+                restore_seconds: 0.0,
+                tables: 0,
+                rows: None,
+                detail: format!("this resticpilot cannot check {other} dumps"),
+            },
+        };
+        tracing::info!(profile = %profile.name, database = %db.name, "{}: {}", check.result.label(), check.detail);
+        databases.push(check);
+    }
+    for source in &profile.databases {
+        if contents.database(&source.name).is_none() {
+            databases.push(DatabaseCheck {
+                name: source.name.clone(),
+                kind: source.type_name().to_string(),
+                result: Outcome::Fail,
+                bytes: 0,
+                restore_seconds: 0.0,
+                tables: 0,
+                rows: None,
+                detail: format!(
+                    "configured in the profile but not in snapshot {}",
+                    contents.short()
+                ),
+            });
+        }
+    }
+    let files = check_files(restic, profile, contents, &dir.path().join("files"));
+    let mut result = Outcome::Pass;
+    for r in databases.iter().map(|d| d.result).chain([files.result]) {
+        result = match (result, r) {
+            (Outcome::Fail, _) | (_, Outcome::Fail) => Outcome::Fail,
+            (Outcome::Skipped, _) | (_, Outcome::Skipped) => Outcome::Skipped,
+            _ => Outcome::Pass,
+        };
+    }
+    let restore_seconds =
+        databases.iter().map(|d| d.restore_seconds).sum::<f64>() + files.restore_seconds;
+    if let Err(e) = dir.close() {
+        tracing::warn!("could not remove the scratch directory: {e}");
+    }
+    Ok(Report {
+        profile: profile.name.clone(),
+        snapshot: SnapshotInfo {
+            id: contents.snapshot.id.clone(),
+            short_id: contents.short().to_string(),
+            time: contents.snapshot.time.clone(),
+            host: contents.snapshot.hostname.clone(),
+        },
+        result,
+        duration_seconds: secs(start.elapsed()),
+        restore_seconds: (restore_seconds * 1000.0).round() / 1000.0,
+        databases,
+        files,
+    })
+}
+
+fn check_sqlite(
+    restic: &Restic,
+    contents: &Contents,
+    db: &ManifestDatabase,
+    dir: &Path,
+) -> DatabaseCheck {
+    let mut check = DatabaseCheck {
+        name: db.name.clone(),
+        kind: db.kind.clone(),
+        result: Outcome::Fail,
+        bytes: db.bytes,
+        restore_seconds: 0.0,
+        tables: 0,
+        rows: None,
+        detail: String::new(),
+    };
+    let dest = dir.join(&db.file);
+    match sqlite::extract_checked(restic, contents, db, &dest) {
+        Ok(x) => {
+            check.bytes = x.bytes;
+            check.restore_seconds = secs(x.duration);
+            check.tables = x.tables.len();
+            match sqlite::row_counts(&dest) {
+                Ok(rows) => {
+                    let total: i64 = rows.iter().map(|(_, n)| n).sum();
+                    check.result = Outcome::Pass;
+                    check.detail = format!(
+                        "integrity_check ok; {}, {}",
+                        super::count(x.tables.len() as u64, "table"),
+                        super::count(total.max(0) as u64, "row")
+                    );
+                    check.rows = Some(
+                        rows.into_iter()
+                            .map(|(table, rows)| TableRows { table, rows })
+                            .collect(),
+                    );
+                }
+                Err(e) => check.detail = format!("integrity_check ok but {e}"),
+            }
+        }
+        Err(e) => check.detail = e.to_string(),
+    }
+    let _ = std::fs::remove_file(&dest);
+    check
+}
+
+fn check_mysql(
+    restic: &Restic,
+    profile: &Profile,
+    contents: &Contents,
+    db: &ManifestDatabase,
+) -> DatabaseCheck {
+    let mut check = DatabaseCheck {
+        name: db.name.clone(),
+        kind: db.kind.clone(),
+        result: Outcome::Fail,
+        bytes: db.bytes,
+        restore_seconds: 0.0,
+        tables: 0,
+        rows: None,
+        detail: String::new(),
+    };
+    let source = profile.databases.iter().find_map(|s| match &s.kind {
+        SourceKind::Mysql(m) if s.name == db.name => Some(m),
+        _ => None,
+    });
+    let conn = match source.map(mysql::Conn::new) {
+        Some(Ok(conn)) => conn,
+        Some(Err(e)) => {
+            check.detail = e;
+            return check;
+        }
+        None => {
+            return stream_only(
+                restic,
+                contents,
+                db,
+                check,
+                "not loaded: the profile no longer configures this database, so there is no server to load it into",
+            );
+        }
+    };
+    if let Err(e) = conn.ping() {
+        if e.unreachable {
+            let note = format!("not loaded: the server is not reachable ({})", e.message);
+            return stream_only(restic, contents, db, check, &note);
+        }
+        check.detail = format!("cannot use the server: {}", e.message);
+        return check;
+    }
+    let map = match scratch_names(&conn, db) {
+        Ok(map) => map,
+        Err(e) => {
+            check.detail = e;
+            return check;
+        }
+    };
+    let scratch: Vec<String> = map.iter().map(|(_, t)| t.clone()).collect();
+    let loaded = mysql::load(restic, contents, db, &conn, map);
+    let mut dropped = Vec::new();
+    for name in &scratch {
+        if let Err(e) = conn.drop_database(name) {
+            dropped.push(format!("could not drop scratch database {name}: {e}"));
+        }
+    }
+    match loaded {
+        Ok(l) => {
+            check.result = Outcome::Pass;
+            check.bytes = l.bytes;
+            check.restore_seconds = secs(l.duration);
+            check.tables = l.tables.len();
+            check.detail = format!(
+                "loaded into scratch database {} (dropped), {} as in the dump",
+                scratch.join(", "),
+                super::count(l.tables.len() as u64, "table")
+            );
+        }
+        Err(e) => check.detail = e.to_string(),
+    }
+    if !dropped.is_empty() {
+        check.detail = format!("{}; {}", check.detail, dropped.join("; "));
+    }
+    check
+}
+
+/// Scratch database names for each database of the dump, none of which exists yet.
+fn scratch_names(
+    conn: &mysql::Conn,
+    db: &ManifestDatabase,
+) -> Result<Vec<(String, String)>, String> {
+    let mut map = Vec::new();
+    let mut n = 0;
+    for original in mysql::target_map(db, None)?.into_iter().map(|(o, _)| o) {
+        loop {
+            let name = format!("resticpilot_verify_{}_{n}", std::process::id());
+            n += 1;
+            if conn.contents(&name)?.is_none() {
+                map.push((original, name));
+                break;
+            }
+        }
+    }
+    Ok(map)
+}
+
+/// Without a server: at least read the whole dump out of the repository and check that it
+/// is complete. The result stays `skipped` when it is: the load was not tested.
+fn stream_only(
+    restic: &Restic,
+    contents: &Contents,
+    db: &ManifestDatabase,
+    mut check: DatabaseCheck,
+    note: &str,
+) -> DatabaseCheck {
+    let start = Instant::now();
+    let mut tail = TailSink::default();
+    match restic.dump(contents.id(), &contents.dump_path(db), &mut tail) {
+        Ok(()) if tail.ends_with_trailer() => {
+            check.result = Outcome::Skipped;
+            check.bytes = tail.bytes;
+            check.restore_seconds = secs(start.elapsed());
+            check.detail = format!(
+                "dump read back whole ({}, with its completion trailer); {note}",
+                human_bytes(tail.bytes)
+            );
+        }
+        Ok(()) => {
+            check.detail = format!(
+                "the dump in the snapshot ends without its `-- Dump completed` trailer: it is incomplete; {note}"
+            );
+        }
+        Err(e) => check.detail = format!("cannot read the dump: {e}"),
+    }
+    check
+}
+
+/// Counts bytes and keeps the last few hundred.
+#[derive(Default)]
+struct TailSink {
+    bytes: u64,
+    tail: Vec<u8>,
+}
+
+impl TailSink {
+    fn ends_with_trailer(&self) -> bool {
+        String::from_utf8_lossy(&self.tail)
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .is_some_and(|l| l.starts_with("-- Dump completed"))
+    }
+}
+
+impl Write for TailSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes += buf.len() as u64;
+        self.tail.extend_from_slice(buf);
+        if self.tail.len() > 1024 {
+            let cut = self.tail.len() - 512;
+            self.tail.drain(..cut);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn check_files(restic: &Restic, profile: &Profile, contents: &Contents, dir: &Path) -> FilesCheck {
+    let mut check = FilesCheck {
+        result: Outcome::Pass,
+        files: 0,
+        bytes: 0,
+        restore_seconds: 0.0,
+        paths: Vec::new(),
+        detail: String::new(),
+    };
+    if contents.files.is_empty() && profile.paths.is_empty() {
+        check.detail = "the profile has no paths".into();
+        return check;
+    }
+    match files::to_target(restic, contents, dir, true) {
+        Ok(r) => {
+            check.files = r.files;
+            check.bytes = r.bytes;
+            check.restore_seconds = secs(r.duration);
+        }
+        Err(e) => {
+            check.result = Outcome::Fail;
+            check.detail = format!("restoring the files failed: {e}");
+            return check;
+        }
+    }
+    let mut missing = Vec::new();
+    for path in &profile.paths {
+        let rel = path.strip_prefix("/").unwrap_or(path);
+        let present = dir.join(rel).symlink_metadata().is_ok();
+        if !present {
+            missing.push(path.display().to_string());
+        }
+        check.paths.push(PathCheck {
+            path: path.display().to_string(),
+            present,
+        });
+    }
+    if missing.is_empty() {
+        check.detail = format!(
+            "{} restored and verified; all {} present",
+            super::count(check.files, "file"),
+            super::count(profile.paths.len() as u64, "configured path")
+        );
+    } else {
+        check.result = Outcome::Fail;
+        check.detail = format!("configured but not in the snapshot: {}", missing.join(", "));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    check
+}
+
+/// The report as a table for people.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let time = super::show_time(&report.snapshot.time);
+    out.push_str(&format!(
+        "restore drill of profile {}: snapshot {} ({time}, host {})\n",
+        report.profile, report.snapshot.short_id, report.snapshot.host
+    ));
+    out.push_str(&format!(
+        "  {:<16} {:<7} {:<8} {:>10} {:>9}  {}\n",
+        "item", "type", "result", "size", "restore", "detail"
+    ));
+    for d in &report.databases {
+        out.push_str(&format!(
+            "  {:<16} {:<7} {:<8} {:>10} {:>8.1}s  {}\n",
+            d.name,
+            d.kind,
+            d.result.label(),
+            human_bytes(d.bytes),
+            d.restore_seconds,
+            d.detail
+        ));
+    }
+    let f = &report.files;
+    out.push_str(&format!(
+        "  {:<16} {:<7} {:<8} {:>10} {:>8.1}s  {}\n",
+        "(files)",
+        "-",
+        f.result.label(),
+        human_bytes(f.bytes),
+        f.restore_seconds,
+        f.detail
+    ));
+    let verdict = match report.result {
+        Outcome::Pass => "PASS",
+        Outcome::Fail => "FAIL",
+        Outcome::Skipped => "INCOMPLETE (something could not be checked)",
+    };
+    out.push_str(&format!(
+        "result: {verdict}; restore time {:.1}s (drill {:.1}s)\n",
+        report.restore_seconds, report.duration_seconds
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_sink_sees_the_trailer_of_a_long_stream() {
+        let mut t = TailSink::default();
+        for _ in 0..1000 {
+            t.write_all(b"INSERT INTO t VALUES (1);\n").unwrap();
+        }
+        assert!(!t.ends_with_trailer());
+        t.write_all(b"-- Dump completed on 2026-11-22 23:00:00\n\n")
+            .unwrap();
+        assert!(t.ends_with_trailer());
+        assert_eq!(t.bytes, 26_000 + 42);
+    }
+}
