@@ -2,8 +2,12 @@
 //! binary (located once, on first need).
 
 pub mod backup;
+pub mod check;
+pub mod daemon;
 pub mod forget;
+pub mod health;
 pub mod snapshots;
+pub mod status;
 pub mod validate;
 
 use std::cell::OnceCell;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::config::{Repository, RepositoryPassword, redact_url};
-use crate::process::{Cmd, Output, ProcessError, describe_status};
+use crate::process::{Cmd, Output, ProcessError, StopSignal, describe_status};
 
 pub use args::BackupArgs;
 use exit::Outcome;
@@ -174,7 +174,9 @@ impl Restic {
     /// A restic command for this repository. The repository and password travel in the
     /// environment; inherited RESTIC_* variables that could override them are removed.
     pub fn command(&self, args: &[String]) -> Cmd {
-        let mut cmd = Cmd::new(&self.binary.path);
+        // restic removes its repository lock when interrupted (SIGINT); restic < 0.17 does
+        // not catch SIGTERM and would leave the lock behind.
+        let mut cmd = Cmd::new(&self.binary.path).stop_signal(StopSignal::Interrupt);
         for inherited in [
             "RESTIC_PASSWORD",
             "RESTIC_PASSWORD_FILE",
@@ -385,6 +387,58 @@ impl Restic {
             tracing::debug!("restic prune: {line}")
         })?;
         Ok(())
+    }
+
+    /// Removes stale locks: those whose process is gone on this host (restic's own rule also
+    /// counts locks older than 30 minutes as stale). Live locks are left alone.
+    ///
+    /// Fails when restic fails.
+    pub fn unlock(&self) -> Result<(), ResticError> {
+        self.run(&args::unlock(), |line| {
+            tracing::debug!("restic unlock: {line}")
+        })?;
+        Ok(())
+    }
+
+    /// Checks the repository's structure and, with `subset`, reads that part of the data.
+    /// Returns restic's report (its stdout lines).
+    ///
+    /// Fails when restic finds errors or cannot run; the error carries restic's findings.
+    pub fn check(&self, subset: Option<&str>) -> Result<Vec<String>, ResticError> {
+        let mut lines = Vec::new();
+        let result = self.run(&args::check(subset), |line| {
+            tracing::debug!("restic check: {line}");
+            lines.push(line.to_string());
+        });
+        match result {
+            Ok(_) => Ok(lines),
+            Err(ResticError::Failed {
+                verb,
+                repo,
+                how,
+                detail,
+            }) => {
+                // check reports what it found on stdout; the stderr tail alone says little.
+                let found: Vec<&str> = lines
+                    .iter()
+                    .map(|l| l.trim())
+                    .filter(|l| l.contains("error") || l.contains("Fatal"))
+                    .take(10)
+                    .collect();
+                let detail = if found.is_empty() {
+                    detail
+                } else {
+                    format!("{detail}; {}", found.join("; "))
+                };
+                Err(ResticError::Failed {
+                    verb,
+                    repo,
+                    how,
+                    detail,
+                })
+            }
+            Err(err) => Err(err),
+        }
     }
 }
 
