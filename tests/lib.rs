@@ -7,5 +7,7 @@ mod mariadb;
 mod backup_mysql;
 mod backup_sqlite;
 mod config;
+mod daemon;
 mod failures;
+mod report;
 mod retention;

@@ -159,7 +159,9 @@ impl Schedule {
                 "a cron expression has 5 fields (or 6 with seconds first), found {fields}"
             ));
         }
-        let cron = parser().parse(expression).map_err(|e| e.to_string())?;
+        let cron = parser()
+            .parse(expression)
+            .map_err(|e| explain(expression, &e.to_string()))?;
         Ok(Schedule {
             expression: expression.to_string(),
             cron,
@@ -206,6 +208,49 @@ impl Schedule {
         }
         (longest > Duration::ZERO).then_some(longest)
     }
+}
+
+/// croner's message, with the field at fault named: croner says "Number out of bounds" but
+/// not where, so each field is tried alone (replaced by `*`) to find the one that fails.
+fn explain(expression: &str, message: &str) -> String {
+    let message = message
+        .strip_prefix("Component error: ")
+        .or_else(|| message.strip_prefix("Invalid pattern: "))
+        .unwrap_or(message)
+        .trim_end_matches('.');
+    let fields: Vec<&str> = expression.split_whitespace().collect();
+    let names: &[(&str, &str)] = if fields.len() == 6 {
+        &[
+            ("second", "0-59"),
+            ("minute", "0-59"),
+            ("hour", "0-23"),
+            ("day-of-month", "1-31"),
+            ("month", "1-12 or JAN-DEC"),
+            ("day-of-week", "0-7 or SUN-SAT"),
+        ]
+    } else {
+        &[
+            ("minute", "0-59"),
+            ("hour", "0-23"),
+            ("day-of-month", "1-31"),
+            ("month", "1-12 or JAN-DEC"),
+            ("day-of-week", "0-7 or SUN-SAT"),
+        ]
+    };
+    if fields.len() == names.len() {
+        for (i, (name, range)) in names.iter().enumerate() {
+            let mut trial = fields.clone();
+            trial[i] = "*";
+            if parser().parse(&trial.join(" ")).is_ok() {
+                return format!(
+                    "{name} field {:?}: {} (allowed: {range})",
+                    fields[i],
+                    message.to_lowercase()
+                );
+            }
+        }
+    }
+    message.to_string()
 }
 
 /// A random delay in `[0, max)`, from the standard library's per-process random keys (no
@@ -261,7 +306,12 @@ mod tests {
         let err = check_expression("0 3 * * * * *").unwrap_err();
         assert!(err.contains("found 7"), "{err}");
         let err = check_expression("0 25 * * *").unwrap_err();
-        assert!(!err.is_empty());
+        assert_eq!(
+            err,
+            "hour field \"25\": number out of bounds (allowed: 0-23)"
+        );
+        let err = check_expression("*/5 0 3 * * FOO").unwrap_err();
+        assert!(err.starts_with("day-of-week field \"FOO\""), "{err}");
         let err = check_expression("0 0 30 2 *").unwrap_err();
         assert!(err.contains("never matches"), "{err}");
         check_expression("@daily").unwrap();
