@@ -241,7 +241,7 @@ fn two_second_schedule_takes_several_snapshots_and_metrics_show_them() {
     let sb = Sandbox::new();
     drop(make_sqlite(&sb.path("data/app.db"), 100));
     sb.config(&format!(
-        "metrics_file: '{{dir}}/metrics.prom'\n{APP}    schedule: '*/2 * * * * *'\n    timezone: UTC\n"
+        "metrics_file: '{{dir}}/metrics/rp.prom'\n{APP}    schedule: '*/2 * * * * *'\n    timezone: UTC\n"
     ));
     let mut daemon = Daemon::start(&sb, &["--listen", "127.0.0.1:0"]);
     let address = daemon.address();
@@ -293,7 +293,7 @@ fn two_second_schedule_takes_several_snapshots_and_metrics_show_them() {
     )));
     assert!(scrape.contains_key(&series("resticpilot_backup_added_bytes", &[])));
     // The textfile collector's file holds the same series, complete.
-    let file = std::fs::read_to_string(sb.path("metrics.prom")).unwrap();
+    let file = std::fs::read_to_string(sb.path("metrics/rp.prom")).unwrap();
     let from_file = parse_metrics(&file);
     assert!(
         from_file.contains_key(&series("resticpilot_runs_total", &[("job", "backup")])),
@@ -385,7 +385,10 @@ fn a_run_slower_than_the_schedule_never_overlaps_and_ticks_are_skipped() {
 fn healthz_is_200_then_503_after_a_failing_run() {
     let sb = Sandbox::new();
     drop(make_sqlite(&sb.path("data/app.db"), 100));
-    sb.config(&format!("{APP}    schedule: '*/2 * * * * *'\n"));
+    // A generous max_age: this test is about failures (the default is unit-tested).
+    sb.config(&format!(
+        "{APP}    schedule: '*/2 * * * * *'\n    max_age: 1h\n"
+    ));
     let mut daemon = Daemon::start(&sb, &["--listen", "127.0.0.1:0"]);
     let address = daemon.address();
     wait_until("a successful backup", WAIT, || {

@@ -19,7 +19,7 @@ use crate::config::{Config, Profile};
 use crate::error::Error;
 use crate::lock::ProfileLock;
 use crate::report::http::{Served, Server};
-use crate::report::{JobRun, StatusStore, metrics, notify, status};
+use crate::report::{JobRun, StatusStore, metrics, notify};
 use crate::schedule::{
     Clock, Decision, JobKey, JobKind, Planned, Queue, Schedule, Scheduler, SystemClock, Zone,
     random_jitter,
@@ -357,11 +357,5 @@ fn count_skip(config: &Config, store: &StatusStore, key: &JobKey) {
 }
 
 fn write_metrics_file(config: &Config, store: &StatusStore, now: DateTime<Utc>) {
-    if let Some(path) = &config.daemon.metrics_file {
-        let statuses = store.load_all(config.profiles.keys().map(String::as_str));
-        let text = metrics::render(config, &statuses, now);
-        if let Err(err) = status::write_atomically(path, text.as_bytes()) {
-            tracing::warn!("cannot write the metrics file: {err}");
-        }
-    }
+    metrics::write_file(config, store, now);
 }

@@ -113,11 +113,13 @@ fn print_job(label: &str, j: &JobStatus) {
         println!();
         if let Some(b) = &j.backup {
             if !b.phases.is_empty() {
-                let phases: Vec<String> = b
-                    .phases
-                    .iter()
-                    .map(|(k, v)| format!("{k} {v:.1}s"))
-                    .collect();
+                // In the order they run; any other phase after them.
+                let order = ["dumps", "snapshot", "retention"];
+                let mut named: Vec<(&String, &f64)> = b.phases.iter().collect();
+                named
+                    .sort_by_key(|(k, _)| order.iter().position(|o| o == k).unwrap_or(order.len()));
+                let phases: Vec<String> =
+                    named.iter().map(|(k, v)| format!("{k} {v:.1}s")).collect();
                 println!("{pad}   phases: {}", phases.join(", "));
             }
             for db in &b.databases {

@@ -6,9 +6,28 @@ use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 
-use super::status::{ProfileStatus, RunResult};
+use super::status::{ProfileStatus, RunResult, StatusStore, write_atomically};
 use crate::config::Config;
 use crate::schedule::JobKind;
+
+/// Writes the metrics of every profile to `metrics_file`, when the config sets one. A file
+/// that cannot be written is logged: metrics never fail a run.
+pub fn write_file(config: &Config, store: &StatusStore, now: DateTime<Utc>) {
+    let Some(path) = &config.daemon.metrics_file else {
+        return;
+    };
+    let statuses = store.load_all(config.profiles.keys().map(String::as_str));
+    let text = render(config, &statuses, now);
+    let written = match path.parent() {
+        Some(dir) => std::fs::create_dir_all(dir)
+            .map_err(|e| crate::error::Error::io(format!("cannot create {}", dir.display()), e)),
+        None => Ok(()),
+    }
+    .and_then(|_| write_atomically(path, text.as_bytes()));
+    if let Err(err) = written {
+        tracing::warn!("cannot write the metrics file: {err}");
+    }
+}
 
 struct Family {
     name: &'static str,

@@ -164,15 +164,7 @@ impl<'a> JobRun<'a> {
         if let Err(err) = recorded {
             tracing::warn!(profile = %self.profile.name, "cannot record the run's end: {err}");
         }
-        if let Some(path) = &self.config.daemon.metrics_file {
-            let statuses = self
-                .store
-                .load_all(self.config.profiles.keys().map(String::as_str));
-            let text = metrics::render(self.config, &statuses, ended);
-            if let Err(err) = status::write_atomically(path, text.as_bytes()) {
-                tracing::warn!("cannot write the metrics file: {err}");
-            }
-        }
+        metrics::write_file(self.config, &self.store, ended);
         notify::finished(&notify::Finished {
             profile: self.profile,
             job: self.kind,
