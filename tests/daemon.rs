@@ -438,10 +438,15 @@ fn a_missed_run_is_caught_up_once_on_start_and_not_again() {
     let sb = Sandbox::new();
     drop(make_sqlite(&sb.path("data/app.db"), 100));
     // Once a year: only a catch-up can run it during the test.
-    sb.config(&format!("{APP}    schedule: '0 0 1 1 *'\n"));
+    sb.config(&format!(
+        "{APP}    schedule: '0 0 1 1 *'\n    timezone: UTC\n"
+    ));
     let mut daemon = Daemon::start(&sb, &[]);
-    daemon.wait_for_line("app backup: missed the run due at", WAIT);
-    wait_until("the catch-up backup", WAIT, || {
+    daemon.wait_for_line(
+        "app backup: no successful run recorded: running now (catch_up: once",
+        WAIT,
+    );
+    wait_until("the first backup", WAIT, || {
         (status(&sb, "app")["jobs"]["backup"]["last_result"] == "success").then_some(())
     });
     daemon.terminate().assert_code(0);
@@ -452,29 +457,39 @@ fn a_missed_run_is_caught_up_once_on_start_and_not_again() {
     daemon.wait_for_line("app backup: next run at", WAIT);
     let run = daemon.terminate();
     run.assert_code(0);
-    assert!(!run.stderr.contains("missed the run"), "{}", run.stderr);
+    assert!(!run.stderr.contains("running now"), "{}", run.stderr);
     assert_eq!(status(&sb, "app")["jobs"]["backup"]["runs"], 1);
+
+    // As if the daemon had been down since mid-2020: the 2021-01-01 run was missed.
+    let path = sb.path("state/status/app.json");
+    let mut s: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    s["jobs"]["backup"]["last_success_start"] = "2020-06-01T00:00:00Z".into();
+    std::fs::write(&path, serde_json::to_vec(&s).unwrap()).unwrap();
+    let mut daemon = Daemon::start(&sb, &[]);
+    daemon.wait_for_line(
+        "app backup: missed the run due at 2021-01-01T00:00:00+00:00: running now (catch_up: once",
+        WAIT,
+    );
+    wait_until("the catch-up backup", WAIT, || {
+        (status(&sb, "app")["jobs"]["backup"]["runs"] == 2).then_some(())
+    });
+    daemon.terminate().assert_code(0);
+    assert_eq!(sb.snapshots().len(), 2);
 
     // catch_up: skip on a profile that never ran: no run at start.
     let text = std::fs::read_to_string(sb.path("config.yaml"))
         .unwrap()
-        .replace(
-            "schedule: '0 0 1 1 *'",
-            "schedule: '0 0 1 1 *'\n    catch_up: skip",
-        )
+        .replace("timezone: UTC", "timezone: UTC\n    catch_up: skip")
         .replace("  app:", "  fresh:");
     std::fs::write(sb.path("config.yaml"), text).unwrap();
     let mut daemon = Daemon::start(&sb, &[]);
-    daemon.wait_for_line("fresh backup: missed the run due at", WAIT);
-    let run = daemon.terminate();
-    run.assert_code(0);
-    assert!(
-        run.stderr.contains("catch_up: skip, next run at"),
-        "{}",
-        run.stderr
+    daemon.wait_for_line(
+        "fresh backup: no successful run recorded; catch_up: skip, next run at",
+        WAIT,
     );
+    daemon.terminate().assert_code(0);
     assert_eq!(status(&sb, "fresh"), serde_json::Value::Null);
-    assert_eq!(sb.snapshots().len(), 1);
+    assert_eq!(sb.snapshots().len(), 2);
 }
 
 #[test]
@@ -566,4 +581,63 @@ fn daemon_without_any_schedule_is_a_usage_error() {
     let run = sb.run(&["daemon"]);
     run.assert_code(2);
     assert!(run.stderr.contains("nothing to schedule"), "{}", run.stderr);
+}
+
+#[test]
+fn profiles_run_side_by_side_up_to_max_concurrent() {
+    // Each profile's hook waits (up to `tries` tenths of a second) until both profiles are
+    // inside their hooks: it succeeds only if the two runs overlap. Both share one repository,
+    // created on first use (once: the init is serialised).
+    let profiles = |max: u32, tries: u32| {
+        let mut text = format!("max_concurrent: {max}\nprofiles:\n");
+        for name in ["a", "b"] {
+            text.push_str(&format!(
+                "  {name}:
+    repository: local
+    paths: ['{{dir}}/data']
+    schedule: '0 0 1 1 *'
+    hooks:
+      before: ['touch {{dir}}/in-{name}; for i in $(seq {tries}); do [ -e {{dir}}/in-a ] && [ -e {{dir}}/in-b ] && exit 0; sleep 0.1; done; echo alone; exit 1']
+      after: ['rm {{dir}}/in-{name}']
+      on_failure: ['rm -f {{dir}}/in-{name}']
+"
+            ));
+        }
+        text
+    };
+    let sb = Sandbox::new();
+    sb.config(&profiles(2, 150));
+    let daemon = Daemon::start(&sb, &[]);
+    wait_until("both catch-up runs", WAIT, || {
+        ["a", "b"]
+            .iter()
+            .all(|p| status(&sb, p)["jobs"]["backup"]["runs"] == 1)
+            .then_some(())
+    });
+    daemon.terminate().assert_code(0);
+    for p in ["a", "b"] {
+        let s = status(&sb, p);
+        assert_eq!(s["jobs"]["backup"]["last_result"], "success", "{s:#}");
+    }
+
+    // One at a time (the default): the first run waits for a partner that never comes.
+    let sb = Sandbox::new();
+    sb.config(&profiles(1, 30));
+    let daemon = Daemon::start(&sb, &[]);
+    wait_until("both catch-up runs", WAIT, || {
+        ["a", "b"]
+            .iter()
+            .all(|p| status(&sb, p)["jobs"]["backup"]["runs"] == 1)
+            .then_some(())
+    });
+    daemon.terminate().assert_code(0);
+    let s = status(&sb, "a");
+    assert_eq!(s["jobs"]["backup"]["last_result"], "failed", "{s:#}");
+    assert!(
+        s["jobs"]["backup"]["last_failure"]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("before hook"),
+        "{s:#}"
+    );
 }

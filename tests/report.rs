@@ -314,17 +314,19 @@ fn sigterm_stops_a_manual_backup_with_exit_1_and_leaves_no_child() {
     sb.config(&format!(
         "grace_period: 0s\n{APP}    hooks:\n      before: ['echo $$$$ > {{dir}}/hook.pid; exec sleep 600']\n"
     ));
-    let child = sb
-        .command(&sb.path("config.yaml"), &["backup"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut guard = KillOnDrop(Some(
+        sb.command(&sb.path("config.yaml"), &["backup"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
     let hook_pid: i32 = wait_until("the hook", WAIT, || {
         std::fs::read_to_string(sb.path("hook.pid"))
             .ok()
             .and_then(|s| s.trim().parse().ok())
     });
+    let child = guard.0.take().unwrap();
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     let run = to_run(child.wait_with_output().unwrap());
     run.assert_code(1);
@@ -340,6 +342,19 @@ fn sigterm_stops_a_manual_backup_with_exit_1_and_leaves_no_child() {
         status(&sb, "app")["jobs"]["backup"]["last_result"],
         "interrupted"
     );
+}
+
+/// Kills a child left running when a test fails before it waits for it, with its hook.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            let _ = child.wait();
+        }
+    }
 }
 
 #[test]

@@ -216,16 +216,16 @@ fn log_decision(config: &Config, d: &Decision) -> Option<JobKey> {
     match d {
         Decision::CatchUp { key, missed } => {
             tracing::info!(
-                "{key}: missed the run due at {} ({}): running now (catch_up: once)",
-                missed.to_rfc3339(),
+                "{key}: {}: running now (catch_up: once; {})",
+                missed_text(*missed),
                 describe(key)
             );
             Some(key.clone())
         }
         Decision::Skipped { key, missed, next } => {
             tracing::info!(
-                "{key}: missed the run due at {}; catch_up: skip, next run at {} ({})",
-                missed.to_rfc3339(),
+                "{key}: {}; catch_up: skip, next run at {} ({})",
+                missed_text(*missed),
                 next.to_rfc3339(),
                 describe(key)
             );
@@ -243,6 +243,13 @@ fn log_decision(config: &Config, d: &Decision) -> Option<JobKey> {
             tracing::warn!("{key}: {} never matches again", describe(key));
             None
         }
+    }
+}
+
+fn missed_text(missed: Option<DateTime<Utc>>) -> String {
+    match missed {
+        Some(t) => format!("missed the run due at {}", t.to_rfc3339()),
+        None => "no successful run recorded".to_string(),
     }
 }
 

@@ -69,6 +69,11 @@ impl Context {
             .get(&profile.repository)
             .expect("config resolution checked the repository exists")
             .clone();
-        Ok(Restic::new(binary, repo, profile.lock_wait))
+        let init_lock = self
+            .config
+            .state_dir
+            .join("locks")
+            .join(format!("repository-{}.lock", repo.name));
+        Ok(Restic::new(binary, repo, profile.lock_wait).with_init_lock(init_lock))
     }
 }

@@ -68,6 +68,12 @@ pub enum ResticError {
         path: String,
         detail: String,
     },
+    #[error("cannot lock {path} to create repository {repo}: {detail}")]
+    InitLock {
+        repo: String,
+        path: String,
+        detail: String,
+    },
     #[error(transparent)]
     Process(#[from] ProcessError),
 }
@@ -143,6 +149,10 @@ pub struct Restic {
     binary: Binary,
     repo: Repository,
     lock_wait: Duration,
+    /// A file locked while the repository is created, so two runs sharing it (two profiles,
+    /// a daemon and a manual run) never both `restic init` it: concurrent inits of one
+    /// repository leave keys that do not open its config.
+    init_lock: Option<PathBuf>,
 }
 
 /// What a finished `restic backup` reported.
@@ -159,7 +169,14 @@ impl Restic {
             binary,
             repo,
             lock_wait,
+            init_lock: None,
         }
+    }
+
+    /// Serialises repository creation through a lock on `path`.
+    pub fn with_init_lock(mut self, path: PathBuf) -> Self {
+        self.init_lock = Some(path);
+        self
     }
 
     pub fn version(&self) -> Version {
@@ -290,12 +307,40 @@ impl Restic {
         match self.run(&["cat".into(), "config".into()], |_| {}) {
             Ok(_) => Ok(()),
             Err(ResticError::NoRepository { .. }) if self.repo.init => {
+                let _held = self.lock_init()?;
+                // Another run may have created it while this one waited for the lock.
+                if self.run(&["cat".into(), "config".into()], |_| {}).is_ok() {
+                    return Ok(());
+                }
                 tracing::info!(repository = %self.repo.name, url = %self.url(), "creating the repository (init: true)");
                 self.run(&["init".into()], |_| {})?;
                 Ok(())
             }
             Err(err) => Err(err),
         }
+    }
+
+    /// Waits for the init lock, when there is one; held until the returned file is dropped.
+    fn lock_init(&self) -> Result<Option<std::fs::File>, ResticError> {
+        let Some(path) = &self.init_lock else {
+            return Ok(None);
+        };
+        let fail = |e: std::io::Error| ResticError::InitLock {
+            repo: self.repo.name.clone(),
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(fail)?;
+        file.lock().map_err(fail)?;
+        Ok(Some(file))
     }
 
     /// Takes one snapshot. `progress` sees restic's status messages.

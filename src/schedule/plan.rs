@@ -23,15 +23,15 @@ pub struct Planned {
 /// What the scheduler decided for a job when the daemon started.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
-    /// A run was missed while the daemon was down (or the job never succeeded): run now.
+    /// A run was missed while the daemon was down (`None`: the job never succeeded): run now.
     CatchUp {
         key: JobKey,
-        missed: DateTime<Utc>,
+        missed: Option<DateTime<Utc>>,
     },
-    /// A run was missed, and `catch_up: skip` says to wait for the next one.
+    /// A run was missed (or never happened), and `catch_up: skip` says to wait for the next.
     Skipped {
         key: JobKey,
-        missed: DateTime<Utc>,
+        missed: Option<DateTime<Utc>>,
         next: DateTime<Utc>,
     },
     Next {
@@ -69,10 +69,11 @@ impl Scheduler {
         let mut decisions = Vec::new();
         for p in planned {
             let next = p.schedule.next_after(now).map(|t| t + jitter(p.jitter));
-            // The first run that should have happened after the last success.
+            // The first run that should have happened after the last success: `Some(None)`
+            // when there never was one.
             let missed = match p.last_success_start {
-                Some(last) => p.schedule.next_after(last).filter(|t| *t <= now),
-                None => Some(now),
+                Some(last) => p.schedule.next_after(last).filter(|t| *t <= now).map(Some),
+                None => Some(None),
             };
             let decision = match (missed, next) {
                 (Some(missed), _) if p.catch_up == CatchUp::Once => Decision::CatchUp {
@@ -258,7 +259,7 @@ mod tests {
             d,
             [Decision::CatchUp {
                 key: key("app", JobKind::Backup),
-                missed: at(3, 0, 0)
+                missed: Some(at(3, 0, 0))
             }]
         );
         let (_, d) = Scheduler::new(
@@ -280,7 +281,10 @@ mod tests {
             at(2, 0, 0),
             &mut no_jitter,
         );
-        assert!(matches!(d[0], Decision::CatchUp { .. }), "{d:?}");
+        assert!(
+            matches!(d[0], Decision::CatchUp { missed: None, .. }),
+            "{d:?}"
+        );
     }
 
     #[test]
