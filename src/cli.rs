@@ -116,6 +116,50 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         scratch: Option<PathBuf>,
     },
+
+    /// Check the profile's repository (restic check), reading its `check_subset` of the data.
+    Check {
+        profile: String,
+        /// Part of the data to read and verify: n/t (1/10), a percentage (5%) or a size
+        /// (500M). Overrides the profile's check_subset.
+        #[arg(long, value_name = "SUBSET")]
+        read_data_subset: Option<String>,
+    },
+
+    /// Scheduler for containers: run each profile's jobs on their cron schedules.
+    ///
+    /// Backups on `schedule`, `restic check` on `check_schedule`, retention and prune on
+    /// `prune_schedule`. A run missed while the daemon was down runs once at start
+    /// (`catch_up`). On SIGTERM/SIGINT nothing new starts, running jobs get `grace_period` to
+    /// finish, then their processes are stopped; the exit is 0.
+    Daemon {
+        /// Serve /healthz and /metrics on this address (IP:PORT). Overrides `listen`.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
+
+    /// The last runs of each profile, from the status files (manual and scheduled runs).
+    Status {
+        /// Only this profile.
+        profile: Option<String>,
+        /// The status files' content as JSON: an array with one entry per profile.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Ask a running daemon's /healthz: exit 0 when healthy, 1 otherwise (for HEALTHCHECK).
+    ///
+    /// Reads no config.
+    Health {
+        /// Where the daemon listens.
+        #[arg(
+            long,
+            value_name = "HOST:PORT",
+            default_value = crate::commands::health::DEFAULT_ADDRESS,
+            value_parser = crate::commands::health::parse_address
+        )]
+        address: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]

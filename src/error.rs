@@ -43,6 +43,9 @@ pub enum Error {
     /// A run that failed for a reason already reported (for example one of several profiles).
     #[error("{0}")]
     Failed(String),
+    /// A run stopped by SIGTERM/SIGINT once its grace period was over.
+    #[error(transparent)]
+    Interrupted(#[from] crate::signals::Interrupted),
 }
 
 impl Error {
@@ -64,7 +67,8 @@ impl Error {
             | Error::Restore(_)
             | Error::Busy(_)
             | Error::Io { .. }
-            | Error::Failed(_) => exit::FAILURE,
+            | Error::Failed(_)
+            | Error::Interrupted(_) => exit::FAILURE,
         }
     }
 }

@@ -40,6 +40,10 @@ pub fn run(
         if let Some(error) = error {
             cmd = cmd.env("RESTICPILOT_ERROR", error);
         }
+        if let HookKind::OnFailure = kind {
+            // A run stopped by a shutdown still reports its failure.
+            cmd = cmd.cleanup();
+        }
         let out = cmd.output()?;
         for line in out.stdout_string().lines() {
             tracing::info!(profile, hook = kind.name(), "{line}");

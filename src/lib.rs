@@ -12,8 +12,11 @@ pub mod error;
 pub mod hooks;
 pub mod lock;
 pub mod process;
+pub mod report;
 pub mod restic;
 pub mod restore;
+pub mod schedule;
+pub mod signals;
 pub mod staging;
 
 use clap::Parser;
@@ -26,7 +29,7 @@ use error::{Error, exit};
 pub fn main() -> i32 {
     let cli = Cli::parse();
     init_logging(&cli);
-    match execute(cli) {
+    let code = match execute(cli) {
         Ok(Status::Success) => exit::SUCCESS,
         Ok(Status::Warnings) => exit::WARNINGS,
         Err(err) => {
@@ -36,11 +39,19 @@ pub fn main() -> i32 {
             }
             err.exit_code()
         }
-    }
+    };
+    report::notify::flush(std::time::Duration::from_secs(15));
+    code
 }
 
 fn execute(cli: Cli) -> Result<Status, Error> {
+    if let Command::Health { address } = &cli.command {
+        return commands::health::run(address);
+    }
     let config = config::load(&cli.config)?;
+    if let Err(err) = signals::install(config.daemon.grace_period) {
+        tracing::warn!("cannot catch SIGTERM/SIGINT: {err}");
+    }
     let ctx = Context::new(config);
     match cli.command {
         Command::Validate => Ok(commands::validate::run(&ctx)),
@@ -60,6 +71,13 @@ fn execute(cli: Cli) -> Result<Status, Error> {
             json,
             scratch,
         } => commands::verify::run(&ctx, &profile, &snapshot, json, scratch.as_deref()),
+        Command::Check {
+            profile,
+            read_data_subset,
+        } => commands::check::run(&ctx, &profile, read_data_subset.as_deref()),
+        Command::Daemon { listen } => commands::daemon::run(&ctx, listen),
+        Command::Status { profile, json } => commands::status::run(&ctx, profile.as_deref(), json),
+        Command::Health { .. } => unreachable!("answered before the config is read"),
     }
 }
 
@@ -73,9 +91,13 @@ fn init_logging(cli: &Cli) {
     };
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("resticpilot={default}")));
+    use std::io::IsTerminal;
+    report::progress::enable(
+        cli.log_format == LogFormat::Text && !cli.quiet && std::io::stderr().is_terminal(),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(report::progress::StderrWriter);
     match cli.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.with_target(false).init(),

@@ -7,19 +7,33 @@
 //! three ways: captured (small outputs), streamed to a file (dumps), or fed line by line to a
 //! callback (restic's JSON messages). "Could not start" and "exited badly" are different errors.
 //! A child that is still running when its guard drops (an early return, a panic) is killed.
+//!
+//! Every running child is also kept in a registry so a shutdown (`signals`) can stop them all:
+//! each child leads its own process group (so its own children are stopped with it, and a
+//! terminal's Ctrl-C reaches resticpilot alone, which then decides), and says which signal stops
+//! it cleanly (restic removes its repository lock on SIGINT, not on SIGTERM).
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 
 /// How much of a child's stderr is kept for error messages.
 const STDERR_TAIL_BYTES: usize = 16 * 1024;
+/// How long a stopped child gets to exit before it is killed.
+const KILL_AFTER: Duration = Duration::from_secs(10);
+/// How long a cleanup child (an on_failure hook) may run once a shutdown stops work.
+const CLEANUP_LIMIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
@@ -41,6 +55,8 @@ pub enum ProcessError {
         #[source]
         source: io::Error,
     },
+    #[error("{program} not started: resticpilot is shutting down")]
+    ShuttingDown { program: String },
 }
 
 fn stderr_suffix(stderr: &str) -> String {
@@ -62,6 +78,26 @@ pub struct Cmd {
     /// Names of variables whose values must never be printed.
     secret_env: Vec<OsString>,
     cwd: Option<PathBuf>,
+    /// The signal that asks this program to stop cleanly.
+    stop_signal: StopSignal,
+    /// Cleanup work (on_failure hooks): may start and run a while during a shutdown.
+    cleanup: bool,
+}
+
+/// How a child is asked to stop at shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    Terminate,
+    Interrupt,
+}
+
+impl StopSignal {
+    fn signal(self) -> Signal {
+        match self {
+            StopSignal::Terminate => Signal::SIGTERM,
+            StopSignal::Interrupt => Signal::SIGINT,
+        }
+    }
 }
 
 impl Cmd {
@@ -72,7 +108,22 @@ impl Cmd {
             env: BTreeMap::new(),
             secret_env: Vec::new(),
             cwd: None,
+            stop_signal: StopSignal::Terminate,
+            cleanup: false,
         }
+    }
+
+    /// The signal that stops this program cleanly at shutdown (default SIGTERM).
+    pub fn stop_signal(mut self, signal: StopSignal) -> Self {
+        self.stop_signal = signal;
+        self
+    }
+
+    /// Marks cleanup work that must still run while a shutdown stops everything else (bounded
+    /// to a short time).
+    pub fn cleanup(mut self) -> Self {
+        self.cleanup = true;
+        self
     }
 
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
@@ -141,10 +192,16 @@ impl Cmd {
         if let Some(dir) = &self.cwd {
             command.current_dir(dir);
         }
+        command.process_group(0);
         command
     }
 
     fn spawn(&self, stdin: Stdio, stdout: Stdio) -> Result<Running, ProcessError> {
+        if crate::signals::terminating() && !self.cleanup {
+            return Err(ProcessError::ShuttingDown {
+                program: self.program_name(),
+            });
+        }
         tracing::debug!(command = %self, "starting");
         let mut child = self
             .command()
@@ -156,6 +213,7 @@ impl Cmd {
                 program: self.program.display().to_string(),
                 source,
             })?;
+        register(&child, self);
         let stderr = child.stderr.take().map(|pipe| {
             std::thread::spawn(move || {
                 let mut tail = Tail::new(STDERR_TAIL_BYTES);
@@ -494,7 +552,9 @@ impl Running {
 
     fn wait(mut self) -> Result<(ExitStatus, String), ProcessError> {
         let mut child = self.child.take().expect("child present until waited");
-        let status = child.wait().map_err(|source| self.io_error(source))?;
+        let waited = child.wait();
+        unregister(child.id());
+        let status = waited.map_err(|source| self.io_error(source))?;
         let stderr = self
             .stderr
             .take()
@@ -507,8 +567,91 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // The whole group: whatever the child started goes with it.
+            let _ = killpg(pgid(&child), Signal::SIGKILL);
             let _ = child.kill();
             let _ = child.wait();
+            unregister(child.id());
+        }
+    }
+}
+
+/// A running child, as the shutdown sees it.
+struct Tracked {
+    program: String,
+    stop_signal: StopSignal,
+    cleanup: bool,
+    started: Instant,
+    stop_sent: Option<Instant>,
+}
+
+/// Every running child by pid (which is also its process group id).
+static CHILDREN: Mutex<BTreeMap<u32, Tracked>> = Mutex::new(BTreeMap::new());
+
+fn children() -> std::sync::MutexGuard<'static, BTreeMap<u32, Tracked>> {
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn pgid(child: &Child) -> Pid {
+    Pid::from_raw(child.id() as i32)
+}
+
+fn register(child: &Child, cmd: &Cmd) {
+    children().insert(
+        child.id(),
+        Tracked {
+            program: cmd.program_name(),
+            stop_signal: cmd.stop_signal,
+            cleanup: cmd.cleanup,
+            started: Instant::now(),
+            stop_sent: None,
+        },
+    );
+}
+
+fn unregister(pid: u32) {
+    children().remove(&pid);
+}
+
+/// "restic (pid 12)", for each running child.
+pub fn running_children() -> Vec<String> {
+    children()
+        .iter()
+        .map(|(pid, t)| format!("{} (pid {pid})", t.program))
+        .collect()
+}
+
+/// One pass of the shutdown: asks every running child to stop with its stop signal, kills
+/// those that did not stop within a few seconds of being asked, and gives cleanup children a
+/// short while before doing the same to them. `signals` calls it repeatedly once work is being
+/// stopped, so children started meanwhile are caught too.
+pub fn stop_children() {
+    let now = Instant::now();
+    let mut children = children();
+    for (pid, t) in children.iter_mut() {
+        let group = Pid::from_raw(*pid as i32);
+        match t.stop_sent {
+            None if !t.cleanup || now.duration_since(t.started) >= CLEANUP_LIMIT => {
+                tracing::info!(
+                    "stopping {} (pid {pid}) with {}",
+                    t.program,
+                    t.stop_signal.signal()
+                );
+                let _ = killpg(group, t.stop_signal.signal());
+                t.stop_sent = Some(now);
+            }
+            Some(sent) if now.duration_since(sent) >= KILL_AFTER => {
+                tracing::warn!(
+                    "{} (pid {pid}) did not stop within {}s: killing it",
+                    t.program,
+                    KILL_AFTER.as_secs()
+                );
+                let _ = killpg(group, Signal::SIGKILL);
+                t.stop_sent = Some(now);
+            }
+            _ => {}
         }
     }
 }

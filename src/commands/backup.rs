@@ -15,7 +15,10 @@ use crate::dump::{self, DumpReport, human_bytes};
 use crate::error::Error;
 use crate::hooks::{self, HookKind};
 use crate::lock::ProfileLock;
+use crate::report::{self, JobRun};
 use crate::restic::{BackupArgs, BackupSummary, Restic, args};
+use crate::schedule::JobKind;
+use crate::signals;
 use crate::staging::Staging;
 
 /// The manifest written into staging next to the dumps: what each file is, for restores.
@@ -29,6 +32,10 @@ pub struct RunReport {
     pub warnings: Vec<String>,
     pub forgotten: usize,
     pub duration: Duration,
+    /// Time spent in each phase: dumps, snapshot, retention.
+    pub phases: Vec<(&'static str, Duration)>,
+    /// The profile's snapshots on its host after the run (`None` when they could not be listed).
+    pub snapshot_count: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -62,6 +69,14 @@ pub fn run(ctx: &Context, names: &[String], dry_run: bool) -> Result<Status, Err
     let mut failed = Vec::new();
     let mut warnings = false;
     for profile in &profiles {
+        if signals::requested() {
+            tracing::warn!(profile = %profile.name, "not started: resticpilot is shutting down");
+            failed.push((
+                profile.name.clone(),
+                signals::Interrupted(format!("backup of {} not started", profile.name)).into(),
+            ));
+            continue;
+        }
         match run_profile(ctx, profile) {
             Ok(report) => {
                 log_report(profile, &report);
@@ -94,10 +109,46 @@ pub fn run(ctx: &Context, names: &[String], dry_run: bool) -> Result<Status, Err
 /// Fails when the profile is busy, a hook or dump fails, or restic fails.
 pub fn run_profile(ctx: &Context, profile: &Profile) -> Result<RunReport, Error> {
     let _lock = ProfileLock::acquire(&ctx.config.state_dir, &profile.name)?;
+    let mut job = JobRun::begin(&ctx.config, profile, JobKind::Backup);
+    let result = run_locked(ctx, profile, &mut job);
+    match &result {
+        Ok(report) => job.succeeded(report.warnings.clone(), Some(stats(report))),
+        Err(err) => job.failed(err),
+    }
+    result
+}
+
+/// The status file's record of a successful run.
+fn stats(r: &RunReport) -> report::BackupStats {
+    report::BackupStats {
+        snapshot_id: r.summary.snapshot_id.clone(),
+        files: r.summary.total_files_processed,
+        bytes_added: r.summary.data_added,
+        bytes_processed: r.summary.total_bytes_processed,
+        snapshot_count: r.snapshot_count,
+        phases: r
+            .phases
+            .iter()
+            .map(|(name, d)| (name.to_string(), report::seconds(*d)))
+            .collect(),
+        databases: r
+            .dumps
+            .iter()
+            .map(|d| report::status::DatabaseStats {
+                name: d.name.clone(),
+                kind: d.kind.to_string(),
+                bytes: d.bytes,
+                duration_seconds: report::seconds(d.duration),
+            })
+            .collect(),
+    }
+}
+
+fn run_locked(ctx: &Context, profile: &Profile, job: &mut JobRun) -> Result<RunReport, Error> {
     let start = Instant::now();
     tracing::info!(profile = %profile.name, "backup started");
     let mut staging = None;
-    let result = attempt(ctx, profile, &mut staging, start);
+    let result = attempt(ctx, profile, &mut staging, start, job);
     match result {
         Ok(report) => {
             if let Some(s) = &staging
@@ -134,16 +185,28 @@ fn attempt(
     profile: &Profile,
     staging_slot: &mut Option<Staging>,
     start: Instant,
+    job: &mut JobRun,
 ) -> Result<RunReport, Error> {
     let restic = ctx.restic(profile)?;
     restic.ensure_repository()?;
+    clear_stale_locks(&restic, profile, job);
+    signals::check("the before hooks")?;
     hooks::run(HookKind::Before, &profile.hooks.before, &profile.name, None)?;
 
     let staging = staging_slot.insert(Staging::prepare(&profile.staging_dir)?);
+    let mut phases = Vec::new();
+    let dumps_started = Instant::now();
     let mut dumps = Vec::new();
     for source in &profile.databases {
+        signals::check(&format!("the dump of {}", source.name))?;
         tracing::info!(profile = %profile.name, database = %source.name, "dumping {} database", source.type_name());
-        let report = dump::dump(source, staging.path())?;
+        let watch = report::progress::watch_file(
+            format!("dumping {}", source.name),
+            dump::partial_path(source, staging.path()),
+        );
+        let report = dump::dump(source, staging.path());
+        drop(watch);
+        let report = report?;
         tracing::info!(
             profile = %profile.name,
             database = %report.name,
@@ -155,6 +218,7 @@ fn attempt(
         dumps.push(report);
     }
     write_manifest(profile, staging, &dumps)?;
+    phases.push(("dumps", dumps_started.elapsed()));
 
     let mut warnings = Vec::new();
     let mut sources: Vec<PathBuf> = vec![staging.path().to_path_buf()];
@@ -176,7 +240,12 @@ fn attempt(
         excludes: profile.exclude.clone(),
         sources,
     };
-    let outcome = restic.backup(&request, progress_logger(&profile.name))?;
+    signals::check("restic backup")?;
+    let snapshot_started = Instant::now();
+    let mut progress = progress_logger(&profile.name);
+    let outcome = restic.backup(&request, &mut progress)?;
+    drop(progress);
+    phases.push(("snapshot", snapshot_started.elapsed()));
     for file in &outcome.unreadable {
         warnings.push(format!("restic could not read {file}"));
     }
@@ -190,8 +259,27 @@ fn attempt(
     }
 
     let forgotten = match &profile.retention {
-        Some(retention) => apply_retention(&restic, profile, retention, false, retention.prune)?,
+        Some(_) if signals::requested() => {
+            // The snapshot exists; retention can wait for the next run.
+            let w = "retention skipped: resticpilot is shutting down".to_string();
+            tracing::warn!(profile = %profile.name, "{w}");
+            warnings.push(w);
+            0
+        }
+        Some(retention) => {
+            let retention_started = Instant::now();
+            let n = apply_retention(&restic, profile, retention, false, retention.prune)?;
+            phases.push(("retention", retention_started.elapsed()));
+            n
+        }
         None => 0,
+    };
+    let snapshot_count = match restic.snapshots(&profile.host, &profile.profile_tag()) {
+        Ok(list) => Some(list.len() as u64),
+        Err(e) => {
+            tracing::warn!(profile = %profile.name, "could not count the snapshots: {e}");
+            None
+        }
     };
     hooks::run(HookKind::After, &profile.hooks.after, &profile.name, None).or_else(|e| {
         // The snapshot exists; a failing after-hook is worth a warning, not a failed backup.
@@ -205,7 +293,26 @@ fn attempt(
         warnings,
         forgotten,
         duration: start.elapsed(),
+        phases,
+        snapshot_count,
     })
+}
+
+/// Runs `restic unlock` (stale locks only) when a previous run of this profile was
+/// interrupted and may have left its lock in the repository. A failure is logged: the run goes
+/// on, and restic reports a lock that is really in the way.
+pub fn clear_stale_locks(restic: &Restic, profile: &Profile, job: &mut JobRun) {
+    if !job.unlock_pending() {
+        return;
+    }
+    tracing::info!(
+        profile = %profile.name,
+        "a previous run was interrupted: removing stale restic locks (those whose process is gone)"
+    );
+    match restic.unlock() {
+        Ok(()) => job.unlocked(),
+        Err(e) => tracing::warn!(profile = %profile.name, "restic unlock failed: {e}"),
+    }
 }
 
 fn write_manifest(profile: &Profile, staging: &Staging, dumps: &[DumpReport]) -> Result<(), Error> {
@@ -223,11 +330,20 @@ fn write_manifest(profile: &Profile, staging: &Staging, dumps: &[DumpReport]) ->
         .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
 }
 
-/// Logs restic's progress at most every 10 seconds.
+/// Shows restic's progress on a terminal, or logs it at most every 10 seconds.
 fn progress_logger(profile: &str) -> impl FnMut(&crate::restic::json::BackupStatus) + '_ {
     let mut last = Instant::now();
+    let mut line = report::progress::Line::new();
     move |status| {
-        if last.elapsed() >= Duration::from_secs(10) {
+        if let Some(line) = &mut line {
+            line.set(&report::progress::restic_line(
+                "backup",
+                status.percent_done,
+                status.bytes_done,
+                status.total_bytes,
+                status.seconds_remaining,
+            ));
+        } else if last.elapsed() >= Duration::from_secs(10) {
             last = Instant::now();
             tracing::info!(
                 profile,
@@ -275,7 +391,8 @@ pub fn apply_retention(
     Ok(removed.len())
 }
 
-fn log_report(profile: &Profile, r: &RunReport) {
+/// The one summary line of a successful run.
+pub fn log_report(profile: &Profile, r: &RunReport) {
     let s = &r.summary;
     let dumped: u64 = r.dumps.iter().map(|d| d.bytes).sum();
     tracing::info!(

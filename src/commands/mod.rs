@@ -2,9 +2,13 @@
 //! binary (located once, on first need).
 
 pub mod backup;
+pub mod check;
+pub mod daemon;
 pub mod forget;
+pub mod health;
 pub mod restore;
 pub mod snapshots;
+pub mod status;
 pub mod validate;
 pub mod verify;
 
@@ -67,6 +71,11 @@ impl Context {
             .get(&profile.repository)
             .expect("config resolution checked the repository exists")
             .clone();
-        Ok(Restic::new(binary, repo, profile.lock_wait))
+        let init_lock = self
+            .config
+            .state_dir
+            .join("locks")
+            .join(format!("repository-{}.lock", repo.name));
+        Ok(Restic::new(binary, repo, profile.lock_wait).with_init_lock(init_lock))
     }
 }

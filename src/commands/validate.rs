@@ -40,6 +40,15 @@ pub fn run(ctx: &Context) -> Status {
         if let Some(s) = &p.schedule {
             println!("    schedule {s}");
         }
+        for (key, s) in [
+            ("check_schedule", &p.check_schedule),
+            ("prune_schedule", &p.prune_schedule),
+            ("verify_schedule", &p.verify_schedule),
+        ] {
+            if let Some(s) = s {
+                println!("    {key} {s}");
+            }
+        }
     }
     Status::Success
 }

@@ -76,6 +76,31 @@ pub struct Config {
     pub restic_binary: Option<PathBuf>,
     pub repositories: BTreeMap<String, Repository>,
     pub profiles: BTreeMap<String, Profile>,
+    pub daemon: DaemonSettings,
+}
+
+/// Top-level settings of the daemon and of shutdowns.
+#[derive(Debug, Clone)]
+pub struct DaemonSettings {
+    /// Where `daemon` serves /healthz and /metrics; `--listen` overrides.
+    pub listen: Option<std::net::SocketAddr>,
+    /// How many profiles may run at once.
+    pub max_concurrent: usize,
+    /// How long running work may go on after SIGTERM/SIGINT (every command, not only `daemon`).
+    pub grace_period: Duration,
+    /// Where the Prometheus metrics are also written, after every run.
+    pub metrics_file: Option<PathBuf>,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        DaemonSettings {
+            listen: None,
+            max_concurrent: 1,
+            grace_period: crate::signals::DEFAULT_GRACE,
+            metrics_file: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +136,39 @@ pub struct Profile {
     pub schedule: Option<String>,
     pub keep_staging_on_failure: bool,
     pub lock_wait: Duration,
+    /// Cron schedules of the other jobs the daemon runs (checked cron expressions).
+    pub check_schedule: Option<String>,
+    pub prune_schedule: Option<String>,
+    pub verify_schedule: Option<String>,
+    /// `restic check --read-data-subset` value.
+    pub check_subset: Option<String>,
+    /// IANA time zone of the schedules; `None`: the local zone (`TZ`, else /etc/localtime).
+    pub timezone: Option<String>,
+    /// Each scheduled run starts up to this much later, at random.
+    pub jitter: Duration,
+    pub catch_up: CatchUp,
+    /// Health fails when the last success is older; `None`: twice the schedule's period.
+    pub max_age: Option<Duration>,
+    pub notify: Notify,
+}
+
+/// What the daemon does on start about a run missed while it was down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CatchUp {
+    /// Run once at once.
+    #[default]
+    Once,
+    Skip,
+}
+
+/// Where a profile's runs are reported.
+#[derive(Debug, Clone, Default)]
+pub struct Notify {
+    /// healthchecks.io ping URL (start, success, fail). May hold a token: print via redact_url.
+    pub healthchecks: Option<String>,
+    /// JSON POST on failure (and on success with `webhook_on_success`).
+    pub webhook: Option<String>,
+    pub webhook_on_success: bool,
 }
 
 impl Profile {
@@ -421,6 +479,7 @@ impl Resolver<'_> {
                 repositories.insert(name.clone(), r);
             }
         }
+        let daemon = self.daemon_settings(&raw);
         let mut profiles = BTreeMap::new();
         for (name, profile) in &raw.profiles {
             if !raw
@@ -450,6 +509,103 @@ impl Resolver<'_> {
             restic_binary,
             repositories,
             profiles,
+            daemon,
+        }
+    }
+
+    fn daemon_settings(&mut self, raw: &RawConfig) -> DaemonSettings {
+        let mut d = DaemonSettings::default();
+        if let Some(s) = &raw.listen
+            && let Some(v) = self.nonempty(s, "listen")
+        {
+            match v.parse() {
+                Ok(addr) => d.listen = Some(addr),
+                Err(_) => self.error(
+                    &s.referenced,
+                    format!(
+                        "listen {v:?} is not an address such as 127.0.0.1:9898 or 0.0.0.0:9898"
+                    ),
+                ),
+            }
+        }
+        if let Some(n) = &raw.max_concurrent {
+            if n.value == 0 {
+                self.error(&n.referenced, "max_concurrent must be at least 1");
+            } else {
+                d.max_concurrent = n.value as usize;
+            }
+        }
+        if let Some(g) = self.duration(raw.grace_period.as_ref(), "grace_period") {
+            d.grace_period = g;
+        }
+        d.metrics_file = raw
+            .metrics_file
+            .as_ref()
+            .and_then(|s| self.path(s, "metrics_file"));
+        d
+    }
+
+    /// A duration such as 90s, 5m, 2h or 1d, or `None` after recording why not.
+    fn duration(&mut self, s: Option<&S>, key: &str) -> Option<Duration> {
+        let s = s?;
+        let v = self.nonempty(s, key)?;
+        let short = key.rsplit('.').next().unwrap_or(key);
+        match parse_duration(&v) {
+            Some(d) => Some(d),
+            None => {
+                self.error(
+                    &s.referenced,
+                    format!("{short} {v:?} is not a duration such as 30s, 5m, 1h or 2d"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A checked cron expression, or `None` after recording why not.
+    fn cron(&mut self, s: Option<&S>, key: &str) -> Option<String> {
+        let s = s?;
+        let v = self.nonempty(s, key)?;
+        let short = key.rsplit('.').next().unwrap_or(key);
+        match crate::schedule::check_expression(&v) {
+            Ok(()) => Some(v),
+            Err(why) => {
+                self.error(&s.referenced, format!("{short} {v:?}: {why}"));
+                None
+            }
+        }
+    }
+
+    fn notify(&mut self, profile: &str, n: &Spanned<raw::RawNotify>) -> Notify {
+        let key = |k: &str| format!("profiles.{profile}.notify.{k}");
+        let mut url = |s: &Option<S>, k: &str| -> Option<String> {
+            let s = s.as_ref()?;
+            let v = self.nonempty(s, &key(k))?;
+            if v.starts_with("http://") || v.starts_with("https://") {
+                Some(v)
+            } else {
+                self.error(
+                    &s.referenced,
+                    format!(
+                        "notify.{k} {:?} must be an http:// or https:// URL",
+                        redact_url(&v)
+                    ),
+                );
+                None
+            }
+        };
+        let healthchecks = url(&n.value.healthchecks, "healthchecks");
+        let webhook = url(&n.value.webhook, "webhook");
+        if n.value.webhook_on_success && n.value.webhook.is_none() {
+            self.error(
+                &n.referenced,
+                format!("profile {profile}: notify.webhook_on_success needs notify.webhook"),
+            );
+        }
+        Notify {
+            healthchecks,
+            webhook,
+            webhook_on_success: n.value.webhook_on_success,
         }
     }
 
@@ -594,19 +750,74 @@ impl Resolver<'_> {
             on_failure: self.commands(&p.hooks.on_failure, &key("hooks.on_failure")),
         };
         let retention = p.retention.as_ref().and_then(|r| self.retention(name, r));
-        let schedule = p.schedule.as_ref().and_then(|s| {
-            let v = self.nonempty(s, &key("schedule"))?;
-            let fields = v.split_whitespace().count();
-            if fields == 5 || fields == 6 {
+        let schedule = self.cron(p.schedule.as_ref(), &key("schedule"));
+        let check_schedule = self.cron(p.check_schedule.as_ref(), &key("check_schedule"));
+        let prune_schedule = self.cron(p.prune_schedule.as_ref(), &key("prune_schedule"));
+        let verify_schedule = self.cron(p.verify_schedule.as_ref(), &key("verify_schedule"));
+        let check_subset = p.check_subset.as_ref().and_then(|s| {
+            let v = self.nonempty(s, &key("check_subset"))?;
+            if crate::restic::args::is_read_data_subset(&v) {
                 Some(v)
             } else {
                 self.error(
                     &s.referenced,
-                    format!("schedule {v:?}: a cron expression has 5 fields (or 6 with seconds first), found {fields}"),
+                    format!("check_subset {v:?} is not a restic --read-data-subset such as 5%, 1/10 or 500M"),
                 );
                 None
             }
         });
+        let timezone = p.timezone.as_ref().and_then(|s| {
+            let v = self.nonempty(s, &key("timezone"))?;
+            match crate::schedule::Zone::named(&v) {
+                Ok(_) => Some(v),
+                Err(why) => {
+                    self.error(&s.referenced, why);
+                    None
+                }
+            }
+        });
+        let jitter = self
+            .duration(p.jitter.as_ref(), &key("jitter"))
+            .unwrap_or_default();
+        let catch_up = match p.catch_up.as_ref().map(|c| (c, c.value.as_str())) {
+            None | Some((_, "once")) => CatchUp::Once,
+            Some((_, "skip")) => CatchUp::Skip,
+            Some((c, other)) => {
+                self.error(
+                    &c.referenced,
+                    format!("catch_up {other:?} is not one of once, skip"),
+                );
+                CatchUp::Once
+            }
+        };
+        let max_age = self.duration(p.max_age.as_ref(), &key("max_age"));
+        let scheduled = [
+            ("schedule", &p.schedule),
+            ("check_schedule", &p.check_schedule),
+            ("prune_schedule", &p.prune_schedule),
+            ("verify_schedule", &p.verify_schedule),
+        ];
+        if !scheduled.iter().any(|(_, s)| s.is_some()) {
+            for (k, v) in [
+                ("timezone", &p.timezone),
+                ("jitter", &p.jitter),
+                ("catch_up", &p.catch_up),
+            ] {
+                if let Some(v) = v {
+                    self.error(
+                        &v.referenced,
+                        format!(
+                            "profile {name}: {k} applies to schedules, and this profile has none"
+                        ),
+                    );
+                }
+            }
+        }
+        let notify = p
+            .notify
+            .as_ref()
+            .map(|n| self.notify(name, n))
+            .unwrap_or_default();
         let lock_wait = p
             .lock_wait
             .as_ref()
@@ -638,6 +849,15 @@ impl Resolver<'_> {
             schedule,
             keep_staging_on_failure: p.keep_staging_on_failure,
             lock_wait,
+            check_schedule,
+            prune_schedule,
+            verify_schedule,
+            check_subset,
+            timezone,
+            jitter,
+            catch_up,
+            max_age,
+            notify,
         }
     }
 
@@ -932,13 +1152,14 @@ fn is_restic_duration(s: &str) -> bool {
     digits == 0 && units > 0
 }
 
-/// "90s", "5m", "2h", or a plain number of seconds.
+/// "90s", "5m", "2h", "7d", or a plain number of seconds.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let (num, mult) = match s.chars().last()? {
         's' => (&s[..s.len() - 1], 1),
         'm' => (&s[..s.len() - 1], 60),
         'h' => (&s[..s.len() - 1], 3600),
+        'd' => (&s[..s.len() - 1], 86400),
         c if c.is_ascii_digit() => (s, 1),
         _ => return None,
     };

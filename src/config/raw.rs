@@ -20,6 +20,18 @@ pub struct RawConfig {
     pub repositories: BTreeMap<String, Spanned<RawRepository>>,
     #[serde(default)]
     pub profiles: BTreeMap<String, Spanned<RawProfile>>,
+    // The daemon.
+    /// Address of the HTTP server (/healthz, /metrics), "IP:PORT".
+    #[serde(default)]
+    pub listen: Option<S>,
+    #[serde(default)]
+    pub max_concurrent: Option<Spanned<u32>>,
+    /// How long running work may go on after SIGTERM/SIGINT before its children are stopped.
+    #[serde(default)]
+    pub grace_period: Option<S>,
+    /// Prometheus text file for node_exporter's textfile collector.
+    #[serde(default)]
+    pub metrics_file: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +76,37 @@ pub struct RawProfile {
     /// How long a restic command waits for a repository lock held by another process.
     #[serde(default)]
     pub lock_wait: Option<S>,
+    // The daemon: more schedules, their time zone and spread, and health.
+    #[serde(default)]
+    pub check_schedule: Option<S>,
+    #[serde(default)]
+    pub prune_schedule: Option<S>,
+    #[serde(default)]
+    pub verify_schedule: Option<S>,
+    /// `--read-data-subset` of `check`.
+    #[serde(default)]
+    pub check_subset: Option<S>,
+    #[serde(default)]
+    pub timezone: Option<S>,
+    #[serde(default)]
+    pub jitter: Option<S>,
+    #[serde(default)]
+    pub catch_up: Option<S>,
+    #[serde(default)]
+    pub max_age: Option<S>,
+    #[serde(default)]
+    pub notify: Option<Spanned<RawNotify>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    #[serde(default)]
+    pub healthchecks: Option<S>,
+    #[serde(default)]
+    pub webhook: Option<S>,
+    #[serde(default)]
+    pub webhook_on_success: bool,
 }
 
 /// One database source. A flat struct rather than a tagged enum so every key keeps its

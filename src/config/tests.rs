@@ -216,3 +216,121 @@ fn restore_account_of_a_mysql_source() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn daemon_keys_resolve_with_defaults() {
+    let c = parse_text(GOOD).unwrap();
+    assert_eq!(c.daemon.max_concurrent, 1);
+    assert_eq!(c.daemon.grace_period, Duration::from_secs(60));
+    assert!(c.daemon.listen.is_none() && c.daemon.metrics_file.is_none());
+    let p = &c.profiles["tracker"];
+    assert_eq!(p.catch_up, CatchUp::Once);
+    assert_eq!(p.jitter, Duration::ZERO);
+    assert!(p.max_age.is_none() && p.notify.healthchecks.is_none());
+
+    let text = format!(
+        "listen: 0.0.0.0:9898\nmax_concurrent: 2\ngrace_period: 90s\nmetrics_file: metrics/rp.prom\n{}",
+        GOOD.replace(
+            "    schedule: \"0 3 * * *\"",
+            "    schedule: \"0 3 * * *\"
+    check_schedule: \"0 4 * * 0\"
+    prune_schedule: \"30 4 1 * *\"
+    verify_schedule: \"0 5 * * 0\"
+    check_subset: 5%
+    timezone: Europe/Berlin
+    jitter: 10m
+    catch_up: skip
+    max_age: 2d
+    notify:
+      healthchecks: https://hc-ping.com/uuid
+      webhook: https://hooks.example.org/x
+      webhook_on_success: true",
+        )
+    );
+    let c = parse_text(&text).unwrap();
+    assert_eq!(c.daemon.listen, Some("0.0.0.0:9898".parse().unwrap()));
+    assert_eq!(c.daemon.max_concurrent, 2);
+    assert_eq!(c.daemon.grace_period, Duration::from_secs(90));
+    assert_eq!(
+        c.daemon.metrics_file.as_deref(),
+        Some(Path::new("/etc/rp/metrics/rp.prom"))
+    );
+    let p = &c.profiles["tracker"];
+    assert_eq!(p.check_schedule.as_deref(), Some("0 4 * * 0"));
+    assert_eq!(p.prune_schedule.as_deref(), Some("30 4 1 * *"));
+    assert_eq!(p.verify_schedule.as_deref(), Some("0 5 * * 0"));
+    assert_eq!(p.check_subset.as_deref(), Some("5%"));
+    assert_eq!(p.timezone.as_deref(), Some("Europe/Berlin"));
+    assert_eq!(p.jitter, Duration::from_secs(600));
+    assert_eq!(p.catch_up, CatchUp::Skip);
+    assert_eq!(p.max_age, Some(Duration::from_secs(2 * 86400)));
+    assert!(p.notify.webhook_on_success);
+}
+
+#[test]
+fn bad_daemon_keys_are_named_at_their_place() {
+    let text = format!(
+        "listen: localhost\nmax_concurrent: 0\ngrace_period: soon\n{}",
+        GOOD.replace(
+            "    schedule: \"0 3 * * *\"",
+            "    schedule: \"0 27 * * *\"
+    check_schedule: \"0 0 30 2 *\"
+    check_subset: 150%
+    timezone: Mars/Olympus
+    jitter: a bit
+    catch_up: twice
+    notify:
+      healthchecks: hc-ping.com/uuid
+      webhook_on_success: true",
+        )
+    );
+    let errs = errors(&text);
+    let expect = [
+        (
+            "config.yaml:1:9: ",
+            "listen \"localhost\" is not an address",
+        ),
+        ("config.yaml:2:17: ", "max_concurrent must be at least 1"),
+        (
+            "config.yaml:3:15: ",
+            "grace_period \"soon\" is not a duration",
+        ),
+        (":23:15: ", "schedule \"0 27 * * *\": "),
+        (
+            ":24:21: ",
+            "check_schedule \"0 0 30 2 *\": this cron expression never matches",
+        ),
+        (
+            ":25:19: ",
+            "check_subset \"150%\" is not a restic --read-data-subset",
+        ),
+        (
+            ":26:15: ",
+            "timezone \"Mars/Olympus\" is not an IANA time zone",
+        ),
+        (":27:13: ", "jitter \"a bit\" is not a duration"),
+        (":28:15: ", "catch_up \"twice\" is not one of once, skip"),
+        (
+            ":30:21: ",
+            "notify.healthchecks \"hc-ping.com/uuid\" must be an http:// or https:// URL",
+        ),
+        (":30:7: ", "notify.webhook_on_success needs notify.webhook"),
+    ];
+    for (at, what) in expect {
+        assert!(
+            errs.iter().any(|e| e.contains(at) && e.contains(what)),
+            "{at} {what} not in {errs:#?}"
+        );
+    }
+    assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+}
+
+#[test]
+fn schedule_keys_without_a_schedule_are_refused() {
+    let errs = errors(&GOOD.replace("    schedule: \"0 3 * * *\"", "    jitter: 5m"));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("jitter applies to schedules, and this profile has none"),
+        "{errs:?}"
+    );
+}

@@ -45,6 +45,11 @@ fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
     s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
 }
 
+/// Where the dump of `source` is written in `staging` until it is verified.
+pub fn partial_path(source: &DatabaseSource, staging: &Path) -> PathBuf {
+    staging.join(format!("{}.partial", source.dump_file_name()))
+}
+
 /// Dumps `source` into `staging`.
 ///
 /// Fails when the tool fails, is killed, or the copy does not verify; the partial file is
@@ -52,7 +57,7 @@ fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
 pub fn dump(source: &DatabaseSource, staging: &Path) -> Result<DumpReport, DumpError> {
     let file = source.dump_file_name();
     let final_path = staging.join(&file);
-    let partial = staging.join(format!("{file}.partial"));
+    let partial = partial_path(source, staging);
     let start = Instant::now();
     let result = match &source.kind {
         SourceKind::Sqlite(s) => sqlite::dump(s, &partial),

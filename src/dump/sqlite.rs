@@ -66,7 +66,14 @@ fn open_source(path: &Path) -> Result<Connection, String> {
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| format!("cannot set busy timeout: {e}"))?;
+    stop_on_shutdown(&conn);
     Ok(conn)
+}
+
+/// Makes statements on `conn` (VACUUM INTO, the checks) stop once a shutdown stops running
+/// work. The one-step backup copy cannot be interrupted; it runs at disk speed.
+fn stop_on_shutdown(conn: &Connection) {
+    conn.progress_handler(10_000, Some(crate::signals::terminating));
 }
 
 fn online_backup(source: &Connection, out: &Path) -> Result<(), String> {
@@ -106,6 +113,7 @@ fn online_backup(source: &Connection, out: &Path) -> Result<(), String> {
 pub fn verify(path: &Path, how: SqliteVerify) -> Result<Vec<String>, String> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| format!("cannot open the copy {}: {e}", path.display()))?;
+    stop_on_shutdown(&conn);
     let pragma = match how {
         SqliteVerify::Quick => Some("quick_check"),
         SqliteVerify::Full => Some("integrity_check"),

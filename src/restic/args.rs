@@ -110,6 +110,20 @@ pub fn restore(snapshot: &str, target: &Path, includes: &[String], verify: bool)
     args
 }
 
+/// `restic unlock` without `--remove-all`: stale locks only.
+pub fn unlock() -> Vec<String> {
+    vec!["unlock".to_string()]
+}
+
+/// `restic check`, reading `subset` of the data packs when given ("5%", "1/10", "500M").
+pub fn check(subset: Option<&str>) -> Vec<String> {
+    let mut args = vec!["check".to_string()];
+    if let Some(subset) = subset {
+        args.push(format!("--read-data-subset={subset}"));
+    }
+    args
+}
+
 /// `restic dump`: one file of `snapshot`, written raw to stdout.
 pub fn dump(snapshot: &str, path: &str) -> Vec<String> {
     vec!["dump".into(), snapshot.into(), path.into()]
@@ -125,6 +139,27 @@ pub fn ls(snapshot: &str, dirs: &[String], recursive: bool) -> Vec<String> {
     args.push(snapshot.into());
     args.extend(dirs.iter().cloned());
     args
+}
+
+/// Whether `s` is a `--read-data-subset` value restic accepts: "n/t" (1 <= n <= t), a
+/// percentage ("5%", "2.5%") above 0 and at most 100, or a size with a unit ("500M", "2G").
+pub fn is_read_data_subset(s: &str) -> bool {
+    if let Some((n, t)) = s.split_once('/') {
+        return matches!((n.parse::<u32>(), t.parse::<u32>()), (Ok(n), Ok(t)) if n >= 1 && n <= t);
+    }
+    if let Some(p) = s.strip_suffix('%') {
+        let digits_ok = !p.is_empty() && p.chars().all(|c| c.is_ascii_digit() || c == '.');
+        return digits_ok && matches!(p.parse::<f64>(), Ok(v) if v > 0.0 && v <= 100.0);
+    }
+    match s.char_indices().last() {
+        Some((i, unit)) if "kKmMgGtT".contains(unit) => {
+            let n = &s[..i];
+            !n.is_empty()
+                && n.chars().all(|c| c.is_ascii_digit())
+                && n.parse::<u64>().is_ok_and(|v| v > 0)
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -200,5 +235,19 @@ mod tests {
             "forget --json --host h --tag resticpilot,profile:p --group-by host,tags --keep-daily 7 --keep-within 2d --dry-run"
         );
         assert!(!args.contains("paths"));
+    }
+
+    #[test]
+    fn check_reads_the_configured_subset() {
+        assert_eq!(check(None), ["check"]);
+        assert_eq!(check(Some("5%")), ["check", "--read-data-subset=5%"]);
+        for good in ["1/10", "10/10", "5%", "2.5%", "100%", "500M", "2G", "1t"] {
+            assert!(is_read_data_subset(good), "{good}");
+        }
+        for bad in [
+            "0/10", "11/10", "0%", "101%", "%", "5", "M", "-1G", "five%", "1/x",
+        ] {
+            assert!(!is_read_data_subset(bad), "{bad}");
+        }
     }
 }

@@ -22,6 +22,8 @@ pub struct BackupStatus {
     pub total_bytes: u64,
     #[serde(default)]
     pub bytes_done: u64,
+    #[serde(default)]
+    pub seconds_remaining: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

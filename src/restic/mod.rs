@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::config::{Repository, RepositoryPassword, redact_url};
-use crate::process::{Cmd, LineFilter, Output, Piped, ProcessError, describe_status};
+use crate::process::{Cmd, LineFilter, Output, Piped, ProcessError, StopSignal, describe_status};
 
 pub use args::BackupArgs;
 use exit::Outcome;
@@ -65,6 +65,12 @@ pub enum ResticError {
     Parse { verb: String, detail: String },
     #[error("password file {path} of repository {repo} is not readable: {detail}")]
     PasswordFile {
+        repo: String,
+        path: String,
+        detail: String,
+    },
+    #[error("cannot lock {path} to create repository {repo}: {detail}")]
+    InitLock {
         repo: String,
         path: String,
         detail: String,
@@ -144,6 +150,10 @@ pub struct Restic {
     binary: Binary,
     repo: Repository,
     lock_wait: Duration,
+    /// A file locked while the repository is created, so two runs sharing it (two profiles,
+    /// a daemon and a manual run) never both `restic init` it: concurrent inits of one
+    /// repository leave keys that do not open its config.
+    init_lock: Option<PathBuf>,
 }
 
 /// What a finished `restic backup` reported.
@@ -160,7 +170,14 @@ impl Restic {
             binary,
             repo,
             lock_wait,
+            init_lock: None,
         }
+    }
+
+    /// Serialises repository creation through a lock on `path`.
+    pub fn with_init_lock(mut self, path: PathBuf) -> Self {
+        self.init_lock = Some(path);
+        self
     }
 
     pub fn version(&self) -> Version {
@@ -175,7 +192,9 @@ impl Restic {
     /// A restic command for this repository. The repository and password travel in the
     /// environment; inherited RESTIC_* variables that could override them are removed.
     pub fn command(&self, args: &[String]) -> Cmd {
-        let mut cmd = Cmd::new(&self.binary.path);
+        // restic removes its repository lock when interrupted (SIGINT); restic < 0.17 does
+        // not catch SIGTERM and would leave the lock behind.
+        let mut cmd = Cmd::new(&self.binary.path).stop_signal(StopSignal::Interrupt);
         for inherited in [
             "RESTIC_PASSWORD",
             "RESTIC_PASSWORD_FILE",
@@ -289,12 +308,40 @@ impl Restic {
         match self.run(&["cat".into(), "config".into()], |_| {}) {
             Ok(_) => Ok(()),
             Err(ResticError::NoRepository { .. }) if self.repo.init => {
+                let _held = self.lock_init()?;
+                // Another run may have created it while this one waited for the lock.
+                if self.run(&["cat".into(), "config".into()], |_| {}).is_ok() {
+                    return Ok(());
+                }
                 tracing::info!(repository = %self.repo.name, url = %self.url(), "creating the repository (init: true)");
                 self.run(&["init".into()], |_| {})?;
                 Ok(())
             }
             Err(err) => Err(err),
         }
+    }
+
+    /// Waits for the init lock, when there is one; held until the returned file is dropped.
+    fn lock_init(&self) -> Result<Option<std::fs::File>, ResticError> {
+        let Some(path) = &self.init_lock else {
+            return Ok(None);
+        };
+        let fail = |e: std::io::Error| ResticError::InitLock {
+            repo: self.repo.name.clone(),
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(fail)?;
+        file.lock().map_err(fail)?;
+        Ok(Some(file))
     }
 
     /// Takes one snapshot. `progress` sees restic's status messages.
@@ -398,6 +445,58 @@ impl Restic {
             tracing::debug!("restic prune: {line}")
         })?;
         Ok(())
+    }
+
+    /// Removes stale locks: those whose process is gone on this host (restic's own rule also
+    /// counts locks older than 30 minutes as stale). Live locks are left alone.
+    ///
+    /// Fails when restic fails.
+    pub fn unlock(&self) -> Result<(), ResticError> {
+        self.run(&args::unlock(), |line| {
+            tracing::debug!("restic unlock: {line}")
+        })?;
+        Ok(())
+    }
+
+    /// Checks the repository's structure and, with `subset`, reads that part of the data.
+    /// Returns restic's report (its stdout lines).
+    ///
+    /// Fails when restic finds errors or cannot run; the error carries restic's findings.
+    pub fn check(&self, subset: Option<&str>) -> Result<Vec<String>, ResticError> {
+        let mut lines = Vec::new();
+        let result = self.run(&args::check(subset), |line| {
+            tracing::debug!("restic check: {line}");
+            lines.push(line.to_string());
+        });
+        match result {
+            Ok(_) => Ok(lines),
+            Err(ResticError::Failed {
+                verb,
+                repo,
+                how,
+                detail,
+            }) => {
+                // check reports what it found on stdout; the stderr tail alone says little.
+                let found: Vec<&str> = lines
+                    .iter()
+                    .map(|l| l.trim())
+                    .filter(|l| l.contains("error") || l.contains("Fatal"))
+                    .take(10)
+                    .collect();
+                let detail = if found.is_empty() {
+                    detail
+                } else {
+                    format!("{detail}; {}", found.join("; "))
+                };
+                Err(ResticError::Failed {
+                    verb,
+                    repo,
+                    how,
+                    detail,
+                })
+            }
+            Err(err) => Err(err),
+        }
     }
 }
 
