@@ -5,6 +5,7 @@
 
 use crate::config::ConfigErrors;
 use crate::dump::DumpError;
+use crate::maintenance::MaintenanceError;
 use crate::process::ProcessError;
 use crate::restic::ResticError;
 
@@ -29,6 +30,8 @@ pub enum Error {
     Dump(#[from] DumpError),
     #[error(transparent)]
     Process(#[from] ProcessError),
+    #[error("maintenance window: {0}")]
+    Maintenance(#[from] MaintenanceError),
     #[error("{0}")]
     Busy(String),
     #[error("{what}: {source}")]
@@ -58,6 +61,7 @@ impl Error {
             Error::Restic(_)
             | Error::Dump(_)
             | Error::Process(_)
+            | Error::Maintenance(_)
             | Error::Busy(_)
             | Error::Io { .. }
             | Error::Failed(_) => exit::FAILURE,

@@ -11,6 +11,7 @@ pub mod dump;
 pub mod error;
 pub mod hooks;
 pub mod lock;
+pub mod maintenance;
 pub mod process;
 pub mod restic;
 pub mod staging;

@@ -64,6 +64,18 @@ pub struct RawProfile {
     /// How long a restic command waits for a repository lock held by another process.
     #[serde(default)]
     pub lock_wait: Option<S>,
+    /// Containers stopped around the dumps.
+    #[serde(default)]
+    pub maintenance: Option<Spanned<RawMaintenance>>,
+}
+
+/// `maintenance: { stop: [containers], timeout: 30s }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMaintenance {
+    pub stop: Vec<S>,
+    #[serde(default)]
+    pub timeout: Option<S>,
 }
 
 /// One database source. A flat struct rather than a tagged enum so every key keeps its
