@@ -3,6 +3,7 @@
 # restic, sqlite3, and the MariaDB client and server. Debian/Ubuntu (apt); root or sudo.
 #   scripts/install-deps.sh            everything the tests need
 #   scripts/install-deps.sh --demo     only what the demo needs (restic, sqlite3)
+#   scripts/install-deps.sh --e2e      what docker/e2e.sh needs besides Docker (debootstrap)
 set -euo pipefail
 
 declare -A package_of=(
@@ -13,10 +14,13 @@ declare -A package_of=(
   [mariadb-admin]=mariadb-client
   [mariadb-install-db]=mariadb-server
   [mariadbd]=mariadb-server
+  [debootstrap]=debootstrap
 )
 tools=(restic sqlite3 mariadb mariadb-dump mariadb-admin mariadb-install-db mariadbd)
 if [[ "${1:-}" == "--demo" ]]; then
   tools=(restic sqlite3)
+elif [[ "${1:-}" == "--e2e" ]]; then
+  tools=(debootstrap)
 fi
 
 missing=()

@@ -5,6 +5,7 @@
 
 use crate::config::ConfigErrors;
 use crate::dump::DumpError;
+use crate::maintenance::MaintenanceError;
 use crate::process::ProcessError;
 use crate::restic::ResticError;
 use crate::restore::RestoreError;
@@ -32,6 +33,8 @@ pub enum Error {
     Process(#[from] ProcessError),
     #[error(transparent)]
     Restore(#[from] RestoreError),
+    #[error("maintenance window: {0}")]
+    Maintenance(#[from] MaintenanceError),
     #[error("{0}")]
     Busy(String),
     #[error("{what}: {source}")]
@@ -65,6 +68,7 @@ impl Error {
             | Error::Dump(_)
             | Error::Process(_)
             | Error::Restore(_)
+            | Error::Maintenance(_)
             | Error::Busy(_)
             | Error::Io { .. }
             | Error::Failed(_)

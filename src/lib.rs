@@ -11,6 +11,7 @@ pub mod dump;
 pub mod error;
 pub mod hooks;
 pub mod lock;
+pub mod maintenance;
 pub mod process;
 pub mod report;
 pub mod restic;
@@ -95,8 +96,10 @@ fn init_logging(cli: &Cli) {
     report::progress::enable(
         cli.log_format == LogFormat::Text && !cli.quiet && std::io::stderr().is_terminal(),
     );
+    // Colours only on a terminal: container logs and log collectors get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(report::progress::StderrWriter);
     match cli.log_format {
         LogFormat::Json => builder.json().init(),

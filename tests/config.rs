@@ -127,3 +127,25 @@ fn every_example_profile_validates() {
         dir.display()
     );
 }
+
+#[test]
+fn the_docker_stack_profiles_validate() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in ["docker/profiles/stack.yaml", "docker/e2e/maintenance.yaml"] {
+        let path = root.join(file);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_resticpilot"))
+            .arg("-c")
+            .arg(&path)
+            .arg("validate")
+            .env_remove("RESTICPILOT_CONFIG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{file} does not validate:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("maintenance: stop"), "{file}: {stdout}");
+    }
+}

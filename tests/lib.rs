@@ -9,6 +9,7 @@ mod backup_sqlite;
 mod config;
 mod daemon;
 mod failures;
+mod maintenance;
 mod report;
 mod restore;
 mod retention;

@@ -15,6 +15,7 @@ use crate::dump::{self, DumpReport, human_bytes};
 use crate::error::Error;
 use crate::hooks::{self, HookKind};
 use crate::lock::ProfileLock;
+use crate::maintenance;
 use crate::report::{self, JobRun};
 use crate::restic::{BackupArgs, BackupSummary, Restic, args};
 use crate::schedule::JobKind;
@@ -196,6 +197,12 @@ fn attempt(
     let staging = staging_slot.insert(Staging::prepare(&profile.staging_dir)?);
     let mut phases = Vec::new();
     let dumps_started = Instant::now();
+    // Containers stopped for the dumps; an early return below drops the window, which starts
+    // them again.
+    let window = match &profile.maintenance {
+        Some(m) => Some(maintenance::Window::open(&profile.name, m)?),
+        None => None,
+    };
     let mut dumps = Vec::new();
     for source in &profile.databases {
         signals::check(&format!("the dump of {}", source.name))?;
@@ -216,6 +223,12 @@ fn attempt(
             report.duration.as_secs_f64()
         );
         dumps.push(report);
+    }
+    // The dumps are whole: a container that won't start again fails the run, after the
+    // snapshot is taken.
+    let restart_failed = window.and_then(|w| w.close().err());
+    if let Some(e) = &restart_failed {
+        tracing::error!(profile = %profile.name, "{e}");
     }
     write_manifest(profile, staging, &dumps)?;
     phases.push(("dumps", dumps_started.elapsed()));
@@ -287,6 +300,12 @@ fn attempt(
         warnings.push(e.to_string());
         Ok::<(), Error>(())
     })?;
+    if let Some(e) = restart_failed {
+        return Err(Error::Failed(format!(
+            "snapshot {} was taken, but the maintenance window failed: {e}",
+            outcome.summary.snapshot_id
+        )));
+    }
     Ok(RunReport {
         summary: outcome.summary,
         dumps,
@@ -430,6 +449,16 @@ fn print_plan(ctx: &Context, p: &Profile) {
     );
     for cmd in &p.hooks.before {
         println!("  hook      before: {cmd}");
+    }
+    if let Some(m) = &p.maintenance {
+        let mut reverse = m.stop.clone();
+        reverse.reverse();
+        println!(
+            "  stop      {} (Docker engine; {}s each before it kills), started again after the dumps: {}",
+            m.stop.join(", "),
+            m.timeout.as_secs(),
+            reverse.join(", ")
+        );
     }
     for (name, file) in dump::planned_files(&p.databases, &p.staging_dir) {
         let source = p

@@ -37,6 +37,13 @@ pub fn run(ctx: &Context) -> Status {
         for path in &p.paths {
             println!("    path {}", path.display());
         }
+        if let Some(m) = &p.maintenance {
+            println!(
+                "    maintenance: stop {} around the dumps (timeout {}s each)",
+                m.stop.join(", "),
+                m.timeout.as_secs()
+            );
+        }
         if let Some(s) = &p.schedule {
             println!("    schedule {s}");
         }

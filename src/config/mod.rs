@@ -22,6 +22,9 @@ pub const DEFAULT_CONFIG: &str = "/etc/resticpilot/config.yaml";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/resticpilot";
 /// Default for `lock_wait`: how long restic commands retry on a locked repository.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(120);
+/// Default for `maintenance.timeout`: how long Docker waits for a container to stop before
+/// killing it.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One problem in a config file, with its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +139,8 @@ pub struct Profile {
     pub schedule: Option<String>,
     pub keep_staging_on_failure: bool,
     pub lock_wait: Duration,
+    /// Containers stopped before the dumps and started after them.
+    pub maintenance: Option<Maintenance>,
     /// Cron schedules of the other jobs the daemon runs (checked cron expressions).
     pub check_schedule: Option<String>,
     pub prune_schedule: Option<String>,
@@ -169,6 +174,16 @@ pub struct Notify {
     /// JSON POST on failure (and on success with `webhook_on_success`).
     pub webhook: Option<String>,
     pub webhook_on_success: bool,
+}
+
+/// The maintenance window: containers stopped, in order, before the dumps and started again,
+/// in reverse order, after them (also when a dump fails).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Maintenance {
+    /// Container names or ids, in stop order.
+    pub stop: Vec<String>,
+    /// How long Docker waits for each container to stop before it kills it.
+    pub timeout: Duration,
 }
 
 impl Profile {
@@ -835,6 +850,10 @@ impl Resolver<'_> {
                 }
             })
             .unwrap_or(DEFAULT_LOCK_WAIT);
+        let maintenance = p
+            .maintenance
+            .as_ref()
+            .and_then(|m| self.maintenance(name, m, !p.databases.is_empty()));
         Profile {
             name: name.to_string(),
             repository: p.repository.value.clone(),
@@ -858,7 +877,71 @@ impl Resolver<'_> {
             catch_up,
             max_age,
             notify,
+            maintenance,
         }
+    }
+
+    fn maintenance(
+        &mut self,
+        profile: &str,
+        m: &Spanned<raw::RawMaintenance>,
+        has_databases: bool,
+    ) -> Option<Maintenance> {
+        let key = |k: &str| format!("profiles.{profile}.maintenance.{k}");
+        if !has_databases {
+            self.error(
+                &m.referenced,
+                format!("profile {profile}: maintenance wraps the database dumps, but the profile has no databases"),
+            );
+        }
+        if m.value.stop.is_empty() {
+            self.error(
+                &m.referenced,
+                format!(
+                    "profile {profile}: maintenance.stop is empty: name the containers to stop"
+                ),
+            );
+        }
+        let mut stop: Vec<String> = Vec::new();
+        for s in &m.value.stop {
+            let Some(name) = self.nonempty(s, &key("stop")) else {
+                continue;
+            };
+            if !is_container_name(&name) {
+                self.error(
+                    &s.referenced,
+                    format!("container name {name:?} is not a Docker container name or id (letters, digits, '_', '.', '-'; starting with a letter or digit)"),
+                );
+            } else if stop.contains(&name) {
+                self.error(
+                    &s.referenced,
+                    format!("container {name:?} is listed twice in maintenance.stop"),
+                );
+            } else {
+                stop.push(name);
+            }
+        }
+        let timeout = match &m.value.timeout {
+            None => DEFAULT_STOP_TIMEOUT,
+            Some(s) => {
+                let v = self.nonempty(s, &key("timeout"))?;
+                match parse_duration(&v) {
+                    // Docker takes whole seconds as a 32-bit number.
+                    Some(d) if d.as_secs() <= i32::MAX as u64 => d,
+                    _ => {
+                        self.error(
+                            &s.referenced,
+                            format!(
+                                "maintenance timeout {v:?} is not a duration such as 30s, 5m or 1h"
+                            ),
+                        );
+                        return None;
+                    }
+                }
+            }
+        };
+        (has_databases && stop.len() == m.value.stop.len() && !stop.is_empty())
+            .then_some(Maintenance { stop, timeout })
     }
 
     fn commands(&mut self, list: &[S], key: &str) -> Vec<String> {
@@ -1133,6 +1216,14 @@ fn is_safe_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// Docker's container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (ids fit too).
+fn is_container_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 /// restic's `--keep-within` durations: one or more of a number followed by y, m, d or h.

@@ -76,6 +76,9 @@ pub struct RawProfile {
     /// How long a restic command waits for a repository lock held by another process.
     #[serde(default)]
     pub lock_wait: Option<S>,
+    /// Containers stopped around the dumps.
+    #[serde(default)]
+    pub maintenance: Option<Spanned<RawMaintenance>>,
     // The daemon: more schedules, their time zone and spread, and health.
     #[serde(default)]
     pub check_schedule: Option<S>,
@@ -107,6 +110,15 @@ pub struct RawNotify {
     pub webhook: Option<S>,
     #[serde(default)]
     pub webhook_on_success: bool,
+}
+
+/// `maintenance: { stop: [containers], timeout: 30s }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMaintenance {
+    pub stop: Vec<S>,
+    #[serde(default)]
+    pub timeout: Option<S>,
 }
 
 /// One database source. A flat struct rather than a tagged enum so every key keeps its

@@ -334,3 +334,73 @@ fn schedule_keys_without_a_schedule_are_refused() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn maintenance_window_resolves_in_order_with_default_timeout() {
+    let c = parse_text(&GOOD.replace(
+        "    schedule:",
+        "    maintenance:\n      stop: [tracker, stack-worker-1]\n    schedule:",
+    ))
+    .unwrap();
+    let m = c.profiles["tracker"].maintenance.as_ref().unwrap();
+    assert_eq!(m.stop, ["tracker", "stack-worker-1"]);
+    assert_eq!(m.timeout, DEFAULT_STOP_TIMEOUT);
+    assert_eq!(
+        parse_text(GOOD).unwrap().profiles["tracker"].maintenance,
+        None
+    );
+}
+
+#[test]
+fn maintenance_window_takes_a_timeout() {
+    let c = parse_text(&GOOD.replace(
+        "    schedule:",
+        "    maintenance: { stop: [tracker], timeout: 2m }\n    schedule:",
+    ))
+    .unwrap();
+    let m = c.profiles["tracker"].maintenance.as_ref().unwrap();
+    assert_eq!(m.timeout, Duration::from_secs(120));
+}
+
+#[test]
+fn maintenance_window_errors_name_the_bad_value() {
+    let errs = errors(&GOOD.replace(
+        "    schedule:",
+        "    maintenance: { stop: [tracker, '/bad name', tracker], timeout: soon, stpo: [] }\n    schedule:",
+    ));
+    assert_eq!(errs.len(), 1, "unknown key first: {errs:?}");
+    assert!(errs[0].contains("stpo"), "{errs:?}");
+
+    let errs = errors(&GOOD.replace(
+        "    schedule:",
+        "    maintenance: { stop: [tracker, '/bad name', tracker], timeout: soon }\n    schedule:",
+    ));
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert!(
+        errs[0].contains("\"/bad name\" is not a Docker container name"),
+        "{errs:?}"
+    );
+    assert!(errs[1].contains("\"tracker\" is listed twice"), "{errs:?}");
+    assert!(
+        errs[2].contains("timeout \"soon\" is not a duration"),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .all(|e| e.starts_with("/etc/rp/config.yaml:20:")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn maintenance_window_needs_containers_and_databases() {
+    let errs = errors(&GOOD.replace(
+        "    schedule:",
+        "    maintenance: { stop: [] }\n    schedule:",
+    ));
+    assert!(errs[0].contains("maintenance.stop is empty"), "{errs:?}");
+
+    let text = "repositories:\n  r: { url: /srv/r, password_file: /pw }\nprofiles:\n  files:\n    repository: r\n    paths: [/etc]\n    maintenance: { stop: [app] }\n";
+    let errs = errors(text);
+    assert!(errs[0].contains("the profile has no databases"), "{errs:?}");
+}

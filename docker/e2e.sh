@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# End-to-end test of the image and the example compose stack on a real Docker engine, with no
+# image registry needed:
+#
+#   1. base images: debootstrap + docker import (docker/e2e/bases.sh), cached by tag;
+#   2. the binary, built with the host's cargo, and the image from docker/Dockerfile with
+#      BINARY=prebuilt on the local base;
+#   3. the stack (docker/compose.yaml) up with a schedule every 10 seconds; at least two
+#      scheduled snapshots; the backup container healthy through its HEALTHCHECK;
+#   4. a manual `run --rm backup backup`, then the disaster: the application stopped, its
+#      SQLite file deleted, a MariaDB table dropped; both restored with
+#      `run --rm backup restore ...`; the application started; every row back;
+#   5. the maintenance window: the application stopped during the dumps and running again
+#      afterwards, after a successful run, a failed dump, and a SIGTERM inside the window;
+#   6. `down -v`, always.
+#
+# Exits non-zero on any failure. Needs root (debootstrap) on the first run, Docker with
+# BuildKit (docker buildx, or a docker CLI that has it built in) and Compose (v2 or v1.29).
+#   RESTICPILOT_E2E_RELEASE=1   build the binary with --release (default: the debug build)
+#   RESTICPILOT_E2E_KEEP=1      leave the stack up on failure, for inspection
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo="$PWD"
+started=$SECONDS
+
+say() { printf '[e2e %4ds] %s\n' "$((SECONDS - started))" "$*" >&2; }
+fail() {
+  say "FAIL: $*"
+  exit 1
+}
+# wait_for SECONDS WHAT COMMAND...: retries COMMAND every 2 seconds until it succeeds.
+wait_for() {
+  local limit=$1 what=$2 deadline=$((SECONDS + $1))
+  shift 2
+  until "$@"; do
+    ((SECONDS < deadline)) || fail "$what: not after ${limit}s"
+    sleep 2
+  done
+}
+
+# --- tools -----------------------------------------------------------------------------------
+docker info >/dev/null 2>&1 || fail "no Docker engine answers (docker info)"
+if docker compose version >/dev/null 2>&1; then
+  compose_cmd=(docker compose)
+elif command -v docker-compose >/dev/null 2>&1; then
+  compose_cmd=(docker-compose)
+else
+  fail "neither 'docker compose' nor 'docker-compose' is installed"
+fi
+command -v python3 >/dev/null || fail "python3 is needed to read JSON"
+# docker/Dockerfile's BINARY=prebuilt path needs BuildKit to skip the compile stages.
+probe="$(mktemp -d)"
+echo 'FROM scratch' >"$probe/Dockerfile"
+builder=""
+while read -r candidate; do
+  if DOCKER_BUILDKIT=1 "$candidate" build -q "$probe" >/dev/null 2>&1; then
+    builder="$candidate"
+    break
+  fi
+done < <(type -ap docker | awk '!seen[$0]++')
+rm -rf "$probe"
+[[ -n "$builder" ]] || fail "no docker CLI here builds with BuildKit: install docker buildx"
+say "using ${compose_cmd[*]}, BuildKit through $builder"
+
+# --- names, secrets, teardown ------------------------------------------------------------------
+project="rpe2e-$$-$RANDOM"
+image="resticpilot-e2e/resticpilot:$project"
+secrets="$(mktemp -d /tmp/rp-e2e-secrets.XXXXXX)"
+signal_container="$project-signal"
+export COMPOSE_PROJECT_NAME="$project"
+export RESTICPILOT_IMAGE="$image"
+export RESTICPILOT_SECRETS="$secrets"
+export BACKUP_SCHEDULE="*/10 * * * * *" # 6 fields, seconds first: every 10 seconds
+export BACKUP_HOST="e2e-stack"
+export TRACKER_CONTAINER="$project-tracker"
+export DOCKER_GID
+DOCKER_GID="$(stat -c %g /var/run/docker.sock)"
+compose=("${compose_cmd[@]}" -f docker/compose.yaml -f docker/compose.maintenance.yaml)
+compose_restore=("${compose[@]}" -f docker/compose.restore.yaml)
+e2e_config=(-v "$repo/docker/e2e:/etc/resticpilot-e2e:ro")
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if ((rc != 0)); then
+    say "logs of the stack (last lines):"
+    "${compose[@]}" logs --no-color --tail=40 >&2 2>&1 || true
+    docker logs --tail=40 "$signal_container" >&2 2>&1 || true
+    if [[ "${RESTICPILOT_E2E_KEEP:-}" == 1 ]]; then
+      say "left up for inspection: COMPOSE_PROJECT_NAME=$project; secrets in $secrets"
+      exit "$rc"
+    fi
+  fi
+  docker rm -f "$signal_container" >/dev/null 2>&1 || true
+  "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || say "warning: down -v failed for $project"
+  docker image rm "$image" >/dev/null 2>&1 || true
+  rm -rf "$secrets"
+  if ((rc == 0)); then say "PASSED in $((SECONDS - started))s"; else say "FAILED (exit $rc) after $((SECONDS - started))s"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+for s in restic-password mariadb-root-password mariadb-password; do
+  head -c 24 /dev/urandom | base64 >"$secrets/$s"
+done
+# The backup image runs as UID 1000: the secrets must be readable by it.
+chown 1000:1000 "$secrets"/*
+chmod 0400 "$secrets"/*
+
+# --- 1-2: base images, binary, image -------------------------------------------------------------
+say "base images (debootstrap on the first run, cached by tag after)"
+bases="$(docker/e2e/bases.sh)"
+runtime_base="$(sed -n 's/^runtime=//p' <<<"$bases")"
+export MARIADB_IMAGE
+MARIADB_IMAGE="$(sed -n 's/^mariadb=//p' <<<"$bases")"
+[[ -n "$runtime_base" && -n "$MARIADB_IMAGE" ]] || fail "bases.sh did not name the images"
+
+profile_dir=debug
+cargo_flags=(--locked)
+if [[ "${RESTICPILOT_E2E_RELEASE:-}" == 1 ]]; then
+  profile_dir=release
+  cargo_flags+=(--release)
+fi
+say "cargo build ${cargo_flags[*]}"
+cargo build --quiet "${cargo_flags[@]}"
+say "image $image (BINARY=prebuilt on $runtime_base)"
+DOCKER_BUILDKIT=1 "$builder" build --quiet -f docker/Dockerfile \
+  --build-arg BINARY=prebuilt \
+  --build-arg PREBUILT="target/$profile_dir/resticpilot" \
+  --build-arg RUNTIME_IMAGE="$runtime_base" \
+  -t "$image" . >/dev/null
+docker run --rm "$image" --version >/dev/null || fail "the image's entrypoint does not run"
+[[ "$(docker image inspect -f '{{.Config.User}}' "$image")" == "1000:1000" ]] ||
+  fail "the image does not run as 1000:1000"
+say "image size: $(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}')"
+
+# --- helpers on the stack ------------------------------------------------------------------------
+container_of() { "${compose[@]}" ps -q "$1"; }
+running() { [[ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" == true ]]; }
+stopped() { ! running "$1"; }
+# The stack profile's snapshots as "ID TIME" lines, oldest first.
+snapshots() {
+  "${compose[@]}" run --rm --no-deps -T backup snapshots stack --json 2>/dev/null |
+    python3 -c 'import json, sys
+text = sys.stdin.read()
+for s in (json.loads(text) if text.strip() else []): print(s["id"], s["time"])'
+}
+at_least_snapshots() { (($(snapshots | wc -l) >= $1)); }
+healthy() { [[ "$(docker inspect -f '{{.State.Health.Status}}' "$(container_of backup)")" == healthy ]]; }
+sqlite_query() { # through the tracker's image, as the application's user
+  "${compose[@]}" run --rm --no-deps -T -u 1000:1000 --entrypoint sqlite3 tracker \
+    -readonly /data/tracker/tracker.db "$1" 2>/dev/null
+}
+maria_query() {
+  # shellcheck disable=SC2016 # expanded by the container's shell
+  "${compose[@]}" exec -T mariadb sh -c \
+    'MYSQL_PWD="$(cat /run/secrets/mariadb-root-password)" exec mariadb -h 127.0.0.1 -uroot -N -B -e "$1"' \
+    sh "$1"
+}
+# tracker_events SINCE: the tracker container's stop/start events since SINCE, one a line.
+tracker_events() {
+  docker events --since "$1" --until "$(date +%s.%N)" --filter "container=$TRACKER_CONTAINER" \
+    --filter event=stop --filter event=start --format '{{.Action}}'
+}
+
+# --- 3: the stack on a schedule ------------------------------------------------------------------
+say "compose up (schedule: $BACKUP_SCHEDULE)"
+"${compose[@]}" up -d --no-build >/dev/null 2>&1 || {
+  "${compose[@]}" up -d --no-build
+  fail "compose up"
+}
+running "$TRACKER_CONTAINER" || fail "the tracker is not running"
+say "waiting for two scheduled snapshots"
+wait_for 150 "two scheduled snapshots of profile stack" at_least_snapshots 2
+say "scheduled snapshots: $(snapshots | wc -l)"
+say "waiting for the backup container's HEALTHCHECK"
+wait_for 120 "the backup container healthy (HEALTHCHECK: resticpilot health)" healthy
+say "backup container healthy"
+
+# --- 4: manual backup, disaster, restore ---------------------------------------------------------
+"${compose[@]}" stop backup >/dev/null 2>&1 # no scheduled run of a damaged database from here on
+"${compose[@]}" stop tracker >/dev/null 2>&1
+stopped "$TRACKER_CONTAINER" || fail "the tracker did not stop"
+say "manual backup: run --rm backup backup stack"
+"${compose[@]}" run --rm --no-deps -T backup backup stack >"$secrets/manual.log" 2>&1 ||
+  { cat "$secrets/manual.log" >&2; fail "the manual backup failed"; }
+snapshot="$(snapshots | tail -n 1 | cut -d' ' -f1)"
+[[ -n "$snapshot" ]] || fail "no snapshot after the manual backup"
+grep -q "$(cut -c1-8 <<<"$snapshot")" "$secrets/manual.log" ||
+  fail "the manual backup's log does not name the latest snapshot ${snapshot:0:8}"
+sqlite_before="$(sqlite_query 'SELECT count(*) || " " || max(id) FROM announces')"
+maria_before="$(maria_query 'SELECT count(*) FROM torrust_tracker.torrents')"
+[[ "${sqlite_before%% *}" -gt 0 && "$maria_before" -eq 1000 ]] ||
+  fail "unexpected data before the disaster: sqlite '$sqlite_before', mariadb '$maria_before'"
+say "snapshot ${snapshot:0:8}: sqlite rows/max id $sqlite_before, mariadb torrents $maria_before"
+
+say "disaster: SQLite file deleted, MariaDB table dropped"
+"${compose[@]}" run --rm --no-deps -T --entrypoint rm tracker -f /data/tracker/tracker.db \
+  /data/tracker/tracker.db-wal /data/tracker/tracker.db-shm >/dev/null 2>&1
+maria_query 'DROP TABLE torrust_tracker.torrents'
+[[ -z "$(sqlite_query 'SELECT 1' || true)" ]] || fail "the SQLite file is still there"
+[[ "$(maria_query "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='torrust_tracker' AND TABLE_NAME='torrents'")" == 0 ]] ||
+  fail "the table was not dropped"
+
+say "restore: run --rm backup restore stack --database tracker (read-write mount)"
+"${compose_restore[@]}" run --rm --no-deps -T backup restore stack --snapshot "$snapshot" \
+  --database tracker >"$secrets/restore-sqlite.log" 2>&1 ||
+  { cat "$secrets/restore-sqlite.log" >&2; fail "the SQLite restore failed"; }
+say "restore: run --rm backup restore stack --database main --force"
+"${compose[@]}" run --rm --no-deps -T backup restore stack --snapshot "$snapshot" \
+  --database main --force >"$secrets/restore-mysql.log" 2>&1 ||
+  { cat "$secrets/restore-mysql.log" >&2; fail "the MariaDB restore failed"; }
+
+[[ "$(sqlite_query 'PRAGMA integrity_check')" == ok ]] || fail "the restored SQLite file fails integrity_check"
+sqlite_after="$(sqlite_query 'SELECT count(*) || " " || max(id) FROM announces')"
+[[ "$sqlite_after" == "$sqlite_before" ]] || fail "SQLite rows: '$sqlite_after' after the restore, '$sqlite_before' before"
+maria_after="$(maria_query 'SELECT count(*) FROM torrust_tracker.torrents')"
+[[ "$maria_after" == "$maria_before" ]] || fail "MariaDB torrents: $maria_after after the restore, $maria_before before"
+"${compose[@]}" start tracker >/dev/null 2>&1
+wait_for 30 "the tracker running again" running "$TRACKER_CONTAINER"
+more_rows() { (($(sqlite_query 'SELECT count(*) FROM announces') > ${sqlite_before%% *})); }
+wait_for 30 "the tracker writing into the restored database" more_rows
+max_id="${sqlite_before##* }"
+[[ "$(sqlite_query "SELECT count(*) FROM announces WHERE id <= $max_id")" == "${sqlite_before%% *}" ]] ||
+  fail "rows of the snapshot missing once the tracker writes again"
+say "restored: sqlite $sqlite_after, mariadb torrents $maria_after; the tracker writes on"
+
+# --- 5: maintenance window -------------------------------------------------------------------------
+say "maintenance window without the socket, then without the socket's group"
+plain=("${compose_cmd[@]}" -f docker/compose.yaml) # no compose.maintenance.yaml
+since="$(date +%s.%N)"
+if "${plain[@]}" run --rm --no-deps -T backup backup stack-offline >"$secrets/no-socket.log" 2>&1; then
+  fail "a maintenance window without the Docker socket succeeded"
+fi
+grep -q "the Docker socket /var/run/docker.sock does not exist" "$secrets/no-socket.log" ||
+  { cat "$secrets/no-socket.log" >&2; fail "no clear error when the socket is not mounted"; }
+if "${plain[@]}" run --rm --no-deps -T -v /var/run/docker.sock:/var/run/docker.sock backup \
+  backup stack-offline >"$secrets/no-group.log" 2>&1; then
+  fail "a maintenance window without the socket's group succeeded"
+fi
+grep -q "no permission to use the Docker socket /var/run/docker.sock" "$secrets/no-group.log" ||
+  { cat "$secrets/no-group.log" >&2; fail "no clear error when the socket is not accessible"; }
+[[ -z "$(tracker_events "$since")" ]] || fail "the tracker was touched by a run that could not reach Docker"
+running "$TRACKER_CONTAINER" || fail "the tracker is not running"
+
+say "maintenance window: run --rm backup backup stack-offline"
+since="$(date +%s.%N)"
+"${compose[@]}" run --rm --no-deps -T backup backup stack-offline >"$secrets/window.log" 2>&1 ||
+  { cat "$secrets/window.log" >&2; fail "the maintenance-window backup failed"; }
+[[ "$(tracker_events "$since" | tr '\n' ' ')" == "stop start " ]] ||
+  fail "tracker events during the window: '$(tracker_events "$since" | tr '\n' ' ')', expected 'stop start'"
+running "$TRACKER_CONTAINER" || fail "the tracker is not running after the window"
+# In the log: stopped, then dumped, then started.
+order="$(grep -oE 'stopped container|dumped tracker|started container' "$secrets/window.log" | tr '\n' ',')"
+[[ "$order" == "stopped container,dumped tracker,started container," ]] ||
+  { cat "$secrets/window.log" >&2; fail "window order in the log: $order"; }
+say "window: tracker stopped for the dump and started again"
+
+say "maintenance window with a failing dump"
+since="$(date +%s.%N)"
+if "${compose[@]}" run --rm --no-deps -T "${e2e_config[@]}" backup \
+  -c /etc/resticpilot-e2e/maintenance.yaml backup window-fails >"$secrets/window-fails.log" 2>&1; then
+  fail "the run with a failing dump succeeded"
+fi
+grep -q "dump of database missing failed" "$secrets/window-fails.log" ||
+  { cat "$secrets/window-fails.log" >&2; fail "the failing run does not say which dump failed"; }
+[[ "$(tracker_events "$since" | tr '\n' ' ')" == "stop start " ]] ||
+  fail "tracker events around the failed dump: '$(tracker_events "$since" | tr '\n' ' ')'"
+running "$TRACKER_CONTAINER" || fail "the tracker is not running after the failed dump"
+say "window: tracker running again after the failed dump"
+
+say "maintenance window interrupted by SIGTERM"
+since="$(date +%s.%N)"
+"${compose[@]}" run -d --no-deps --name "$signal_container" "${e2e_config[@]}" backup \
+  -c /etc/resticpilot-e2e/maintenance.yaml backup window-signal >/dev/null 2>&1
+wait_for 60 "the tracker stopped by the window" stopped "$TRACKER_CONTAINER"
+sleep 2 # inside the (slow) dump now
+docker kill --signal TERM "$signal_container" >/dev/null
+code="$(timeout 90 docker wait "$signal_container")" || fail "the signalled run did not end within 90s"
+[[ "$code" != 0 ]] || fail "the signalled run exited 0"
+wait_for 30 "the tracker running again after SIGTERM (run exited $code)" running "$TRACKER_CONTAINER"
+[[ "$(tracker_events "$since" | tr '\n' ' ')" == "stop start " ]] ||
+  fail "tracker events around the signal: '$(tracker_events "$since" | tr '\n' ' ')'"
+say "window: tracker running again after SIGTERM (the run exited $code)"
+
+# --- 6: teardown in cleanup ------------------------------------------------------------------------
