@@ -98,54 +98,73 @@ fn bad_arguments_exit_2() {
     run.assert_code(2);
 }
 
-#[test]
-fn every_example_profile_validates() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
-    let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            let out = std::process::Command::new(env!("CARGO_BIN_EXE_resticpilot"))
-                .arg("-c")
-                .arg(&path)
-                .arg("validate")
-                .env_remove("RESTICPILOT_CONFIG")
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{} does not validate:\n{}",
-                path.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            checked += 1;
+/// Every config file the repository ships as an example.
+fn example_configs() -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("docker/e2e/maintenance.yaml")];
+    for dir in ["profiles", "docker/profiles"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                files.push(path);
+            }
         }
     }
+    files.sort();
+    files
+}
+
+/// `resticpilot -c FILE validate`: its stdout, after asserting it succeeded.
+#[track_caller]
+fn validate_ok(path: &std::path::Path) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_resticpilot"))
+        .arg("-c")
+        .arg(path)
+        .arg("validate")
+        .env_remove("RESTICPILOT_CONFIG")
+        .output()
+        .unwrap();
     assert!(
-        checked >= 3,
-        "expected the example profiles in {}",
-        dir.display()
+        out.status.success(),
+        "{} does not validate:\n{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
-fn the_docker_stack_profiles_validate() {
+fn every_example_config_validates_and_matches_the_published_json_schema() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("config.schema.json")).unwrap())
+            .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema is a valid JSON Schema");
+    // The schema rejects what the parser rejects.
+    let bad = serde_json::json!({"profiles": {"p": {"repository": "r", "pahts": ["/x"]}}});
+    assert!(
+        !validator.is_valid(&bad),
+        "an unknown key must not pass the schema"
+    );
+    let files = example_configs();
+    assert!(files.len() >= 5, "expected the example configs: {files:?}");
+    for path in files {
+        validate_ok(&path);
+        let doc: serde_json::Value =
+            serde_saphyr::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let problems: Vec<String> = validator
+            .iter_errors(&doc)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(problems.is_empty(), "{}: {problems:#?}", path.display());
+    }
+}
+
+#[test]
+fn the_docker_stack_profiles_show_their_maintenance_window() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     for file in ["docker/profiles/stack.yaml", "docker/e2e/maintenance.yaml"] {
-        let path = root.join(file);
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_resticpilot"))
-            .arg("-c")
-            .arg(&path)
-            .arg("validate")
-            .env_remove("RESTICPILOT_CONFIG")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{file} does not validate:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stdout = validate_ok(&root.join(file));
         assert!(stdout.contains("maintenance: stop"), "{file}: {stdout}");
     }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use std::collections::BTreeSet;
 
 fn env(name: &str) -> Option<String> {
     match name {
@@ -403,4 +404,67 @@ fn maintenance_window_needs_containers_and_databases() {
     let text = "repositories:\n  r: { url: /srv/r, password_file: /pw }\nprofiles:\n  files:\n    repository: r\n    paths: [/etc]\n    maintenance: { stop: [app] }\n";
     let errs = errors(text);
     assert!(errs[0].contains("the profile has no databases"), "{errs:?}");
+}
+
+/// The keys a level of the config accepts, read from the parser's own "unknown field" error.
+fn accepted_keys(text_with_bogus_key: &str) -> BTreeSet<String> {
+    let errs = errors(text_with_bogus_key);
+    let list = errs[0]
+        .split("expected one of ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no key list in {errs:?}"));
+    let list = list.split(" at line ").next().unwrap();
+    list.split(',')
+        .map(|k| k.trim().trim_matches('`').to_string())
+        .collect()
+}
+
+#[test]
+fn the_published_json_schema_knows_exactly_the_keys_the_parser_accepts() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../config.schema.json")).unwrap();
+    let props = |pointer: &str| -> BTreeSet<String> {
+        schema
+            .pointer(pointer)
+            .and_then(|v| v.as_object())
+            .unwrap_or_else(|| panic!("schema has no {pointer}"))
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let profile = "profiles:\n  p:\n    repository: r\n    paths: [/x]\n";
+    let cases = [
+        ("/properties", format!("bogus_key: 1\n{profile}")),
+        (
+            "/$defs/repository/properties",
+            format!("repositories:\n  r:\n    url: /r\n    bogus_key: 1\n{profile}"),
+        ),
+        (
+            "/$defs/profile/properties",
+            format!("{profile}    bogus_key: 1\n"),
+        ),
+        (
+            "/$defs/database/properties",
+            format!("{profile}    databases:\n      - {{ name: d, type: sqlite, bogus_key: 1 }}\n"),
+        ),
+        (
+            "/$defs/hooks/properties",
+            format!("{profile}    hooks: {{ bogus_key: [] }}\n"),
+        ),
+        (
+            "/$defs/retention/properties",
+            format!("{profile}    retention: {{ bogus_key: 1 }}\n"),
+        ),
+        (
+            "/$defs/notify/properties",
+            format!("{profile}    notify: {{ bogus_key: 1 }}\n"),
+        ),
+        (
+            "/$defs/maintenance/properties",
+            format!("{profile}    maintenance: {{ stop: [a], bogus_key: 1 }}\n"),
+        ),
+    ];
+    for (pointer, text) in cases {
+        assert_eq!(props(pointer), accepted_keys(&text), "schema {pointer}");
+    }
 }
