@@ -129,14 +129,9 @@ pub fn run(
             "sqlite" => check_sqlite(restic, contents, db, dir.path()),
             "mysql" => check_mysql(restic, profile, contents, db),
             other => DatabaseCheck {
-                name: db.name.clone(),
-                kind: other.to_string(),
                 result: Outcome::Skipped,
-                bytes: db.bytes,
-                restore_seconds: 0.0,
-                tables: 0,
-                rows: None,
                 detail: format!("this resticpilot cannot check {other} dumps"),
+                ..DatabaseCheck::pending(db)
             },
         };
         tracing::info!(profile = %profile.name, database = %db.name, "{}: {}", check.result.label(), check.detail);
@@ -189,22 +184,29 @@ pub fn run(
     })
 }
 
+impl DatabaseCheck {
+    /// The check of `db` before anything is known: failed until shown otherwise.
+    fn pending(db: &ManifestDatabase) -> DatabaseCheck {
+        DatabaseCheck {
+            name: db.name.clone(),
+            kind: db.kind.clone(),
+            result: Outcome::Fail,
+            bytes: db.bytes,
+            restore_seconds: 0.0,
+            tables: 0,
+            rows: None,
+            detail: String::new(),
+        }
+    }
+}
+
 fn check_sqlite(
     restic: &Restic,
     contents: &Contents,
     db: &ManifestDatabase,
     dir: &Path,
 ) -> DatabaseCheck {
-    let mut check = DatabaseCheck {
-        name: db.name.clone(),
-        kind: db.kind.clone(),
-        result: Outcome::Fail,
-        bytes: db.bytes,
-        restore_seconds: 0.0,
-        tables: 0,
-        rows: None,
-        detail: String::new(),
-    };
+    let mut check = DatabaseCheck::pending(db);
     let dest = dir.join(&db.file);
     match sqlite::extract_checked(restic, contents, db, &dest) {
         Ok(x) => {
@@ -241,16 +243,7 @@ fn check_mysql(
     contents: &Contents,
     db: &ManifestDatabase,
 ) -> DatabaseCheck {
-    let mut check = DatabaseCheck {
-        name: db.name.clone(),
-        kind: db.kind.clone(),
-        result: Outcome::Fail,
-        bytes: db.bytes,
-        restore_seconds: 0.0,
-        tables: 0,
-        rows: None,
-        detail: String::new(),
-    };
+    let mut check = DatabaseCheck::pending(db);
     let source = profile.databases.iter().find_map(|s| match &s.kind {
         SourceKind::Mysql(m) if s.name == db.name => Some(m),
         _ => None,
