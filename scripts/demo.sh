@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The demo: a generated SQLite database (a small Torrust-like tracker), a local restic
-# repository, and resticpilot backing it up twice, listing the snapshots and restoring the
-# database copy with plain restic to show it is whole. Everything lives in ./demo
-# (or $RESTICPILOT_DEMO_DIR); run it again to add snapshots, delete the directory to start over.
+# repository, and resticpilot backing it up twice, listing the snapshots, running the restore
+# drill, and restoring the database copy with plain restic to show it needs no resticpilot.
+# Everything lives in ./demo (or $RESTICPILOT_DEMO_DIR); run it again to add snapshots,
+# delete the directory to start over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --demo
@@ -36,6 +37,8 @@ rp backup
 sqlite3 "$demo/data/app.db" "UPDATE torrents SET completed = completed + 1 WHERE id % 100 = 0;"
 rp backup
 rp snapshots
+# The restore drill: the latest snapshot restored into scratch space and checked.
+rp verify demo
 
 # Restore the latest snapshot with plain restic and check the database copy.
 restore="$(mktemp -d)"
