@@ -8,4 +8,5 @@ mod backup_mysql;
 mod backup_sqlite;
 mod config;
 mod failures;
+mod reflink;
 mod retention;

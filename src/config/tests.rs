@@ -188,3 +188,22 @@ fn durations() {
     assert!(is_restic_duration("1y6m"));
     assert!(!is_restic_duration("7 days"));
 }
+
+#[test]
+fn sqlite_method_reflink_is_accepted_and_unknown_methods_list_it() {
+    let text = GOOD.replace(
+        r#"path: "${DATA}/tracker.db" }"#,
+        r#"path: "${DATA}/tracker.db", method: reflink }"#,
+    );
+    let c = parse_text(&text).unwrap();
+    match &c.profiles["tracker"].databases[0].kind {
+        SourceKind::Sqlite(s) => assert_eq!(s.method, SqliteMethod::Reflink),
+        other => panic!("{other:?}"),
+    }
+    let errs = errors(&text.replace("method: reflink", "method: clone"));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].ends_with(r#"method "clone" is not one of online, vacuum, reflink"#),
+        "{errs:?}"
+    );
+}
