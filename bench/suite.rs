@@ -58,7 +58,7 @@ struct Args {
     #[arg(long, default_value_t = 1_440)]
     day_inserts: u64,
     /// Runs of each head-to-head comparison (resticpilot vs bare tools); the best is reported.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 3)]
     repeat: u32,
     /// Where databases, repositories and results go (needs ~6x the largest size free).
     #[arg(long, default_value = "target/bench")]
@@ -240,6 +240,58 @@ fn writer_cells(w: &WriterStats) -> (String, String) {
     (ms(w.worst_ms), format!("{}{failed}", w.commits))
 }
 
+/// Paired runs of resticpilot and the bare tools, taken back to back so that a change in the
+/// (shared) machine's load hits both; reported as medians, and the median of the per-pair
+/// ratios with their range.
+#[derive(Default)]
+struct Pairs {
+    rp: Vec<f64>,
+    bare: Vec<f64>,
+    rss_kib: u64,
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+impl Pairs {
+    fn add(&mut self, rp: &Timed, bare: f64) {
+        self.rp.push(rp.secs);
+        self.bare.push(bare);
+        self.rss_kib = self.rss_kib.max(rp.peak_rss_kib.unwrap_or(0));
+    }
+
+    fn rp(&self) -> String {
+        secs(median(&self.rp))
+    }
+
+    fn bare(&self) -> String {
+        secs(median(&self.bare))
+    }
+
+    /// "1.12x (1.05-1.20)": the median ratio and the range over the pairs.
+    fn ratio(&self) -> String {
+        let ratios: Vec<f64> = self.rp.iter().zip(&self.bare).map(|(r, b)| r / b).collect();
+        let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ratios.iter().copied().fold(0.0, f64::max);
+        if ratios.len() > 1 {
+            format!("**{:.2}x** ({lo:.2}-{hi:.2})", median(&ratios))
+        } else {
+            format!("**{:.2}x**", median(&ratios))
+        }
+    }
+
+    fn rss(&self) -> String {
+        format!("{:.1} MiB", self.rss_kib as f64 / 1024.0)
+    }
+}
+
 /// The bench run: its settings and where things go.
 struct Suite {
     args: Args,
@@ -419,7 +471,7 @@ impl Suite {
         );
         let _ = writeln!(
             h,
-            "- sizes {}, modes {}, writer {} commits/s, shell .backup timeout {} s, best of {} for head-to-head rows",
+            "- sizes {}, modes {}, writer {} commits/s, shell .backup timeout {} s, head-to-head rows: median of {} back-to-back pairs",
             sizes.join(", "),
             self.args.modes.join(", "),
             self.args.write_rate,
@@ -568,8 +620,11 @@ impl Suite {
             suite.say(&format!(
                 "| {name} | {time} | {rate} | {worst} | {commits} | {integrity} | {note} |"
             ));
-            let _ = std::fs::remove_file(out);
-            let _ = std::fs::remove_dir_all(out.with_extension("d"));
+            for suffix in ["", "-wal", "-shm"] {
+                let mut name = out.as_os_str().to_owned();
+                name.push(suffix);
+                let _ = std::fs::remove_file(name);
+            }
             t
         };
 
@@ -721,8 +776,8 @@ profiles:
         path
     }
 
-    /// The whole `backup` against the bare tools (one-step copy + `restic backup`), best of
-    /// --repeat, alternating; then the restore comparison when `restore` exists.
+    /// The whole `backup` against the bare tools (one-step copy + `restic backup`), --repeat
+    /// pairs; then the restore comparison when `restore` exists.
     fn backup_section(&mut self, size: &str, live: &Path, mode: &str, bytes: u64) {
         let repo = self.work.join("repo");
         let copy_dir = self.work.join("bare");
@@ -734,35 +789,29 @@ profiles:
                 live.display()
             ),
         );
-        let mut rp_best: Option<Timed> = None;
+        let mut pairs = Pairs::default();
+        let (mut copies, mut restics, mut dumps) = (Vec::new(), Vec::new(), Vec::new());
         let mut rp_writer = WriterStats::default();
-        let mut bare_best: Option<(f64, f64, f64)> = None;
         let mut bare_writer = WriterStats::default();
         for i in 0..self.args.repeat.max(1) {
             self.progress(&format!(
                 "{size} {mode}: resticpilot backup vs bare tools, run {}",
                 i + 1
             ));
-            self.fresh_repo(&repo);
-            let (t, w) = self.under_writer(
-                live,
-                self.resticpilot(&config).args(["backup", "bench"]),
-                None,
-                true,
-            );
-            assert!(t.ok, "resticpilot backup failed: {}", t.stderr);
-            if rp_best.as_ref().is_none_or(|b| t.secs < b.secs) {
-                rp_best = Some(t);
-            }
-            rp_writer.worst_ms = rp_writer.worst_ms.max(w.worst_ms);
-            rp_writer.commits += w.commits;
-            rp_writer.failed += w.failed;
-
-            self.fresh_repo(&repo);
-            let _ = std::fs::remove_dir_all(&copy_dir);
-            std::fs::create_dir_all(&copy_dir).unwrap();
-            let out = copy_dir.join("tracker.sqlite3");
-            let ((copy, backup), w) = {
+            let rp_run = || {
+                self.fresh_repo(&repo);
+                self.under_writer(
+                    live,
+                    self.resticpilot(&config).args(["backup", "bench"]),
+                    None,
+                    true,
+                )
+            };
+            let bare_run = || {
+                self.fresh_repo(&repo);
+                let _ = std::fs::remove_dir_all(&copy_dir);
+                std::fs::create_dir_all(&copy_dir).unwrap();
+                let out = copy_dir.join("tracker.sqlite3");
                 self.drop_caches();
                 with_writer(&self.exe, live, self.args.write_rate, || {
                     let copy = run(
@@ -780,44 +829,56 @@ profiles:
                     (copy, backup)
                 })
             };
+            // Alternate which goes first, so neither always meets the same machine state.
+            let ((t, rw), ((copy, backup), bw)) = if i % 2 == 0 {
+                let r = rp_run();
+                (r, bare_run())
+            } else {
+                let b = bare_run();
+                (rp_run(), b)
+            };
+            assert!(t.ok, "resticpilot backup failed: {}", t.stderr);
             assert!(copy.ok && backup.ok, "{}{}", copy.stderr, backup.stderr);
-            let total = copy.secs + backup.secs;
-            if bare_best.is_none_or(|b| total < b.0) {
-                bare_best = Some((total, copy.secs, backup.secs));
+            if let Some(d) = t
+                .stderr
+                .lines()
+                .find(|l| l.contains("dumped tracker.sqlite3"))
+                .and_then(|l| l.split(" in ").nth(1))
+                .and_then(|s| s.split('s').next())
+                .and_then(|s| s.parse::<f64>().ok())
+            {
+                dumps.push(d);
             }
-            bare_writer.worst_ms = bare_writer.worst_ms.max(w.worst_ms);
-            bare_writer.commits += w.commits;
-            bare_writer.failed += w.failed;
+            rp_writer.worst_ms = rp_writer.worst_ms.max(rw.worst_ms);
+            rp_writer.commits += rw.commits;
+            rp_writer.failed += rw.failed;
+            bare_writer.worst_ms = bare_writer.worst_ms.max(bw.worst_ms);
+            bare_writer.commits += bw.commits;
+            bare_writer.failed += bw.failed;
+            pairs.add(&t, copy.secs + backup.secs);
+            copies.push(copy.secs);
+            restics.push(backup.secs);
         }
-        let rp = rp_best.expect("at least one run");
-        let (bare, copy, restic) = bare_best.expect("at least one run");
-        let rss = rp.peak_rss_kib.unwrap_or(0) as f64 / 1024.0;
-        let dumped = rp
-            .stderr
-            .lines()
-            .find(|l| l.contains("dumped tracker.sqlite3"))
-            .and_then(|l| l.split(" in ").nth(1))
-            .and_then(|s| s.split('s').next())
-            .map(|s| format!("dump {s} s incl. quick_check"))
-            .unwrap_or_default();
         self.say(&format!(
-            "#### Whole backup, SQLite {size} {mode}, writer running (best of {})\n",
-            self.args.repeat
+            "#### Whole backup, SQLite {size} {mode}, writer running (median of {} pairs)\n",
+            pairs.rp.len()
         ));
         self.say("| what | time | vs bare | writer: worst commit | resticpilot peak RSS | note |");
         self.say("| --- | --- | --- | --- | --- | --- |");
         self.say(&format!(
             "| bare: one-step copy + `restic backup` | {} | 1.00x | {} | - | copy {}, restic {} |",
-            secs(bare),
+            pairs.bare(),
             ms(bare_writer.worst_ms),
-            secs(copy),
-            secs(restic)
+            secs(median(&copies)),
+            secs(median(&restics))
         ));
         self.say(&format!(
-            "| `resticpilot backup` | {} | {:.2}x | {} | {rss:.1} MiB | {dumped} |",
-            secs(rp.secs),
-            rp.secs / bare,
+            "| `resticpilot backup` | {} | {} | {} | {} | dump {} incl. quick_check |",
+            pairs.rp(),
+            pairs.ratio(),
             ms(rp_writer.worst_ms),
+            pairs.rss(),
+            secs(median(&dumps)),
         ));
         self.say("");
         let _ = std::fs::remove_dir_all(&copy_dir);
@@ -840,8 +901,8 @@ profiles:
             return;
         }
         let target = self.work.join("restored");
-        let mut rp_best: Option<Timed> = None;
-        let mut bare_best: Option<(f64, f64)> = None;
+        let mut pairs = Pairs::default();
+        let mut restics = Vec::new();
         for i in 0..self.args.repeat.max(1) {
             self.progress(&format!("{size}: restore comparison, run {}", i + 1));
             let _ = std::fs::remove_dir_all(&target);
@@ -876,9 +937,6 @@ profiles:
                 ));
                 return;
             }
-            if rp_best.as_ref().is_none_or(|b| t.secs < b.secs) {
-                rp_best = Some(t);
-            }
 
             let _ = std::fs::remove_dir_all(&target);
             self.drop_caches();
@@ -899,30 +957,26 @@ profiles:
                 false,
             );
             assert!(check.stdout.trim() == "ok", "{}", check.stdout);
-            let total = r.secs + check.secs;
-            if bare_best.is_none_or(|b| total < b.0) {
-                bare_best = Some((total, r.secs));
-            }
+            pairs.add(&t, r.secs + check.secs);
+            restics.push(r.secs);
         }
-        let rp = rp_best.expect("a run");
-        let (bare, restic) = bare_best.expect("a run");
         self.say(&format!(
-            "#### Restore, SQLite {size} ({:.0} MiB, best of {})\n",
+            "#### Restore, SQLite {size} ({:.0} MiB, median of {} pairs)\n",
             mib(bytes),
-            self.args.repeat
+            pairs.rp.len()
         ));
         self.say("| what | time | vs bare | resticpilot peak RSS |");
         self.say("| --- | --- | --- | --- |");
         self.say(&format!(
             "| bare: `restic restore` + `PRAGMA integrity_check` | {} | 1.00x | - (restic {}) |",
-            secs(bare),
-            secs(restic)
+            pairs.bare(),
+            secs(median(&restics))
         ));
         self.say(&format!(
-            "| `resticpilot restore` | {} | {:.2}x | {:.1} MiB |\n",
-            secs(rp.secs),
-            rp.secs / bare,
-            rp.peak_rss_kib.unwrap_or(0) as f64 / 1024.0
+            "| `resticpilot restore` | {} | {} | {} |\n",
+            pairs.rp(),
+            pairs.ratio(),
+            pairs.rss()
         ));
         let _ = std::fs::remove_dir_all(&target);
     }
@@ -1041,46 +1095,53 @@ profiles:
             format!("[client]\nuser=root\nsocket={}\n", server.socket.display()),
         )
         .unwrap();
-        let mut rp_best: Option<Timed> = None;
-        let mut bare_best: Option<Timed> = None;
+        let mut pairs = Pairs::default();
         let mut dump_size = 0;
         for i in 0..self.args.repeat.max(1) {
             self.progress(&format!("MariaDB: dumps, run {}", i + 1));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
             let file = dir.join("bare.sql");
-            self.drop_caches();
-            let bare = run(
-                Command::new("sh").arg("-c").arg(format!(
-                    "mariadb-dump --defaults-extra-file={} {} --databases tracker > {}",
-                    cnf.display(),
-                    resticpilot::dump::mysql::DUMP_FLAGS.join(" "),
-                    file.display()
-                )),
-                None,
-                false,
-            );
-            assert!(bare.ok, "{}", bare.stderr);
+            let bare = || {
+                self.drop_caches();
+                let t = run(
+                    Command::new("sh").arg("-c").arg(format!(
+                        "mariadb-dump --defaults-extra-file={} {} --databases tracker > {}",
+                        cnf.display(),
+                        resticpilot::dump::mysql::DUMP_FLAGS.join(" "),
+                        file.display()
+                    )),
+                    None,
+                    false,
+                );
+                assert!(t.ok, "{}", t.stderr);
+                t
+            };
+            let rp = || {
+                self.drop_caches();
+                let t = run(
+                    Command::new(&self.exe)
+                        .arg("dump")
+                        .arg("--mysql-socket")
+                        .arg(&server.socket)
+                        .args(["--mysql-db", "tracker", "--dir"])
+                        .arg(&dir),
+                    None,
+                    false,
+                );
+                assert!(t.ok, "{}", t.stderr);
+                t
+            };
+            // Alternate which goes first, so neither always meets the warmer server.
+            let (b, r) = if i % 2 == 0 {
+                let b = bare();
+                (b, rp())
+            } else {
+                let r = rp();
+                (bare(), r)
+            };
             dump_size = file_size(&file);
-            let _ = std::fs::remove_file(&file);
-            if bare_best.as_ref().is_none_or(|b| bare.secs < b.secs) {
-                bare_best = Some(bare);
-            }
-            self.drop_caches();
-            let rp = run(
-                Command::new(&self.exe)
-                    .arg("dump")
-                    .arg("--mysql-socket")
-                    .arg(&server.socket)
-                    .args(["--mysql-db", "tracker", "--dir"])
-                    .arg(&dir),
-                None,
-                false,
-            );
-            assert!(rp.ok, "{}", rp.stderr);
-            if rp_best.as_ref().is_none_or(|b| rp.secs < b.secs) {
-                rp_best = Some(rp);
-            }
+            pairs.add(&r, b.secs);
         }
         // The whole backup of the MariaDB profile, for resticpilot's own memory.
         self.progress("MariaDB: resticpilot backup (peak RSS)");
@@ -1104,26 +1165,26 @@ profiles:
         let _ = std::fs::remove_dir_all(&dir);
         drop(server);
 
-        let (rp, bare) = (rp_best.unwrap(), bare_best.unwrap());
+        let (rp, bare) = (median(&pairs.rp), median(&pairs.bare));
         self.say(&format!(
-            "### MariaDB: a {:.0} MiB database (InnoDB data + indexes), {:.0} MiB dump (best of {})\n",
+            "### MariaDB: a {:.0} MiB database (InnoDB data + indexes), {:.0} MiB dump (median of {} pairs)\n",
             mib(size),
             mib(dump_size),
-            self.args.repeat
+            pairs.rp.len()
         ));
         self.say("| what | time | vs bare | MiB/s of dump | resticpilot peak RSS |");
         self.say("| --- | --- | --- | --- | --- |");
         self.say(&format!(
             "| bare: `mariadb-dump {} --databases tracker > file` | {} | 1.00x | {:.0} | - |",
             resticpilot::dump::mysql::DUMP_FLAGS.join(" "),
-            secs(bare.secs),
-            mib(dump_size) / bare.secs
+            secs(bare),
+            mib(dump_size) / bare
         ));
         self.say(&format!(
-            "| resticpilot dump (same flags, trailer check, table list) | {} | {:.2}x | {:.0} | - |",
-            secs(rp.secs),
-            rp.secs / bare.secs,
-            mib(dump_size) / rp.secs
+            "| resticpilot dump (same flags, trailer check, table list) | {} | {} | {:.0} | - |",
+            secs(rp),
+            pairs.ratio(),
+            mib(dump_size) / rp
         ));
         self.say(&format!(
             "| `resticpilot backup` of the MariaDB profile (dump + restic) | {} | - | - | {:.1} MiB |\n",

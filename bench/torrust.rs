@@ -101,7 +101,8 @@ pub fn set_journal_mode(path: &Path, mode: &str) -> rusqlite::Result<()> {
 
 /// `PRAGMA integrity_check` on `path`: "ok" or the first problem.
 pub fn integrity(path: &Path) -> String {
-    let conn = match Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) {
+    // Read-write: a copy of a WAL-mode file needs its -shm created to be read at all.
+    let conn = match Connection::open(path) {
         Ok(c) => c,
         Err(e) => return format!("cannot open: {e}"),
     };

