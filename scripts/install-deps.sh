@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the programs resticpilot drives (and its tests need) when they are missing:
-# restic, sqlite3, and the MariaDB client and server. Debian/Ubuntu (apt); root or sudo.
+# restic, sqlite3, the MariaDB client and server, and xfsprogs (the reflink tests and the
+# benchmarks make an XFS image). Debian/Ubuntu (apt); root or sudo.
 #   scripts/install-deps.sh            everything the tests need
 #   scripts/install-deps.sh --demo     only what the demo needs (restic, sqlite3)
 #   scripts/install-deps.sh --e2e      what docker/e2e.sh needs besides Docker (debootstrap)
@@ -15,8 +16,9 @@ declare -A package_of=(
   [mariadb-install-db]=mariadb-server
   [mariadbd]=mariadb-server
   [debootstrap]=debootstrap
+  [mkfs.xfs]=xfsprogs
 )
-tools=(restic sqlite3 mariadb mariadb-dump mariadb-admin mariadb-install-db mariadbd)
+tools=(restic sqlite3 mariadb mariadb-dump mariadb-admin mariadb-install-db mariadbd mkfs.xfs)
 if [[ "${1:-}" == "--demo" ]]; then
   tools=(restic sqlite3)
 elif [[ "${1:-}" == "--e2e" ]]; then

@@ -99,6 +99,15 @@ mod tests {
         // Other profiles are independent.
         ProfileLock::acquire(dir.path(), "q").unwrap();
         drop(first);
-        ProfileLock::acquire(dir.path(), "p").unwrap();
+        // A child that another test thread is starting may hold a copy of the descriptor
+        // between fork and exec (it is close-on-exec, so only that long): allow for it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while let Err(e) = ProfileLock::acquire(dir.path(), "p") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "lock not released: {e}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }

@@ -242,6 +242,9 @@ pub enum SqliteMethod {
     Online,
     /// `VACUUM INTO`: a compacted copy.
     Vacuum,
+    /// A copy-on-write clone of the file under a read lock (FICLONE); falls back to `Online`
+    /// where the filesystem cannot clone.
+    Reflink,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1047,11 +1050,12 @@ impl Resolver<'_> {
                 let method = match d.method.as_ref().map(|m| (m, m.value.as_str())) {
                     None | Some((_, "online")) => SqliteMethod::Online,
                     Some((_, "vacuum")) => SqliteMethod::Vacuum,
+                    Some((_, "reflink")) => SqliteMethod::Reflink,
                     Some((m, other)) => {
                         self.error(
                             &m.referenced,
                             format!(
-                                "database {name}: method {other:?} is not one of online, vacuum"
+                                "database {name}: method {other:?} is not one of online, vacuum, reflink"
                             ),
                         );
                         return None;

@@ -468,3 +468,22 @@ fn the_published_json_schema_knows_exactly_the_keys_the_parser_accepts() {
         assert_eq!(props(pointer), accepted_keys(&text), "schema {pointer}");
     }
 }
+
+#[test]
+fn sqlite_method_reflink_is_accepted_and_unknown_methods_list_it() {
+    let text = GOOD.replace(
+        r#"path: "${DATA}/tracker.db" }"#,
+        r#"path: "${DATA}/tracker.db", method: reflink }"#,
+    );
+    let c = parse_text(&text).unwrap();
+    match &c.profiles["tracker"].databases[0].kind {
+        SourceKind::Sqlite(s) => assert_eq!(s.method, SqliteMethod::Reflink),
+        other => panic!("{other:?}"),
+    }
+    let errs = errors(&text.replace("method: reflink", "method: clone"));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].ends_with(r#"method "clone" is not one of online, vacuum, reflink"#),
+        "{errs:?}"
+    );
+}

@@ -4,6 +4,7 @@
 //! succeeded and the copy was verified, so a file with the final name is always a whole dump.
 
 pub mod mysql;
+pub mod reflink;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};

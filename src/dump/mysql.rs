@@ -213,15 +213,23 @@ pub fn has_trailer(path: &Path) -> std::io::Result<bool> {
 }
 
 /// `db.table` for every CREATE TABLE in a dump, read line by line (memory stays flat).
+///
+/// One buffer is reused for every line: a dump has a line per row, so a fresh allocation per
+/// line would make this read-back cost a noticeable share of the dump itself.
 pub fn dumped_tables(path: &Path) -> std::io::Result<Vec<String>> {
     use std::io::BufRead;
-    let reader = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
     let mut db = String::new();
     let mut tables = Vec::new();
-    for line in reader.split(b'\n') {
-        let line = line?;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
         if let Some(rest) = line.strip_prefix(b"USE `") {
             db = String::from_utf8_lossy(rest)
+                .trim_end()
                 .trim_end_matches(';')
                 .trim_end_matches('`')
                 .to_string();

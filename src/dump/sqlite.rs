@@ -3,7 +3,8 @@
 //! Never the sqlite3 shell's `.backup`: it copies 100 pages at a time and restarts whenever a
 //! writer commits, so on a busy database it never finishes (DESIGN.md's measurements). One step
 //! copies at disk speed; in WAL mode writers keep going meanwhile. `method: vacuum` uses
-//! `VACUUM INTO` for a compacted copy instead.
+//! `VACUUM INTO` for a compacted copy instead; `method: reflink` clones the file under a read
+//! lock (`reflink`), falling back to the online backup where the filesystem cannot clone.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
 use super::Done;
+use super::reflink::{self, Outcome};
 use crate::config::{SqliteMethod, SqliteSource, SqliteVerify};
 
 /// How long the copy waits for a writer's lock to clear (rollback-journal mode) before failing.
@@ -39,7 +41,7 @@ pub fn dump(src: &SqliteSource, out: &Path) -> Result<Done, String> {
     let method = match src.method {
         SqliteMethod::Online => {
             online_backup(&source, out)?;
-            "online backup (one step)"
+            "online backup (one step)".to_string()
         }
         SqliteMethod::Vacuum => {
             let target = out
@@ -48,14 +50,21 @@ pub fn dump(src: &SqliteSource, out: &Path) -> Result<Done, String> {
             source
                 .execute("VACUUM INTO ?1", [target])
                 .map_err(|e| format!("VACUUM INTO failed: {e}"))?;
-            "vacuum into"
+            "vacuum into".to_string()
         }
+        SqliteMethod::Reflink => clone_or_copy(&source, path, out)?,
     };
+    if src.method == SqliteMethod::Reflink && src.verify != SqliteVerify::None {
+        // A clone is a new file: none of its pages are in the page cache, and the check reads
+        // them in b-tree order, a page at a time. One sequential pass first halves the check's
+        // time (measured: 8.4 s -> 4.2 s for 1 GB), and restic reads it from memory after.
+        read_through(out)?;
+    }
     drop(source);
     let tables = verify(out, src.verify)?;
     Ok(Done {
         source: path.display().to_string(),
-        method: method.to_string(),
+        method,
         tables,
     })
 }
@@ -76,9 +85,98 @@ fn stop_on_shutdown(conn: &Connection) {
     conn.progress_handler(10_000, Some(crate::signals::terminating));
 }
 
+/// `method: reflink`: a clone under a read lock, else (with a warning) the online backup.
+fn clone_or_copy(source: &Connection, path: &Path, out: &Path) -> Result<String, String> {
+    match reflink::clone_database(source, path, out)? {
+        Outcome::Cloned { wal, lock_held } => {
+            if wal {
+                fold_wal(out)?;
+            }
+            let held_ms = lock_held.as_secs_f64() * 1000.0;
+            tracing::info!(
+                database = %path.display(),
+                lock_held_ms = held_ms,
+                "cloned {} (reflink{}); writers waited at most {held_ms:.1} ms for it",
+                path.display(),
+                if wal { ", with its WAL" } else { "" },
+            );
+            Ok(format!("reflink (read lock held {held_ms:.1} ms)"))
+        }
+        Outcome::Unsupported(reason) => {
+            tracing::warn!(
+                database = %path.display(),
+                "reflink is not possible for {}: {reason}; falling back to the online backup (in rollback-journal mode writers wait for the whole copy)",
+                path.display()
+            );
+            online_backup(source, out)?;
+            Ok(format!(
+                "online backup (one step); reflink not possible: {reason}"
+            ))
+        }
+    }
+}
+
+/// Reads the file at `path` once, sequentially, with a small buffer.
+fn read_through(path: &Path) -> Result<(), String> {
+    use std::io::Read;
+    let mut file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+}
+
+/// Folds a cloned WAL (`out-wal`) into the cloned main file `out`, so the copy is one file.
+///
+/// Opening the copy replays the WAL's committed frames (SQLite's recovery); the checkpoint
+/// writes them into the main file, and closing the last connection removes the WAL.
+///
+/// Fails when the checkpoint does not complete or a WAL is left behind.
+fn fold_wal(out: &Path) -> Result<(), String> {
+    let wal = reflink::wal_path(out);
+    let result = (|| {
+        let conn = Connection::open(out)
+            .map_err(|e| format!("cannot open the clone {}: {e}", out.display()))?;
+        let (busy, _, _): (i64, i64, i64) = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(|e| format!("cannot fold the cloned WAL into the copy: {e}"))?;
+        if busy != 0 {
+            return Err("the checkpoint of the cloned WAL did not complete".to_string());
+        }
+        conn.close()
+            .map_err(|(_, e)| format!("cannot close the clone {}: {e}", out.display()))?;
+        match std::fs::metadata(&wal) {
+            Ok(m) if m.len() > 0 => Err(format!(
+                "the cloned WAL {} was left with {} bytes after the checkpoint",
+                wal.display(),
+                m.len()
+            )),
+            _ => Ok(()),
+        }
+    })();
+    // An empty WAL or a shared-memory index left beside the copy must not reach the snapshot.
+    let _ = std::fs::remove_file(&wal);
+    let mut shm = out.as_os_str().to_owned();
+    shm.push("-shm");
+    let _ = std::fs::remove_file(shm);
+    result
+}
+
 fn online_backup(source: &Connection, out: &Path) -> Result<(), String> {
     let mut dest =
         Connection::open(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    // The copy is a scratch file that restic reads at once and that is thrown away if anything
+    // fails: forcing it to disk (fsync) and journaling it buys nothing and costs a second or
+    // more per GB on the critical path.
+    dest.execute_batch("PRAGMA synchronous = OFF; PRAGMA journal_mode = OFF;")
+        .map_err(|e| format!("cannot set up {}: {e}", out.display()))?;
     let started = Instant::now();
     {
         let backup =
@@ -114,6 +212,8 @@ pub fn verify(path: &Path, how: SqliteVerify) -> Result<Vec<String>, String> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| format!("cannot open the copy {}: {e}", path.display()))?;
     stop_on_shutdown(&conn);
+    // No mmap_size here: mapped pages count as resident memory, so a memory-mapped check of a
+    // 1 GB copy would show resticpilot at 1 GB RSS (measured), for ~0.2 s saved per GB.
     let pragma = match how {
         SqliteVerify::Quick => Some("quick_check"),
         SqliteVerify::Full => Some("integrity_check"),
