@@ -887,14 +887,14 @@ profiles:
         self.say("");
         let _ = std::fs::remove_dir_all(&copy_dir);
         if !self.skip("restore") {
-            self.restore_rows(&repo, size, bytes);
+            self.restore_rows(&repo, &config, size, bytes);
         }
         let _ = std::fs::remove_dir_all(&repo);
     }
 
     /// `resticpilot restore` of the database against `restic restore` + integrity_check,
     /// from the repository the last `resticpilot backup` wrote.
-    fn restore_rows(&mut self, repo: &Path, size: &str, bytes: u64) {
+    fn restore_rows(&mut self, repo: &Path, backup_config: &Path, size: &str, bytes: u64) {
         let help = Command::new(&self.resticpilot)
             .args(["restore", "--help"])
             .output();
@@ -904,6 +904,19 @@ profiles:
             ));
             return;
         }
+        // The pairs above alternate, so the repository may hold the bare run's snapshot last:
+        // take one of the profile to restore from.
+        self.fresh_repo(repo);
+        let b = run(
+            self.resticpilot(backup_config).args(["backup", "bench"]),
+            None,
+            false,
+        );
+        assert!(
+            b.ok,
+            "resticpilot backup for the restore rows: {}",
+            b.stderr
+        );
         let target = self.work.join("restored");
         let mut pairs = Pairs::default();
         let mut restics = Vec::new();
