@@ -193,3 +193,17 @@ pub fn is_root() -> bool {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
 }
+
+/// Starts `script` under `sh -c`, detached from our stdio: the harness's watchdogs, which
+/// outlive a test only until this process is gone (their scripts poll our pid) and then clean
+/// up what the tests started (a server, a mount).
+pub fn spawn_watchdog(script: &str) -> std::process::Child {
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start a watchdog shell")
+}

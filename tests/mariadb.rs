@@ -3,12 +3,12 @@
 //! server and removes its datadir when the test process ends, however it ends.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::harness::{is_root, require};
+use crate::harness::{is_root, require, spawn_watchdog};
 
 pub struct MariaDb {
     pub dir: PathBuf,
@@ -79,14 +79,7 @@ fn start() -> MariaDb {
         parent = std::process::id(),
         dir = dir.display()
     );
-    let watchdog = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let watchdog = spawn_watchdog(&script);
     let server = MariaDb {
         dir,
         socket,

@@ -4,12 +4,12 @@
 //! the staging directory's).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::harness::{Run, Sandbox, make_sqlite, require};
+use crate::harness::{Run, Sandbox, make_sqlite, require, spawn_watchdog};
 
 /// A directory on a filesystem that clones: `$RESTICPILOT_TEST_REFLINK_DIR` when set (for a
 /// developer without root), else an XFS image made with reflink and loop-mounted for this test
@@ -65,14 +65,7 @@ fn reflink_fs() -> &'static Path {
             mnt = mount_point.display(),
             dir = dir.display()
         );
-        let watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let watchdog = spawn_watchdog(&script);
         (mount_point, Some(watchdog))
     })
     .0
