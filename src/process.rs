@@ -163,14 +163,6 @@ impl Cmd {
         self
     }
 
-    pub fn program(&self) -> &Path {
-        &self.program
-    }
-
-    pub fn get_args(&self) -> &[OsString] {
-        &self.args
-    }
-
     /// The program's file name, for messages.
     pub fn program_name(&self) -> String {
         self.program
@@ -293,40 +285,6 @@ impl Cmd {
         })
     }
 
-    /// Runs to completion with `input` written to its stdin and stdout captured.
-    ///
-    /// Fails when the program cannot be started or an i/o error occurs.
-    pub fn output_with_stdin(&self, input: &mut dyn Read) -> Result<Output, ProcessError> {
-        let mut running = self.spawn(Stdio::piped(), Stdio::piped())?;
-        let mut stdin = running.child.as_mut().and_then(|c| c.stdin.take());
-        let stdout_pipe = running.stdout();
-        let reader = std::thread::spawn(move || {
-            let mut out = Vec::new();
-            if let Some(mut pipe) = stdout_pipe {
-                let _ = pipe.read_to_end(&mut out);
-            }
-            out
-        });
-        if let Some(pipe) = stdin.as_mut() {
-            // A child that exits early closes its stdin: that is reported by its exit status.
-            if let Err(err) = io::copy(input, pipe)
-                && err.kind() != io::ErrorKind::BrokenPipe
-            {
-                return Err(running.io_error(err));
-            }
-        }
-        drop(stdin);
-        let stdout = reader.join().unwrap_or_default();
-        let (status, stderr) = running.wait()?;
-        Ok(Output {
-            status,
-            stdout,
-            stderr,
-        })
-    }
-}
-
-impl Cmd {
     /// Runs to completion with stdout streamed into `sink` as it arrives (memory stays flat).
     ///
     /// Fails when the program cannot be started, its stdout cannot be read, or `sink` refuses a

@@ -460,12 +460,7 @@ fn print_plan(ctx: &Context, p: &Profile) {
             reverse.join(", ")
         );
     }
-    for (name, file) in dump::planned_files(&p.databases, &p.staging_dir) {
-        let source = p
-            .databases
-            .iter()
-            .find(|d| d.name == name)
-            .expect("planned from the list");
+    for source in &p.databases {
         let how = match &source.kind {
             crate::config::SourceKind::Sqlite(s) => format!(
                 "sqlite {} ({:?}, verify {:?})",
@@ -482,7 +477,11 @@ fn print_plan(ctx: &Context, p: &Profile) {
                 dump::mysql::DUMP_FLAGS.join(" ")
             ),
         };
-        println!("  dump      {name}: {how} -> {}", file.display());
+        println!(
+            "  dump      {}: {how} -> {}",
+            source.name,
+            p.staging_dir.join(source.dump_file_name()).display()
+        );
     }
     let mut sources = vec![p.staging_dir.clone()];
     sources.extend(p.paths.iter().cloned());

@@ -119,14 +119,6 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
-/// The staging path of every dump a profile writes, for `--dry-run` and restore.
-pub fn planned_files(sources: &[DatabaseSource], staging: &Path) -> Vec<(String, PathBuf)> {
-    sources
-        .iter()
-        .map(|s| (s.name.clone(), staging.join(s.dump_file_name())))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::human_bytes;
