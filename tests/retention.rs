@@ -47,6 +47,11 @@ fn forget_keeps_n_of_this_profile_and_nothing_else_is_touched() {
     assert_eq!(count("host-one", "profile:alpha"), 2);
     assert_eq!(count("host-one", "profile:beta"), 2);
     assert_eq!(count("host-two", "profile:alpha"), 2);
+    // The status file counts what retention left of this profile on this host.
+    let status: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sb.path("state/status/alpha.json")).unwrap())
+            .unwrap();
+    assert_eq!(status["jobs"]["backup"]["backup"]["snapshot_count"], 2);
 
     // The forget command alone, dry run first: nothing changes.
     let text = std::fs::read_to_string(sb.path("config.yaml"))

@@ -271,28 +271,33 @@ fn attempt(
         );
     }
 
-    let forgotten = match &profile.retention {
+    let retained = match &profile.retention {
         Some(_) if signals::requested() => {
             // The snapshot exists; retention can wait for the next run.
             let w = "retention skipped: resticpilot is shutting down".to_string();
             tracing::warn!(profile = %profile.name, "{w}");
             warnings.push(w);
-            0
+            None
         }
         Some(retention) => {
             let retention_started = Instant::now();
-            let n = apply_retention(&restic, profile, retention, false, retention.prune)?;
+            let r = apply_retention(&restic, profile, retention, false, retention.prune)?;
             phases.push(("retention", retention_started.elapsed()));
-            n
+            Some(r)
         }
-        None => 0,
+        None => None,
     };
-    let snapshot_count = match restic.snapshots(&profile.host, &profile.profile_tag()) {
-        Ok(list) => Some(list.len() as u64),
-        Err(e) => {
-            tracing::warn!(profile = %profile.name, "could not count the snapshots: {e}");
-            None
-        }
+    let forgotten = retained.map_or(0, |r| r.removed);
+    // forget has just listed every snapshot of the profile; without it, ask restic.
+    let snapshot_count = match retained {
+        Some(r) => Some(r.kept as u64),
+        None => match restic.snapshots(&profile.host, &profile.profile_tag()) {
+            Ok(list) => Some(list.len() as u64),
+            Err(e) => {
+                tracing::warn!(profile = %profile.name, "could not count the snapshots: {e}");
+                None
+            }
+        },
     };
     hooks::run(HookKind::After, &profile.hooks.after, &profile.name, None).or_else(|e| {
         // The snapshot exists; a failing after-hook is worth a warning, not a failed backup.
@@ -375,8 +380,16 @@ fn progress_logger(profile: &str) -> impl FnMut(&crate::restic::json::BackupStat
     }
 }
 
-/// Runs `restic forget` for the profile (and prune when asked); returns how many snapshots
-/// were (or, on a dry run, would be) removed.
+/// What retention did to a profile's snapshots (on a dry run: would do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retained {
+    pub removed: usize,
+    /// Every snapshot of the profile on its host is in one of forget's groups, kept or removed:
+    /// after a real run this is how many the profile has.
+    pub kept: usize,
+}
+
+/// Runs `restic forget` for the profile (and prune when asked).
 ///
 /// Fails when restic fails.
 pub fn apply_retention(
@@ -385,7 +398,7 @@ pub fn apply_retention(
     retention: &crate::config::Retention,
     dry_run: bool,
     prune: bool,
-) -> Result<usize, Error> {
+) -> Result<Retained, Error> {
     let groups = restic.forget(&profile.host, &profile.profile_tag(), retention, dry_run)?;
     let removed: Vec<String> = groups
         .iter()
@@ -407,7 +420,10 @@ pub fn apply_retention(
         tracing::info!(profile = %profile.name, "pruning unreferenced data");
         restic.prune()?;
     }
-    Ok(removed.len())
+    Ok(Retained {
+        removed: removed.len(),
+        kept,
+    })
 }
 
 /// The one summary line of a successful run.

@@ -300,7 +300,7 @@ fn prune(ctx: &Context, profile: &Profile) -> Result<(), Error> {
         let restic = ctx.restic(profile)?;
         backup::clear_stale_locks(&restic, profile, &mut job);
         match &profile.retention {
-            Some(r) => backup::apply_retention(&restic, profile, r, false, true),
+            Some(r) => backup::apply_retention(&restic, profile, r, false, true).map(|r| r.removed),
             None => {
                 tracing::info!(profile = %profile.name, "pruning unreferenced data (no retention to apply)");
                 restic.prune()?;
