@@ -390,24 +390,24 @@ impl Restic {
     ///
     /// Fails when restic fails or its output is not the expected JSON.
     pub fn snapshots(&self, host: &str, profile_tag: &str) -> Result<Vec<Snapshot>, ResticError> {
-        let mut stdout = String::new();
-        self.run(&args::snapshots(host, profile_tag), |line| {
-            stdout.push_str(line);
-            stdout.push('\n');
-        })?;
-        parse_json(&stdout, "snapshots")
+        self.run_json(&args::snapshots(host, profile_tag))
     }
 
     /// The snapshots of one profile on any host, oldest first.
     ///
     /// Fails when restic fails or its output is not the expected JSON.
     pub fn snapshots_any_host(&self, profile_tag: &str) -> Result<Vec<Snapshot>, ResticError> {
+        self.run_json(&args::snapshots_any_host(profile_tag))
+    }
+
+    /// Runs `args` and parses all of stdout as one JSON document.
+    fn run_json<T: serde::de::DeserializeOwned>(&self, args: &[String]) -> Result<T, ResticError> {
         let mut stdout = String::new();
-        self.run(&args::snapshots_any_host(profile_tag), |line| {
+        self.run(args, |line| {
             stdout.push_str(line);
             stdout.push('\n');
         })?;
-        parse_json(&stdout, "snapshots")
+        parse_json(&stdout, &args[0])
     }
 
     /// Applies retention to one profile's snapshots; returns restic's keep/remove groups.
