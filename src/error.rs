@@ -4,6 +4,7 @@
 //! exit with the code DESIGN.md promises: 1 a run failed, 2 usage or config error, 3 warnings.
 
 use crate::config::ConfigErrors;
+use crate::dirs::DirError;
 use crate::dump::DumpError;
 use crate::maintenance::MaintenanceError;
 use crate::process::ProcessError;
@@ -33,6 +34,9 @@ pub enum Error {
     Process(#[from] ProcessError),
     #[error(transparent)]
     Restore(#[from] RestoreError),
+    /// A directory resticpilot would keep its own data in is not safe to use.
+    #[error(transparent)]
+    Dir(#[from] DirError),
     #[error("maintenance window: {0}")]
     Maintenance(#[from] MaintenanceError),
     #[error("{0}")]
@@ -69,6 +73,7 @@ impl Error {
             | Error::Process(_)
             | Error::Restore(_)
             | Error::Maintenance(_)
+            | Error::Dir(_)
             | Error::Busy(_)
             | Error::Io { .. }
             | Error::Failed(_)

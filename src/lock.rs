@@ -6,6 +6,7 @@ use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use crate::dirs::Fix;
 use crate::error::Error;
 
 /// Held while a profile runs.
@@ -22,7 +23,7 @@ impl ProfileLock {
     /// an i/o error when the lock file cannot be created.
     pub fn acquire(state_dir: &Path, profile: &str) -> Result<ProfileLock, Error> {
         let dir = state_dir.join("locks");
-        create_private_dir(&dir)?;
+        crate::dirs::private_dir(state_dir, &dir, &Fix::key("state_dir"))?;
         let path = dir.join(format!("{profile}.lock"));
         let mut file = std::fs::OpenOptions::new()
             .read(true)
@@ -62,22 +63,17 @@ impl ProfileLock {
     }
 }
 
-/// Creates `dir` (and parents) and makes it 0700.
+/// Creates `dir` as a directory resticpilot owns (mode 0700), or checks that the existing one
+/// is: a real directory (never a symlink) of this user that no one else can open. Its parent is
+/// the operator's (followed, created when missing). A directory that existed is never chmodded.
+/// Under the state directory, prefer [`crate::dirs::private_dir`] with the state directory as
+/// the trusted base, which checks every component below it.
 ///
-/// Fails with a message naming the directory.
+/// Fails with a message naming the directory that does not qualify.
 pub fn create_private_dir(dir: &Path) -> Result<(), Error> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir)
-        .and_then(|_| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
-        .map_err(|e| {
-            Error::io(
-                format!(
-                    "cannot create directory {} (set state_dir or staging_dir to a writable place)",
-                    dir.display()
-                ),
-                e,
-            )
-        })
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    crate::dirs::private_dir(parent, dir, &Fix::key("state_dir or staging_dir"))?;
+    Ok(())
 }
 
 #[cfg(test)]

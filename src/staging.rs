@@ -1,78 +1,76 @@
 //! The staging directory: a fixed path per profile (stable paths keep restic's parent
 //! snapshot and dedup stable), mode 0700, emptied before each run and cleared after it.
 //!
-//! Emptying a directory is dangerous when the config points at the wrong one, so resticpilot
-//! only ever empties a directory that is empty or carries its own marker file.
+//! Staging must be a real directory that resticpilot created and owns: a symlink (at the
+//! staging path or at any component resticpilot made under the state directory), a file,
+//! another user's directory or one others can open is refused, naming it. Emptying a directory
+//! is dangerous when the config points at the wrong one, so resticpilot only ever empties a
+//! directory it created (it carries its marker file) or an empty one it adopts; and emptying
+//! works through the open directory, unlinking a symlink found inside, never following it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use crate::dirs::{Fix, OwnedDir, owned_dir};
 use crate::error::Error;
-use crate::lock::create_private_dir;
 
 const MARKER: &str = ".resticpilot-staging";
 
 #[derive(Debug)]
 pub struct Staging {
-    dir: PathBuf,
+    dir: OwnedDir,
 }
 
 impl Staging {
-    /// Creates or empties the staging directory `dir`.
+    /// Creates or empties the staging directory `dir`. Below `state_dir` (the default place),
+    /// every component must be resticpilot's own; elsewhere, `dir` itself.
     ///
-    /// Fails when it cannot be created, or when it holds files but no marker (it is not ours).
-    pub fn prepare(dir: &Path) -> Result<Staging, Error> {
-        create_private_dir(dir)?;
-        let marker = dir.join(MARKER);
-        let read = std::fs::read_dir(dir).map_err(|e| {
-            Error::io(
-                format!("cannot read staging directory {}", dir.display()),
-                e,
-            )
-        })?;
-        let entries: Vec<_> = read.filter_map(Result::ok).collect();
-        if !entries.is_empty() && !marker.exists() {
+    /// Fails when it cannot be created, is not a private directory of this user, or holds
+    /// files but no marker (it is not ours).
+    pub fn prepare(dir: &Path, state_dir: &Path) -> Result<Staging, Error> {
+        let trusted = if crate::dirs::lexical(dir).starts_with(crate::dirs::lexical(state_dir)) {
+            state_dir
+        } else {
+            dir.parent().unwrap_or(Path::new("/"))
+        };
+        let owned = owned_dir(trusted, dir, &Fix::key("staging_dir"))?;
+        let staging = Staging { dir: owned };
+        let names = staging.dir.names()?;
+        if !names.is_empty() && !staging.dir.has_file(MARKER) {
             return Err(Error::Failed(format!(
                 "staging directory {} is not empty and was not created by resticpilot; refusing to empty it (choose another staging_dir)",
                 dir.display()
             )));
         }
-        let staging = Staging {
-            dir: dir.to_path_buf(),
-        };
+        // Dumps hold every row of the databases: nobody else may open the directory. An empty
+        // one that is not yet resticpilot's (a mount point) is adopted only when private.
+        staging.dir.require_private()?;
         staging.empty()?;
-        std::fs::write(
-            &marker,
-            "resticpilot staging directory: emptied before and after every run\n",
-        )
-        .map_err(|e| Error::io(format!("cannot write {}", marker.display()), e))?;
+        staging.dir.write_file(
+            MARKER,
+            b"resticpilot staging directory: emptied before and after every run\n",
+        )?;
         Ok(staging)
     }
 
     pub fn path(&self) -> &Path {
-        &self.dir
+        self.dir.path()
     }
 
-    /// Removes everything in the directory but the marker.
+    /// Writes the file `name` in the directory (never through a symlink).
+    ///
+    /// Fails when it cannot be written.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), Error> {
+        Ok(self.dir.write_file(name, bytes)?)
+    }
+
+    /// Removes everything in the directory but the marker, never following a symlink.
     ///
     /// Fails with the first entry that cannot be removed.
     pub fn empty(&self) -> Result<(), Error> {
-        let read = std::fs::read_dir(&self.dir).map_err(|e| {
-            Error::io(
-                format!("cannot read staging directory {}", self.dir.display()),
-                e,
-            )
-        })?;
-        for entry in read.filter_map(Result::ok) {
-            let path = entry.path();
-            if entry.file_name() == MARKER {
-                continue;
+        for name in self.dir.names()? {
+            if name != MARKER {
+                self.dir.remove(&name)?;
             }
-            let result = if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                std::fs::remove_dir_all(&path)
-            } else {
-                std::fs::remove_file(&path)
-            };
-            result.map_err(|e| Error::io(format!("cannot remove {}", path.display()), e))?;
         }
         Ok(())
     }
@@ -81,26 +79,29 @@ impl Staging {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn refuses_a_foreign_non_empty_directory() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("precious"), "data").unwrap();
-        let err = Staging::prepare(dir.path()).unwrap_err().to_string();
+        let state = tempfile::tempdir().unwrap();
+        let err = Staging::prepare(dir.path(), state.path())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("refusing to empty it"), "{err}");
         assert!(dir.path().join("precious").exists());
     }
 
     #[test]
     fn empties_its_own_directory_and_is_private() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let staging_dir = dir.path().join("s");
-        let s = Staging::prepare(&staging_dir).unwrap();
+        let s = Staging::prepare(&staging_dir, dir.path()).unwrap();
         std::fs::write(staging_dir.join("old.sql"), "x").unwrap();
         std::fs::create_dir(staging_dir.join("sub")).unwrap();
         drop(s);
-        let s = Staging::prepare(&staging_dir).unwrap();
+        let s = Staging::prepare(&staging_dir, dir.path()).unwrap();
         let names: Vec<_> = std::fs::read_dir(s.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())

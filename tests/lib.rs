@@ -14,4 +14,5 @@ mod reflink;
 mod report;
 mod restore;
 mod retention;
+mod staging;
 mod verify;

@@ -194,7 +194,10 @@ fn attempt(
     signals::check("the before hooks")?;
     hooks::run(HookKind::Before, &profile.hooks.before, &profile.name, None)?;
 
-    let staging = staging_slot.insert(Staging::prepare(&profile.staging_dir)?);
+    let staging = staging_slot.insert(Staging::prepare(
+        &profile.staging_dir,
+        &ctx.config.state_dir,
+    )?);
     let mut phases = Vec::new();
     let dumps_started = Instant::now();
     // Containers stopped for the dumps; an early return below drops the window, which starts
@@ -348,10 +351,8 @@ fn write_manifest(profile: &Profile, staging: &Staging, dumps: &[DumpReport]) ->
         staging_dir: staging.path(),
         databases: dumps,
     };
-    let path = staging.path().join(MANIFEST);
     let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
-    std::fs::write(&path, text)
-        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+    staging.write(MANIFEST, text.as_bytes())
 }
 
 /// Shows restic's progress on a terminal, or logs it at most every 10 seconds.

@@ -74,7 +74,7 @@ fn drill_profile(
     let contents = restore::open(&restic, snapshot)?;
     let default_scratch = ctx.config.state_dir.join("scratch");
     let scratch = scratch.unwrap_or(&default_scratch);
-    drill::run(&restic, profile, &contents, scratch)
+    drill::run(&restic, profile, &contents, scratch, &ctx.config.state_dir)
 }
 
 fn outcome(report: &drill::Report) -> Result<Status, Error> {

@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::lock::create_private_dir;
 use crate::schedule::JobKind;
 
 /// Everything recorded about one profile.
@@ -134,12 +133,14 @@ pub struct DatabaseStats {
 /// The status files under one state directory.
 #[derive(Debug, Clone)]
 pub struct StatusStore {
+    state_dir: PathBuf,
     dir: PathBuf,
 }
 
 impl StatusStore {
     pub fn new(state_dir: &Path) -> StatusStore {
         StatusStore {
+            state_dir: state_dir.to_path_buf(),
             dir: state_dir.join("status"),
         }
     }
@@ -194,7 +195,11 @@ impl StatusStore {
         profile: &str,
         change: impl FnOnce(&mut ProfileStatus) -> T,
     ) -> Result<T, Error> {
-        create_private_dir(&self.dir)?;
+        crate::dirs::private_dir(
+            &self.state_dir,
+            &self.dir,
+            &crate::dirs::Fix::key("state_dir"),
+        )?;
         let lock_path = self.dir.join(format!(".{profile}.lock"));
         let lock = std::fs::OpenOptions::new()
             .create(true)

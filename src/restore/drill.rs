@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::{Contents, ManifestDatabase, files, mysql, sqlite};
 use crate::config::{Profile, SourceKind};
+use crate::dirs::Fix;
 use crate::dump::human_bytes;
 use crate::error::Error;
 use crate::restic::Restic;
@@ -104,17 +105,35 @@ fn secs(d: Duration) -> f64 {
 /// Runs the drill of `profile` on `contents` in a new directory under `scratch`, removed
 /// afterwards. Failures of the items are results in the report, not errors.
 ///
-/// Fails only when the scratch directory cannot be created.
+/// `scratch` under `state_dir` (the default) is resticpilot's own directory there. Any other
+/// `scratch` is the operator's (`verify --scratch DIR`): created when missing, otherwise used
+/// as it is (its mode is never changed; `/tmp` stays `/tmp`), but refused when another user
+/// could replace what the drill creates in it. The drill's own space is always a fresh
+/// directory (mode 0700) made inside it.
+///
+/// Fails only when the scratch directory cannot be created or is not safe to use.
 pub fn run(
     restic: &Restic,
     profile: &Profile,
     contents: &Contents,
     scratch: &Path,
+    state_dir: &Path,
 ) -> Result<Report, Error> {
     let start = Instant::now();
-    crate::lock::create_private_dir(scratch)?;
+    if crate::dirs::lexical(scratch).starts_with(crate::dirs::lexical(state_dir)) {
+        crate::dirs::private_dir(state_dir, scratch, &Fix::key("state_dir"))?;
+    } else if scratch.exists() {
+        crate::dirs::check_trusted(scratch, &Fix(" (or choose another --scratch DIR)".into()))?;
+    } else {
+        crate::dirs::private_dir(
+            scratch.parent().unwrap_or(Path::new("/")),
+            scratch,
+            &Fix(" (or choose another --scratch DIR)".into()),
+        )?;
+    }
     let dir = tempfile::Builder::new()
         .prefix("verify-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir_in(scratch)
         .map_err(|e| {
             Error::io(
