@@ -208,3 +208,103 @@ fn verify_scratch_in_a_shared_sticky_directory_keeps_its_mode() {
     );
     assert_eq!(mode(&open), 0o777);
 }
+
+#[test]
+fn validate_refuses_staging_dirs_that_are_dangerous_to_empty() {
+    let sb = Sandbox::new();
+    drop(make_sqlite(&sb.path("data/app.db"), 5));
+    std::fs::create_dir(sb.path("data/etc")).unwrap();
+    let one = |name: &str, staging: &str| {
+        format!(
+            "  {name}:
+    repository: local
+    staging_dir: '{staging}'
+    databases:
+      - {{ name: app, type: sqlite, path: '{{dir}}/data/app.db' }}
+    paths: ['{{dir}}/data/etc']
+"
+        )
+    };
+    let profiles = [
+        ("root", "/"),
+        ("etc", "/etc"),
+        ("state", "{dir}/state"),
+        ("status", "{dir}/state/status"),
+        ("data", "{dir}/data"),
+        ("etcdir", "{dir}/data/etc"),
+        ("sandbox", "{dir}"),
+        ("twin1", "{dir}/shared-staging"),
+        ("twin2", "{dir}/shared-staging/inner"),
+    ];
+    let text: String = profiles.iter().map(|(n, s)| one(n, s)).collect();
+    sb.config(&format!("profiles:\n{text}"));
+    let run = sb.run(&["validate"]);
+    run.assert_code(2);
+    let d = sb.dir.path().display().to_string();
+    let line = |profile: &str| -> String {
+        run.stderr
+            .lines()
+            .find(|l| l.contains(&format!("profile {profile}: staging_dir")))
+            .unwrap_or_else(|| panic!("no error for profile {profile}:\n{}", run.stderr))
+            .to_string()
+    };
+    let expect = |profile: &str, parts: &[String]| {
+        let l = line(profile);
+        for part in parts {
+            assert!(l.contains(part.as_str()), "{part}\n{l}");
+        }
+        assert!(
+            l.contains("is emptied before and after every run")
+                && l.contains(&format!(
+                    "such as {d}/state/staging/{profile} (the default)"
+                )),
+            "{l}"
+        );
+    };
+    expect(
+        "root",
+        &["staging_dir / ".into(), "is a system directory".into()],
+    );
+    expect(
+        "etc",
+        &["staging_dir /etc ".into(), "is a system directory".into()],
+    );
+    expect("state", &[format!("holds the state directory {d}/state")]);
+    expect(
+        "status",
+        &["is inside the state directory but not under".into()],
+    );
+    expect(
+        "data",
+        &[format!(
+            "holds the file of database app (profile data) {d}/data/app.db"
+        )],
+    );
+    expect(
+        "etcdir",
+        &[format!("is profile etcdir's path {d}/data/etc")],
+    );
+    expect(
+        "sandbox",
+        &[
+            format!("holds the state directory {d}/state"),
+            format!("holds the config file {d}/config.yaml"),
+        ],
+    );
+    expect(
+        "twin1",
+        &[format!(
+            "overlaps profile twin2's staging directory {d}/shared-staging/inner"
+        )],
+    );
+    expect(
+        "twin2",
+        &[format!(
+            "overlaps profile twin1's staging directory {d}/shared-staging"
+        )],
+    );
+    // A backup with such a config runs nothing.
+    let run = sb.run(&["backup", "root"]);
+    run.assert_code(2);
+    assert!(!sb.repo().exists());
+}

@@ -5,6 +5,7 @@
 
 mod expand;
 mod raw;
+mod staging;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -521,14 +522,16 @@ impl Resolver<'_> {
             let p = self.profile(name, profile, &state_dir, hostname);
             profiles.insert(name.clone(), p);
         }
-        Config {
+        let config = Config {
             file: self.file.clone(),
             state_dir,
             restic_binary,
             repositories,
             profiles,
             daemon,
-        }
+        };
+        self.check_staging_dirs(&raw, &config);
+        config
     }
 
     fn daemon_settings(&mut self, raw: &RawConfig) -> DaemonSettings {
@@ -741,16 +744,6 @@ impl Resolver<'_> {
             .iter()
             .filter_map(|s| self.path(s, &key("paths")))
             .collect();
-        if let Some(bad) = paths.iter().find(|path| path.starts_with(&staging_dir)) {
-            self.error(
-                at,
-                format!(
-                    "profile {name}: path {} lies inside the staging directory {}",
-                    bad.display(),
-                    staging_dir.display()
-                ),
-            );
-        }
         if p.databases.is_empty() && p.paths.is_empty() {
             self.error(
                 at,
