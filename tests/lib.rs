@@ -15,4 +15,5 @@ mod report;
 mod restore;
 mod retention;
 mod staging;
+mod untrusted;
 mod verify;

@@ -181,23 +181,49 @@ pub fn select(restic: &Restic, profile: &Profile, spec: &str) -> Result<Snapshot
         });
         return Ok(list.pop().expect("not empty"));
     }
+    // An empty id is a prefix of every id: it names nothing.
+    if spec.trim().is_empty() {
+        let newest: Vec<&Snapshot> = list.iter().rev().collect();
+        return Err(Error::Usage(format!(
+            "--snapshot is empty: give `latest` or a snapshot id (or a unique prefix of one); profile {}'s snapshots on host {}: {}",
+            profile.name,
+            profile.host,
+            candidates(&newest)
+        )));
+    }
     let matches: Vec<&Snapshot> = list.iter().filter(|s| s.id.starts_with(spec)).collect();
     match matches.as_slice() {
         [one] => Ok((*one).clone()),
         [] => {
-            let recent: Vec<&str> = list.iter().rev().take(5).map(|s| s.short()).collect();
+            let newest: Vec<&Snapshot> = list.iter().rev().collect();
             Err(Error::Usage(format!(
-                "no snapshot {spec:?} among profile {}'s snapshots on host {} (latest: {})",
+                "no snapshot {spec:?} among profile {}'s snapshots on host {}: {}",
                 profile.name,
                 profile.host,
-                recent.join(", ")
+                candidates(&newest)
             )))
         }
         many => Err(Error::Usage(format!(
-            "snapshot id {spec:?} is ambiguous: it starts {} snapshots; give more characters",
-            many.len()
+            "snapshot id {spec:?} is ambiguous: it starts {} snapshots of profile {}: {}; give more characters",
+            many.len(),
+            profile.name,
+            candidates(many)
         ))),
     }
+}
+
+/// "1f0c9a2e (2026-11-22 23:40:20 +00:00), ..." for the first few of `list`.
+fn candidates(list: &[&Snapshot]) -> String {
+    const SHOWN: usize = 10;
+    let mut out: Vec<String> = list
+        .iter()
+        .take(SHOWN)
+        .map(|s| format!("{} ({})", s.short(), show_time(&s.time)))
+        .collect();
+    if list.len() > SHOWN {
+        out.push(format!("and {} more", list.len() - SHOWN));
+    }
+    out.join(", ")
 }
 
 /// Finds the staging directory in `snapshot` and reads its manifest.
