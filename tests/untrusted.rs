@@ -104,3 +104,142 @@ fn an_ambiguous_snapshot_id_lists_the_snapshots_it_could_mean() {
         );
     }
 }
+
+/// A valid SQLite copy (what a dump looks like) at `path`.
+fn sqlite_copy(path: &std::path::Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let conn = make_sqlite(path, 10);
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode = DELETE")
+        .unwrap();
+}
+
+/// Backs up, as profile `app` on `test-host` (what anyone with the repository key can do), a
+/// staging-like directory `fake/staging/app` whose manifest lists `databases`, plus `extra`
+/// paths.
+fn hostile_snapshot(sb: &Sandbox, databases: serde_json::Value, extra: &[&std::path::Path]) {
+    let staging = sb.path("fake/staging/app");
+    std::fs::create_dir_all(&staging).unwrap();
+    let manifest = serde_json::json!({
+        "resticpilot": "0.1.0", "profile": "app", "host": "test-host",
+        "created": "2026-11-22T23:00:00Z", "staging_dir": "/", "databases": databases,
+    });
+    std::fs::write(
+        staging.join("resticpilot-manifest.json"),
+        manifest.to_string(),
+    )
+    .unwrap();
+    let mut args = vec![
+        "backup".to_string(),
+        "--host".into(),
+        "test-host".into(),
+        "--tag".into(),
+        "resticpilot".into(),
+        "--tag".into(),
+        "profile:app".into(),
+        staging.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|p| p.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = sb.restic(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn entry(file: &str) -> serde_json::Value {
+    serde_json::json!([{"name": "app", "type": "sqlite", "file": file, "bytes": 1,
+                        "duration": 0.1, "source": "x", "method": "online", "tables": ["t"]}])
+}
+
+#[test]
+fn a_manifest_file_name_with_dot_dot_cannot_make_restore_write_outside_the_target() {
+    let sb = sandbox();
+    sb.run(&["backup", "app"]).assert_code(0);
+    // The snapshot holds a good copy one level above its staging directory, so that
+    // `restic dump <staging>/../escaped.sqlite3` finds it.
+    let beside = sb.path("fake/staging/escaped.sqlite3");
+    sqlite_copy(&beside);
+    hostile_snapshot(&sb, entry("../escaped.sqlite3"), &[&beside]);
+    let target = sb.path("restored");
+    std::fs::create_dir(&target).unwrap();
+
+    let run = sb.run(&[
+        "restore",
+        "app",
+        "--target",
+        target.to_str().unwrap(),
+        "--database",
+        "app",
+    ]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("\"../escaped.sqlite3\"") && run.stderr.contains("untrusted"),
+        "names the entry: {}",
+        run.stderr
+    );
+    assert!(
+        !sb.path("escaped.sqlite3").exists(),
+        "written outside --target"
+    );
+    assert!(
+        std::fs::read_dir(&target).unwrap().next().is_none(),
+        "nothing restored from it"
+    );
+}
+
+#[test]
+fn a_manifest_with_an_absolute_file_name_cannot_make_verify_touch_that_file() {
+    let sb = sandbox();
+    sb.run(&["backup", "app"]).assert_code(0);
+    let victim = sb.path("data/victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    // And a copy where `<staging>/<absolute path>` leads inside the snapshot.
+    let nested = sb
+        .path("fake/staging/app")
+        .join(victim.strip_prefix("/").unwrap());
+    sqlite_copy(&nested);
+    hostile_snapshot(&sb, entry(victim.to_str().unwrap()), &[]);
+
+    let run = sb.run(&["verify", "app", "--json"]);
+    assert_eq!(
+        std::fs::read_to_string(&victim).ok().as_deref(),
+        Some("precious"),
+        "the drill must not touch a file a manifest names: {}",
+        run.stderr
+    );
+    run.assert_code(1);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+    assert!(
+        run.stderr
+            .contains(&format!("{:?}", victim.display().to_string()))
+            && run.stderr.contains("not a plain file name"),
+        "names the entry: {}\n{report}",
+        run.stderr
+    );
+}
+
+#[test]
+fn in_place_restore_writes_only_to_the_profiles_paths() {
+    let sb = sandbox();
+    sb.run(&["backup", "app"]).assert_code(0);
+    // A snapshot that also holds a directory the profile does not configure.
+    let planted = sb.path("elsewhere/cron.d");
+    std::fs::create_dir_all(&planted).unwrap();
+    std::fs::write(planted.join("job"), "* * * * * root evil\n").unwrap();
+    let copy = sb.path("fake/staging/app/app.sqlite3");
+    sqlite_copy(&copy);
+    hostile_snapshot(&sb, entry("app.sqlite3"), &[&sb.path("data/etc"), &planted]);
+    std::fs::remove_dir_all(sb.path("elsewhere")).unwrap();
+
+    let run = sb.run(&["restore", "app", "--in-place", "--force"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains(&planted.display().to_string())
+            && run.stderr.contains("does not configure"),
+        "{}",
+        run.stderr
+    );
+    assert!(!planted.exists(), "nothing written where the snapshot said");
+}

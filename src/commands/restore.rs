@@ -61,6 +61,19 @@ pub fn run(ctx: &Context, args: &Args) -> Result<Status, Error> {
         }
         pairs.push((*source, db.clone()));
     }
+    if args.in_place {
+        let outside = files::outside(&contents, &profile.paths);
+        if !outside.is_empty() {
+            return Err(RestoreError::refused(
+                format!("the files of snapshot {} in place", contents.short()),
+                format!(
+                    "the snapshot holds {}, which the profile does not configure as a path: an in-place restore writes only to the profile's paths. Restore under --target DIR and copy what you need by hand",
+                    outside.join(", ")
+                ),
+            )
+            .into());
+        }
+    }
     if args.dry_run {
         print_plan(ctx, &restic, profile, &contents, &pairs, args)?;
         return Ok(Status::Success);
@@ -281,7 +294,7 @@ fn database_to_dir(
 ) -> Result<PathBuf, Error> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-    let dest = dir.join(&db.file);
+    let dest = restore::inside(dir, &db.file)?;
     if dest.symlink_metadata().is_ok() {
         return Err(RestoreError::refused(
             format!("database {}", db.name),

@@ -226,7 +226,13 @@ fn check_sqlite(
     dir: &Path,
 ) -> DatabaseCheck {
     let mut check = DatabaseCheck::pending(db);
-    let dest = dir.join(&db.file);
+    let dest = match super::inside(dir, &db.file) {
+        Ok(dest) => dest,
+        Err(e) => {
+            check.detail = e.to_string();
+            return check;
+        }
+    };
     match sqlite::extract_checked(restic, contents, db, &dest) {
         Ok(x) => {
             check.bytes = x.bytes;

@@ -28,6 +28,31 @@ pub struct FilesRestored {
     pub overwritten: Vec<String>,
 }
 
+/// The snapshot's file paths that are not among `configured` (the profile's paths) or under
+/// one of them: an in-place restore writes only where the profile says its files live, never
+/// where a snapshot (untrusted: anyone with the repository key can write one) says.
+pub fn outside(contents: &Contents, configured: &[PathBuf]) -> Vec<String> {
+    contents
+        .files
+        .iter()
+        .filter(|p| {
+            let p = Path::new(p.as_str());
+            let clean = p.is_absolute()
+                && p.components().all(|c| {
+                    matches!(
+                        c,
+                        std::path::Component::RootDir | std::path::Component::Normal(_)
+                    )
+                });
+            !clean
+                || !configured
+                    .iter()
+                    .any(|c| p.starts_with(crate::dirs::lexical(c)))
+        })
+        .cloned()
+        .collect()
+}
+
 /// Every file under the snapshot's file paths.
 ///
 /// Fails when restic fails.

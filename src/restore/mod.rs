@@ -12,7 +12,7 @@ pub mod mysql;
 pub mod progress;
 pub mod sqlite;
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -261,6 +261,12 @@ pub fn open(restic: &Restic, snapshot: Snapshot) -> Result<Contents, RestoreErro
         snapshot: snapshot.short().to_string(),
         reason: format!("its {manifest_path} is not a readable manifest: {e}"),
     })?;
+    check_manifest(&manifest, &staging).map_err(|reason| RestoreError::Snapshot {
+        snapshot: snapshot.short().to_string(),
+        reason: format!(
+            "refusing to restore from it: {reason}. Snapshot contents are untrusted (anyone with the repository key can write one); this one was not written by resticpilot as it is"
+        ),
+    })?;
     let files = snapshot
         .paths
         .iter()
@@ -273,6 +279,78 @@ pub fn open(restic: &Restic, snapshot: Snapshot) -> Result<Contents, RestoreErro
         manifest,
         files,
     })
+}
+
+/// Every name in a manifest that a restore turns into a path must stay a plain name inside
+/// its directory: dump file names (joined to `--target`, verify's scratch space and the
+/// staging directory in the snapshot), database names, the MySQL databases a dump holds (the
+/// pre-restore copies are named after them). `staging` (where the manifest was found) must be
+/// an absolute path without `.` or `..`.
+///
+/// Fails with the first entry that is not, named.
+pub fn check_manifest(manifest: &Manifest, staging: &str) -> Result<(), String> {
+    let clean = Path::new(staging).is_absolute()
+        && Path::new(staging)
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+    if !clean {
+        return Err(format!(
+            "its staging directory {staging:?} is not a plain absolute path"
+        ));
+    }
+    for db in &manifest.databases {
+        if !is_plain_name(&db.name) {
+            return Err(format!(
+                "its manifest names a database {:?}, which is not a plain name",
+                db.name
+            ));
+        }
+        if !is_plain_name(&db.file) {
+            return Err(format!(
+                "its manifest says the dump of database {} is the file {:?}, which is not a plain file name inside the staging directory",
+                db.name, db.file
+            ));
+        }
+        if db.kind == "mysql" {
+            for name in db.mysql_databases() {
+                if !is_plain_name(&name) {
+                    return Err(format!(
+                        "its manifest says the dump of database {} holds the MySQL database {name:?}, which cannot name a file",
+                        db.name
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A name that is one path component and nothing else: not empty, not `.` or `..`, no `/`,
+/// no NUL or other control character, at most 255 bytes.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name != "."
+        && name != ".."
+        && !name.contains('/')
+        && !name.chars().any(char::is_control)
+}
+
+/// `dir` joined with the plain name `name` (a manifest's file name): never an absolute path
+/// or one that climbs out of `dir`.
+///
+/// Fails when `name` is not a plain name.
+pub fn inside(dir: &Path, name: &str) -> Result<PathBuf, RestoreError> {
+    if !is_plain_name(name) {
+        return Err(RestoreError::refused(
+            format!("{name:?}"),
+            format!(
+                "it is not a plain file name, so it would not stay inside {}",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(dir.join(name))
 }
 
 /// "1 file", "2 files".
@@ -322,6 +400,29 @@ mod tests {
         let m: Manifest = serde_json::from_str(text).unwrap();
         assert_eq!(m.databases[0].mysql_databases(), ["shop", "billing"]);
         assert_eq!(m.databases[0].tables, ["shop.t"]);
+    }
+
+    #[test]
+    fn manifest_names_must_stay_inside_their_directory() {
+        let manifest = |file: &str, source: &str| -> Manifest {
+            serde_json::from_value(serde_json::json!({"databases": [
+                {"name": "main", "type": "mysql", "file": file, "source": source}]}))
+            .unwrap()
+        };
+        assert!(check_manifest(&manifest("main.sql", "shop"), "/s/p").is_ok());
+        for bad in ["../x.sql", "/etc/x", "a/b.sql", "..", ".", "", "x\n.sql"] {
+            let err = check_manifest(&manifest(bad, "shop"), "/s/p").unwrap_err();
+            assert!(err.contains("not a plain file name"), "{bad:?}: {err}");
+        }
+        let err = check_manifest(&manifest("main.sql", "shop, ../../etc"), "/s/p").unwrap_err();
+        assert!(err.contains("\"../../etc\""), "{err}");
+        assert!(check_manifest(&manifest("main.sql", "shop"), "/s/../p").is_err());
+        assert!(check_manifest(&manifest("main.sql", "shop"), "s/p").is_err());
+        assert!(inside(Path::new("/t"), "../x").is_err());
+        assert_eq!(
+            inside(Path::new("/t"), "x.sql").unwrap(),
+            Path::new("/t/x.sql")
+        );
     }
 
     #[test]
