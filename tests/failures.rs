@@ -215,13 +215,29 @@ fn staging_dir_that_is_not_ours_is_never_emptied() {
     let sb = Sandbox::new();
     drop(make_sqlite(&sb.path("data/app.db"), 10));
     std::fs::write(sb.path("data/precious.txt"), "keep me").unwrap();
+    // Pointed at the directory of the database: validate refuses it (nothing runs).
     sb.config(&format!("{APP}    staging_dir: '{{dir}}/data'\n"));
+    let run = sb.run(&["backup"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("holds the file of database app"),
+        "{}",
+        run.stderr
+    );
+    // Pointed at someone's directory validate cannot know about: refused at run time.
+    std::fs::create_dir(sb.path("other")).unwrap();
+    std::fs::write(sb.path("other/precious.txt"), "keep me").unwrap();
+    sb.config(&format!("{APP}    staging_dir: '{{dir}}/other'\n"));
     let run = sb.run(&["backup"]);
     run.assert_code(1);
     assert!(
         run.stderr.contains("refusing to empty it"),
         "{}",
         run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(sb.path("other/precious.txt")).unwrap(),
+        "keep me"
     );
     assert_eq!(
         std::fs::read_to_string(sb.path("data/precious.txt")).unwrap(),

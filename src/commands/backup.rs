@@ -17,6 +17,7 @@ use crate::hooks::{self, HookKind};
 use crate::lock::ProfileLock;
 use crate::maintenance;
 use crate::report::{self, JobRun};
+use crate::restic::args::INCOMPLETE_TAG;
 use crate::restic::{BackupArgs, BackupSummary, Restic, args};
 use crate::schedule::JobKind;
 use crate::signals;
@@ -37,6 +38,8 @@ pub struct RunReport {
     pub phases: Vec<(&'static str, Duration)>,
     /// The profile's snapshots on its host after the run (`None` when they could not be listed).
     pub snapshot_count: Option<u64>,
+    /// The snapshot is tagged `incomplete` (see [`INCOMPLETE_TAG`]).
+    pub incomplete: bool,
 }
 
 #[derive(Serialize)]
@@ -127,6 +130,7 @@ fn stats(r: &RunReport) -> report::BackupStats {
         bytes_added: r.summary.data_added,
         bytes_processed: r.summary.total_bytes_processed,
         snapshot_count: r.snapshot_count,
+        incomplete: r.incomplete,
         phases: r
             .phases
             .iter()
@@ -236,7 +240,12 @@ fn attempt(
     write_manifest(profile, staging, &dumps)?;
     phases.push(("dumps", dumps_started.elapsed()));
 
-    let mut warnings = Vec::new();
+    // Anything that means the snapshot may lack data makes it `incomplete`: retention keeps
+    // such snapshots in a group of their own, so they never push complete ones out.
+    let mut warnings: Vec<String> = dumps.iter().flat_map(|d| d.warnings.clone()).collect();
+    for w in &warnings {
+        tracing::warn!(profile = %profile.name, "{w}");
+    }
     let mut sources: Vec<PathBuf> = vec![staging.path().to_path_buf()];
     for path in &profile.paths {
         if path.symlink_metadata().is_ok() {
@@ -250,9 +259,14 @@ fn attempt(
             warnings.push(w);
         }
     }
+    let mut incomplete = !warnings.is_empty();
+    let mut tags = profile.all_tags();
+    if incomplete {
+        tags.push(INCOMPLETE_TAG.to_string());
+    }
     let request = BackupArgs {
         host: profile.host.clone(),
-        tags: profile.all_tags(),
+        tags,
         excludes: profile.exclude.clone(),
         sources,
     };
@@ -265,16 +279,52 @@ fn attempt(
     for file in &outcome.unreadable {
         warnings.push(format!("restic could not read {file}"));
     }
+    let mut summary = outcome.summary;
+    // Set when the snapshot lacks data but could not be tagged so: retention then waits.
+    let mut untagged = None;
     if !outcome.unreadable.is_empty() {
         tracing::warn!(
             profile = %profile.name,
             "snapshot {} is missing files restic could not read: {}",
-            outcome.summary.snapshot_id,
+            summary.snapshot_id,
             outcome.unreadable.join("; ")
         );
+        // Known only now that restic ran: tag it after the fact (restic rewrites the snapshot
+        // under a new id).
+        if !incomplete {
+            match restic.tag_add(
+                &summary.snapshot_id,
+                INCOMPLETE_TAG,
+                &profile.host,
+                &profile.profile_tag(),
+            ) {
+                Ok(id) => {
+                    let len = summary.snapshot_id.len().max(8).min(id.len());
+                    tracing::info!(
+                        profile = %profile.name,
+                        "snapshot {} tagged `{INCOMPLETE_TAG}` (now {})",
+                        summary.snapshot_id,
+                        &id[..len]
+                    );
+                    summary.snapshot_id = id[..len].to_string();
+                    incomplete = true;
+                }
+                Err(e) => untagged = Some(e),
+            }
+        }
     }
 
     let retained = match &profile.retention {
+        Some(_) if untagged.is_some() => {
+            let w = format!(
+                "retention skipped: snapshot {} lacks files but could not be tagged `{INCOMPLETE_TAG}` ({}), so retention could count it against complete snapshots",
+                summary.snapshot_id,
+                untagged.as_ref().expect("checked")
+            );
+            tracing::warn!(profile = %profile.name, "{w}");
+            warnings.push(w);
+            None
+        }
         Some(_) if signals::requested() => {
             // The snapshot exists; retention can wait for the next run.
             let w = "retention skipped: resticpilot is shutting down".to_string();
@@ -311,11 +361,12 @@ fn attempt(
     if let Some(e) = restart_failed {
         return Err(Error::Failed(format!(
             "snapshot {} was taken, but the maintenance window failed: {e}",
-            outcome.summary.snapshot_id
+            summary.snapshot_id
         )));
     }
     Ok(RunReport {
-        summary: outcome.summary,
+        incomplete,
+        summary,
         dumps,
         warnings,
         forgotten,

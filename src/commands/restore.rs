@@ -88,6 +88,10 @@ pub fn run(ctx: &Context, args: &Args) -> Result<Status, Error> {
         contents.snapshot.hostname
     );
     let mut warnings = Vec::new();
+    if let Some(note) = restore::incomplete_note(&restic, profile, &contents.snapshot) {
+        println!("warning: {note}");
+        warnings.push(note);
+    }
     let mut done = Vec::new();
 
     if let Some(target) = &args.target {
@@ -145,6 +149,14 @@ pub fn run(ctx: &Context, args: &Args) -> Result<Status, Error> {
                     r.extracted.duration.as_secs_f64(),
                     restore::count(r.extracted.tables.len() as u64, "table")
                 );
+                if r.extracted.tables.is_empty() {
+                    let w = format!(
+                        "database {}: the restored copy has no tables (the database was empty when it was backed up); the previous file is kept",
+                        db.name
+                    );
+                    println!("warning: {w}");
+                    warnings.push(w);
+                }
                 if !r.forced_over.is_empty() {
                     let w = format!(
                         "database {} was in use and replaced because of --force: {}; restart what uses it",
@@ -361,6 +373,9 @@ fn print_plan(
             format!("--snapshot {}", args.snapshot)
         }
     );
+    if let Some(note) = restore::incomplete_note(restic, profile, &contents.snapshot) {
+        println!("  warning   {note}");
+    }
     if args.target.is_some() || args.in_place {
         let entries = files::listing(restic, contents)?;
         let bytes: u64 = entries.iter().map(|e| e.size).sum();

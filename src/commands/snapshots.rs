@@ -9,6 +9,8 @@ use crate::restic::Snapshot;
 #[derive(Serialize)]
 struct Entry<'a> {
     profile: &'a str,
+    /// Tagged `incomplete`: its run finished with warnings that mean it may lack data.
+    incomplete: bool,
     #[serde(flatten)]
     snapshot: &'a Snapshot,
 }
@@ -29,7 +31,11 @@ pub fn run(ctx: &Context, profile: Option<&str>, json: bool) -> Result<Status, E
         let entries: Vec<Entry> = all
             .iter()
             .flat_map(|(profile, list)| {
-                list.iter().map(move |snapshot| Entry { profile, snapshot })
+                list.iter().map(move |snapshot| Entry {
+                    profile,
+                    incomplete: snapshot.is_incomplete(),
+                    snapshot,
+                })
             })
             .collect();
         println!(
@@ -38,20 +44,29 @@ pub fn run(ctx: &Context, profile: Option<&str>, json: bool) -> Result<Status, E
         );
         return Ok(Status::Success);
     }
+    let mut any_incomplete = false;
     for (profile, list) in &all {
         println!("profile {profile}: {} snapshots", list.len());
         for s in list {
             let time = chrono::DateTime::parse_from_rfc3339(&s.time)
                 .map(|t| t.format("%Y-%m-%d %H:%M:%S %:z").to_string())
                 .unwrap_or_else(|_| s.time.clone());
+            let incomplete = s.is_incomplete();
+            any_incomplete |= incomplete;
             println!(
-                "  {}  {}  {}  {}",
+                "  {}  {}  {}  {}{}",
                 s.short(),
                 time,
                 s.hostname,
-                s.tags.join(",")
+                s.tags.join(","),
+                if incomplete { "  INCOMPLETE" } else { "" }
             );
         }
+    }
+    if any_incomplete {
+        println!(
+            "INCOMPLETE: the run finished with warnings (a configured path missing, files restic could not read, or a database with no tables; `status` shows them). Retention keeps these apart from complete snapshots."
+        );
     }
     Ok(Status::Success)
 }

@@ -109,6 +109,9 @@ fn print_job(label: &str, j: &JobStatus) {
             if let Some(n) = b.snapshot_count {
                 print!(", {n} snapshots");
             }
+            if b.incomplete {
+                print!(" (snapshot INCOMPLETE: tagged `incomplete`, see the warnings)");
+            }
         }
         println!();
         if let Some(b) = &j.backup {

@@ -711,7 +711,10 @@ impl Resolver<'_> {
                         &t.referenced,
                         format!("tag {tag:?} must not contain ',' or spaces"),
                     );
-                } else if tag == "resticpilot" || tag.starts_with("profile:") {
+                } else if tag == "resticpilot"
+                    || tag.starts_with("profile:")
+                    || tag == crate::restic::args::INCOMPLETE_TAG
+                {
                     self.error(
                         &t.referenced,
                         format!("tag {tag:?} is reserved: resticpilot adds it"),

@@ -40,6 +40,9 @@ pub struct DumpReport {
     pub method: String,
     /// Tables in the dump (SQLite: from the copy; MySQL: from the dump's CREATE TABLEs).
     pub tables: Vec<String>,
+    /// What deserves attention although the dump is whole: a database with no tables.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -72,6 +75,21 @@ pub fn dump(source: &DatabaseSource, staging: &Path) -> Result<DumpReport, DumpE
             )
         })?;
         let bytes = std::fs::metadata(&final_path).map(|m| m.len()).unwrap_or(0);
+        let mut warnings = Vec::new();
+        if done.tables.is_empty() {
+            // A new application creates its schema at start: no table at all most often
+            // means the wrong file (a typo, a volume that is not mounted, a 0-byte file).
+            warnings.push(format!(
+                "database {} ({}) has no tables: is `{}` the right {}? (a wrong path, or a volume that is not mounted, gives an empty database); the snapshot is tagged `incomplete`",
+                source.name,
+                source.type_name(),
+                done.source,
+                match source.kind {
+                    SourceKind::Sqlite(_) => "path",
+                    SourceKind::Mysql(_) => "database",
+                }
+            ));
+        }
         Ok(DumpReport {
             name: source.name.clone(),
             kind: source.type_name(),
@@ -81,6 +99,7 @@ pub fn dump(source: &DatabaseSource, staging: &Path) -> Result<DumpReport, DumpE
             source: done.source,
             method: done.method,
             tables: done.tables,
+            warnings,
         })
     };
     match result.and_then(finish) {

@@ -114,6 +114,10 @@ pub struct BackupStats {
     /// The profile's snapshots on its host after the run (and its retention).
     #[serde(default)]
     pub snapshot_count: Option<u64>,
+    /// The snapshot is tagged `incomplete`: the run finished with warnings that mean it may
+    /// lack data (a missing path, unreadable files, an empty database).
+    #[serde(default)]
+    pub incomplete: bool,
     /// Seconds spent in each phase: dumps, snapshot, retention.
     #[serde(default)]
     pub phases: BTreeMap<String, f64>,

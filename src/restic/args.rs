@@ -110,6 +110,22 @@ pub fn restore(snapshot: &str, target: &Path, includes: &[String], verify: bool)
     args
 }
 
+/// The tag on a snapshot whose run finished with warnings: a configured path was missing,
+/// restic could not read some files, or a database was empty. Retention groups by tags, so
+/// such snapshots form their own group and never count against complete ones.
+pub const INCOMPLETE_TAG: &str = "incomplete";
+
+/// `restic tag --add TAG SNAPSHOT`.
+pub fn tag_add(snapshot: &str, tag: &str) -> Vec<String> {
+    vec![
+        "tag".into(),
+        "--add".into(),
+        tag.into(),
+        "--".into(),
+        snapshot.into(),
+    ]
+}
+
 /// `restic unlock` without `--remove-all`: stale locks only.
 pub fn unlock() -> Vec<String> {
     vec!["unlock".to_string()]
@@ -180,6 +196,14 @@ mod tests {
         );
         let plain = restore("abc", Path::new("/"), &[], false);
         assert_eq!(plain.join(" "), "restore abc --target /");
+    }
+
+    #[test]
+    fn tag_add_names_one_snapshot() {
+        assert_eq!(
+            tag_add("4676941d", INCOMPLETE_TAG).join(" "),
+            "tag --add incomplete -- 4676941d"
+        );
     }
 
     #[test]

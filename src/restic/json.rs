@@ -118,9 +118,17 @@ pub struct Snapshot {
     pub tags: Vec<String>,
     #[serde(default)]
     pub paths: Vec<String>,
+    /// The id this snapshot had before `restic tag` rewrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
 }
 
 impl Snapshot {
+    /// Tagged `incomplete` by resticpilot (see [`super::args::INCOMPLETE_TAG`]).
+    pub fn is_incomplete(&self) -> bool {
+        self.tags.iter().any(|t| t == super::args::INCOMPLETE_TAG)
+    }
+
     pub fn short(&self) -> &str {
         if self.short_id.is_empty() {
             &self.id[..self.id.len().min(8)]

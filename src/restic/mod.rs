@@ -559,6 +559,33 @@ impl Restic {
         }
     }
 
+    /// Adds `tag` to the snapshot `id` of one profile (`restic tag` rewrites it under a new
+    /// id) and returns the new id, found among the profile's snapshots by its `original`.
+    ///
+    /// Fails when restic fails or the rewritten snapshot cannot be found.
+    pub fn tag_add(
+        &self,
+        id: &str,
+        tag: &str,
+        host: &str,
+        profile_tag: &str,
+    ) -> Result<String, ResticError> {
+        self.run(&args::tag_add(id, tag), |line| {
+            tracing::debug!("restic tag: {line}")
+        })?;
+        let list = self.snapshots(host, profile_tag)?;
+        list.iter()
+            .find(|s| {
+                s.original.as_deref().is_some_and(|o| o.starts_with(id))
+                    && s.tags.iter().any(|t| t == tag)
+            })
+            .map(|s| s.id.clone())
+            .ok_or_else(|| ResticError::Parse {
+                verb: "tag".into(),
+                detail: format!("no snapshot of the profile has original id {id} after tagging"),
+            })
+    }
+
     /// Streams the file `path` of `snapshot` into `sink` (memory stays flat).
     ///
     /// Fails when restic fails (for example the path is not in the snapshot) or `sink` refuses
@@ -616,7 +643,16 @@ impl Restic {
 fn takes_lock(verb: &str) -> bool {
     matches!(
         verb,
-        "backup" | "forget" | "prune" | "check" | "restore" | "snapshots" | "dump" | "ls" | "cat"
+        "backup"
+            | "forget"
+            | "prune"
+            | "check"
+            | "restore"
+            | "snapshots"
+            | "dump"
+            | "ls"
+            | "cat"
+            | "tag"
     )
 }
 

@@ -59,6 +59,8 @@ pub struct SnapshotInfo {
     pub short_id: String,
     pub time: String,
     pub host: String,
+    /// Tagged `incomplete`: its backup finished with warnings (see `restore::incomplete_note`).
+    pub incomplete: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -194,6 +196,7 @@ pub fn run(
             short_id: contents.short().to_string(),
             time: contents.snapshot.time.clone(),
             host: contents.snapshot.hostname.clone(),
+            incomplete: contents.snapshot.is_incomplete(),
         },
         result,
         duration_seconds: secs(start.elapsed()),
@@ -239,6 +242,13 @@ fn check_sqlite(
             check.restore_seconds = secs(x.duration);
             check.tables = x.tables.len();
             match sqlite::row_counts(&dest) {
+                // A restore of it would bring back nothing: a drill must not call that a pass.
+                Ok(_) if x.tables.is_empty() => {
+                    check.detail = format!(
+                        "integrity_check ok, but the copy has no tables: the database was empty when it was backed up (most often a wrong path or a volume that was not mounted); there is nothing to recover from snapshot {}",
+                        contents.short()
+                    );
+                }
                 Ok(rows) => {
                     let total: i64 = rows.iter().map(|(_, n)| n).sum();
                     check.result = Outcome::Pass;
@@ -472,8 +482,15 @@ pub fn render(report: &Report) -> String {
     let mut out = String::new();
     let time = super::show_time(&report.snapshot.time);
     out.push_str(&format!(
-        "restore drill of profile {}: snapshot {} ({time}, host {})\n",
-        report.profile, report.snapshot.short_id, report.snapshot.host
+        "restore drill of profile {}: snapshot {} ({time}, host {}){}\n",
+        report.profile,
+        report.snapshot.short_id,
+        report.snapshot.host,
+        if report.snapshot.incomplete {
+            ", INCOMPLETE: its backup finished with warnings"
+        } else {
+            ""
+        }
     ));
     out.push_str(&format!(
         "  {:<16} {:<7} {:<8} {:>10} {:>9}  {}\n",

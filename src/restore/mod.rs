@@ -226,6 +226,38 @@ fn candidates(list: &[&Snapshot]) -> String {
     out.join(", ")
 }
 
+/// When `snapshot` is tagged `incomplete`, what a restore from it should say: that its run
+/// finished with warnings, and which snapshot of the profile is the latest complete one.
+/// `latest` stays the newest snapshot even then: its database dumps are as whole as any (a
+/// dump that fails fails the run before restic runs) and newer than the others; only files
+/// (a missing path, unreadable files) or a database that had no tables may be missing.
+pub fn incomplete_note(restic: &Restic, profile: &Profile, snapshot: &Snapshot) -> Option<String> {
+    if !snapshot.is_incomplete() {
+        return None;
+    }
+    let complete = restic
+        .snapshots(&profile.host, &profile.profile_tag())
+        .ok()
+        .and_then(|list| {
+            list.into_iter()
+                .filter(|s| !s.is_incomplete())
+                .max_by_key(|s| chrono::DateTime::parse_from_rfc3339(&s.time).ok())
+        });
+    let other = match complete {
+        Some(c) => format!(
+            "the latest complete snapshot is {} ({}): add --snapshot {} to use it",
+            c.short(),
+            show_time(&c.time),
+            c.short()
+        ),
+        None => "the profile has no complete snapshot".to_string(),
+    };
+    Some(format!(
+        "snapshot {} is INCOMPLETE: its backup finished with warnings (a configured path missing, files restic could not read, or a database with no tables), so some files or data may be missing from it; {other}",
+        snapshot.short()
+    ))
+}
+
 /// Finds the staging directory in `snapshot` and reads its manifest.
 ///
 /// Fails when restic fails, or the snapshot holds no resticpilot manifest or an unreadable one.
