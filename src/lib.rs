@@ -19,6 +19,7 @@ pub mod restic;
 pub mod restore;
 pub mod schedule;
 pub mod signals;
+pub mod space;
 pub mod staging;
 
 use clap::Parser;

@@ -8,6 +8,7 @@ mod backup_mysql;
 mod backup_sqlite;
 mod config;
 mod daemon;
+mod disk_full;
 mod failures;
 mod incomplete;
 mod maintenance;

@@ -273,7 +273,28 @@ fn attempt(
     signals::check("restic backup")?;
     let snapshot_started = Instant::now();
     let mut progress = progress_logger(&profile.name);
-    let outcome = restic.backup(&request, &mut progress)?;
+    let outcome = match restic.backup(&request, &mut progress) {
+        Ok(outcome) => outcome,
+        Err(e) if crate::space::is_full_text(&e.to_string()) => {
+            let repo = &ctx.config.repositories[&profile.repository];
+            let env = |k: &str| {
+                repo.env
+                    .get(k)
+                    .map(|v| v.expose().to_string())
+                    .or_else(|| std::env::var(k).ok())
+            };
+            let adding = dumps.iter().map(|d| d.bytes).sum::<u64>()
+                + profile.paths.iter().map(|p| tree_size(p)).sum::<u64>();
+            return Err(Error::Failed(crate::space::restic_backup_full(
+                &e.to_string(),
+                &repo.name,
+                &repo.url,
+                &env,
+                adding,
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
     drop(progress);
     phases.push(("snapshot", snapshot_started.elapsed()));
     for file in &outcome.unreadable {
@@ -374,6 +395,17 @@ fn attempt(
         phases,
         snapshot_count,
     })
+}
+
+/// Bytes in the files under `path` (symlinks not followed); 0 when it cannot be read.
+fn tree_size(path: &std::path::Path) -> u64 {
+    match path.symlink_metadata() {
+        Ok(m) if m.is_dir() => std::fs::read_dir(path)
+            .map(|rd| rd.flatten().map(|e| tree_size(&e.path())).sum())
+            .unwrap_or(0),
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    }
 }
 
 /// Runs `restic unlock` (stale locks only) when a previous run of this profile was

@@ -318,7 +318,13 @@ fn database_to_dir(
         .into());
     }
     if db.kind == "sqlite" {
-        sqlite::extract_checked(restic, contents, db, &dest)?;
+        sqlite::extract_checked(
+            restic,
+            contents,
+            db,
+            &dest,
+            "free space there, or choose another --target",
+        )?;
         return Ok(dest);
     }
     let file = crate::process::create_private(&dest)

@@ -107,12 +107,42 @@ pub fn dump(source: &DatabaseSource, staging: &Path) -> Result<DumpReport, DumpE
         Err(reason) => {
             let _ = std::fs::remove_file(&partial);
             let _ = std::fs::remove_file(&final_path);
+            let reason = if crate::space::is_full_text(&reason) {
+                staging_full(source, staging, &reason)
+            } else {
+                reason
+            };
             Err(DumpError {
                 database: source.name.clone(),
                 reason,
             })
         }
     }
+}
+
+/// The reason of a dump that filled the staging directory's disk: where, how much the copy
+/// needs (a SQLite copy is about the size of the file and its WAL; a SQL dump's size is not
+/// known in advance), how much is free now that the partial file is gone, and the key.
+fn staging_full(source: &DatabaseSource, staging: &Path, reason: &str) -> String {
+    let needed = match &source.kind {
+        SourceKind::Sqlite(s) => {
+            let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+            let wal = crate::restore::sqlite::side_file(&s.path, "-wal");
+            format!(
+                "the copy needs about {} (the size of {} and its WAL)",
+                human_bytes(size(&s.path) + size(&wal)),
+                s.path.display()
+            )
+        }
+        SourceKind::Mysql(_) => {
+            "a SQL dump is about the size of the database's data, often more".to_string()
+        }
+    };
+    format!(
+        "the staging directory {} ran out of space ({reason}): {needed}{}; free space there, or set staging_dir to a directory on a filesystem with room",
+        staging.display(),
+        crate::space::free_note(staging)
+    )
 }
 
 /// What a source module reports after writing and verifying its file.

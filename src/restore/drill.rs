@@ -236,7 +236,13 @@ fn check_sqlite(
             return check;
         }
     };
-    match sqlite::extract_checked(restic, contents, db, &dest) {
+    match sqlite::extract_checked(
+        restic,
+        contents,
+        db,
+        &dest,
+        "free space there, or give verify --scratch DIR on a filesystem with room",
+    ) {
         Ok(x) => {
             check.bytes = x.bytes;
             check.restore_seconds = secs(x.duration);

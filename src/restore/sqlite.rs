@@ -33,10 +33,44 @@ pub struct Extracted {
 }
 
 /// Streams `db`'s copy out of the snapshot into `dest` (a new file) and runs
-/// `PRAGMA integrity_check` on it.
+/// `PRAGMA integrity_check` on it. `room` says what to change when `dest`'s disk fills up.
 ///
-/// Fails when restic fails or the copy is not a sound SQLite database; `dest` is removed then.
+/// Fails when restic fails, the disk is full or the copy is not a sound SQLite database;
+/// `dest` is removed then.
 pub fn extract_checked(
+    restic: &Restic,
+    contents: &Contents,
+    db: &ManifestDatabase,
+    dest: &Path,
+    room: &str,
+) -> Result<Extracted, RestoreError> {
+    let dir = dest.parent().unwrap_or(Path::new("/"));
+    let full = |reason: String| -> RestoreError {
+        let needed = if db.bytes > 0 {
+            format!(
+                "it needs {} (its size at backup)",
+                crate::dump::human_bytes(db.bytes)
+            )
+        } else {
+            "its size is not recorded".to_string()
+        };
+        RestoreError::failed(
+            format!("database {}", db.name),
+            format!(
+                "no space left in {} for the restored copy ({reason}): {needed}{}; {room}",
+                dir.display(),
+                crate::space::free_note(dir)
+            ),
+        )
+    };
+    let result = extract_inner(restic, contents, db, dest);
+    match result {
+        Err(e) if crate::space::is_full_text(&e.to_string()) => Err(full(e.to_string())),
+        other => other,
+    }
+}
+
+fn extract_inner(
     restic: &Restic,
     contents: &Contents,
     db: &ManifestDatabase,
@@ -184,7 +218,13 @@ pub fn restore_in_place(
         super::timestamp()
     ));
     let guard = Scratch::new(tmp.clone());
-    let extracted = extract_checked(restic, contents, db, &tmp)?;
+    let extracted = extract_checked(
+        restic,
+        contents,
+        db,
+        &tmp,
+        "free space on that filesystem (the copy is written beside the live file, so that it replaces it in one atomic rename), or restore it with --target DIR onto another filesystem and move it into place yourself",
+    )?;
     match std::fs::metadata(live) {
         Ok(meta) => copy_ownership(&tmp, meta.mode() & 0o7777, meta.uid(), meta.gid()),
         Err(_) => {
