@@ -363,38 +363,45 @@ pub fn in_use(live: &Path) -> Vec<String> {
             }
         }
     }
-    // SQLite's own locks (os_unix.c): in WAL mode every open connection holds a read lock on
-    // byte 128 of the -shm file (the "DMS" slot) for as long as it is open; in rollback mode a
-    // transaction locks the 512 bytes at 1 GiB of the database file.
-    let probes = [
-        (side_file(live, "-shm"), 128, 1, "a connection is open"),
-        (
-            live.to_path_buf(),
-            0x4000_0000,
-            512,
-            "a transaction is in progress",
-        ),
-    ];
-    for (path, start, len, meaning) in probes {
-        if let Some(pid) = lock_holder(&path, start, len) {
-            if pid > 0 && users.iter().any(|(p, _)| *p == pid as u32) {
-                continue;
-            }
-            let who = if pid > 0 {
-                process(pid as u32)
-            } else {
-                "a process outside this container".to_string()
-            };
-            users.push((
-                pid.max(0) as u32,
-                format!(
-                    "{who} holds SQLite's lock on {} ({meaning})",
-                    path.display()
-                ),
-            ));
+    for (pid, path, meaning) in lock_users(live) {
+        if pid > 0 && users.iter().any(|(p, _)| *p == pid as u32) {
+            continue;
         }
+        let who = if pid > 0 {
+            process(pid as u32)
+        } else {
+            "a process outside this container".to_string()
+        };
+        users.push((
+            pid.max(0) as u32,
+            format!(
+                "{who} holds SQLite's lock on {} ({meaning})",
+                path.display()
+            ),
+        ));
     }
     users.into_iter().map(|(_, s)| s).collect()
+}
+
+/// SQLite's own locks (os_unix.c) that show a database in use, as (file suffix, first byte,
+/// length, meaning): in WAL mode every open connection holds a read lock on byte 128 of the
+/// `-shm` file (the "DMS" slot) for as long as it is open; in rollback mode a transaction
+/// locks bytes among the 512 at 1 GiB of the database file (PENDING, RESERVED, SHARED).
+const SQLITE_LOCKS: [(&str, i64, i64, &str); 2] = [
+    ("-shm", 128, 1, "a connection is open"),
+    ("", 0x4000_0000, 512, "a transaction is in progress"),
+];
+
+/// The processes holding one of [`SQLITE_LOCKS`] on the files of the database at `live`:
+/// (pid, 0 when it is not visible from here; the locked file; what the lock means).
+fn lock_users(live: &Path) -> Vec<(i32, PathBuf, &'static str)> {
+    SQLITE_LOCKS
+        .iter()
+        .filter_map(|(suffix, start, len, meaning)| {
+            let path = side_file(live, suffix);
+            lock_holder(&path, *start, *len).map(|pid| (pid, path, *meaning))
+        })
+        .collect()
 }
 
 /// The pid of a process whose POSIX lock on `len` bytes at `start` of `path` would block a
@@ -488,7 +495,8 @@ mod tests {
 
         let mut bytes = std::fs::read(&good).unwrap();
         let page = 4096;
-        for b in &mut bytes[3 * page + 100..3 * page + 400] {
+        // From the page's header on: damage in row data alone can be invisible to the check.
+        for b in &mut bytes[3 * page..3 * page + 400] {
             *b = 0x5a;
         }
         let bad = dir.path().join("bad.db");
@@ -538,6 +546,9 @@ mod tests {
     }
 
     /// A sqlite3 shell in another process, fed through its stdin, answering on its stdout.
+    /// When the tests run as root, the shell runs as user nobody: a writer of another user,
+    /// whose open files this process may not be able to see in `/proc` (in another container
+    /// it could not), only its locks.
     struct Shell(
         std::process::Child,
         std::io::BufReader<std::process::ChildStdout>,
@@ -545,7 +556,20 @@ mod tests {
 
     impl Shell {
         fn open(db: &Path) -> Shell {
-            let mut child = std::process::Command::new("sqlite3")
+            let root = nix::unistd::geteuid().is_root();
+            let mut cmd = if root {
+                let mut c = std::process::Command::new("setpriv");
+                c.args([
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    "sqlite3",
+                ]);
+                c
+            } else {
+                std::process::Command::new("sqlite3")
+            };
+            let mut child = cmd
                 .arg(db)
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
@@ -579,18 +603,34 @@ mod tests {
     #[test]
     fn sqlite_locks_of_another_process_are_seen_without_touching_the_database() {
         let dir = tempfile::tempdir().unwrap();
+        // The shell may run as another user (see Shell): let it create -shm and journals.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let shared =
+            |p: &Path| std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o666)).unwrap();
         // WAL: an idle connection in another process holds the -shm lock while open.
         let wal = dir.path().join("wal.db");
         let conn = Connection::open(&wal).unwrap();
         conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (x);")
             .unwrap();
         drop(conn);
+        shared(&wal);
         let mut shell = Shell::open(&wal);
         shell.run("SELECT count(*) FROM t;");
         let pid = shell.0.id() as i32;
-        assert_eq!(lock_holder(&side_file(&wal, "-shm"), 128, 1), Some(pid));
+        let held = lock_users(&wal);
+        // (SQLite in WAL mode also keeps a SHARED lock on the database file.)
+        assert!(
+            held.iter()
+                .any(|(p, path, _)| *p == pid && *path == side_file(&wal, "-shm")),
+            "{held:?}"
+        );
+        assert!(
+            in_use(&wal)
+                .iter()
+                .any(|u| u.contains(&format!("pid {pid}")))
+        );
         drop(shell);
-        assert_eq!(lock_holder(&side_file(&wal, "-shm"), 128, 1), None);
+        assert!(lock_users(&wal).is_empty());
 
         // Rollback journal: an idle connection holds nothing, an open transaction does.
         let plain = dir.path().join("plain.db");
@@ -598,13 +638,16 @@ mod tests {
         conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
             .unwrap();
         drop(conn);
+        shared(&plain);
         let before = std::fs::read(&plain).unwrap();
         let mut shell = Shell::open(&plain);
         shell.run("SELECT count(*) FROM t;");
-        assert_eq!(lock_holder(&plain, 0x4000_0000, 512), None);
+        assert!(lock_users(&plain).is_empty());
         shell.run("BEGIN; SELECT count(*) FROM t;");
         let pid = shell.0.id() as i32;
-        assert_eq!(lock_holder(&plain, 0x4000_0000, 512), Some(pid));
+        let held = lock_users(&plain);
+        assert_eq!(held.len(), 1, "{held:?}");
+        assert_eq!((held[0].0, held[0].1.as_path()), (pid, plain.as_path()));
         let users = in_use(&plain);
         assert_eq!(users.len(), 1, "one process, named once: {users:?}");
         assert!(users[0].contains(&format!("pid {pid}")), "{users:?}");
