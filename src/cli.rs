@@ -112,7 +112,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         /// Where scratch copies go (default: <state_dir>/scratch). Needs room for the largest
-        /// database and the files.
+        /// database and the files. The drill works in a fresh private directory made inside
+        /// DIR and removed afterwards; DIR's own mode is never changed.
         #[arg(long, value_name = "DIR")]
         scratch: Option<PathBuf>,
     },
@@ -166,7 +167,8 @@ pub enum Command {
 pub struct RestoreArgs {
     /// The profile whose snapshot to restore.
     pub profile: String,
-    /// Snapshot id (or unique prefix) of the profile, or `latest`.
+    /// Snapshot id (or unique prefix) of the profile, or `latest` (the newest, even when
+    /// tagged incomplete: the restore then says so and names the latest complete one).
     #[arg(long, default_value = "latest", value_name = "ID")]
     pub snapshot: String,
     /// Restore the profile's files under DIR (restic's layout: DIR/original/absolute/path).
