@@ -39,7 +39,7 @@ pub enum DirError {
     )]
     OpenToOthers { path: PathBuf, mode: u32, fix: Fix },
     #[error(
-        "{path} can be changed by other users (uid {owner}, mode {mode:04o}): they could replace what resticpilot creates in it{fix}"
+        "{path} can be changed by other users (uid {owner}, mode {mode:04o}): they could replace what resticpilot creates in it; it must belong to root or to the user resticpilot runs as, and be writable only by its owner (`chmod go-w {path}`) or have the sticky bit, as /tmp does{fix}"
     )]
     UnsafeParent {
         path: PathBuf,
