@@ -9,6 +9,7 @@ mod backup_sqlite;
 mod config;
 mod daemon;
 mod failures;
+mod http;
 mod maintenance;
 mod reflink;
 mod report;
