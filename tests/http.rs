@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::daemon::{Daemon, WAIT, get};
-use crate::harness::{Sandbox, make_sqlite};
+use crate::harness::{Sandbox, make_sqlite, to_run};
 
 /// `profiles` profiles scheduled once a year: the daemon serves and runs nothing during the
 /// test. Each profile adds its series to /metrics (about 60 bytes before its first run);
@@ -296,4 +296,88 @@ fn a_slowloris_holding_many_connections_does_not_block_healthz_and_is_cut_off() 
         assert_healthz_answers(&address, "while the slowloris trickles");
     }
     daemon.terminate().assert_code(0);
+}
+
+/// A port nothing listens on at the moment (bound and released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn health_without_address_asks_where_the_config_or_the_environment_says() {
+    let sb = Sandbox::new();
+    drop(make_sqlite(&sb.path("data/app.db"), 10));
+    let profile = "profiles:
+  app:
+    repository: local
+    host: test-host
+    databases:
+      - { name: app, type: sqlite, path: '{dir}/data/app.db' }
+    schedule: '0 0 1 1 *'
+    catch_up: skip
+    max_age: 400d
+";
+    // The config's `listen:`: the daemon and `health` (no --address) both follow it.
+    let port = free_port();
+    sb.config(&format!("listen: 127.0.0.1:{port}\n{profile}"));
+    let mut daemon = Daemon::start(&sb, &[]);
+    assert_eq!(daemon.address(), format!("127.0.0.1:{port}"));
+    let probe = sb.run(&["health"]);
+    probe.assert_code(0);
+    assert!(probe.stdout.starts_with("ok\n"), "{}", probe.all());
+    daemon.terminate().assert_code(0);
+
+    // No `listen:`: RESTICPILOT_LISTEN (what the image sets) for both.
+    sb.config(profile);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut daemon = Daemon::start_with_env(&sb, &[], &[("RESTICPILOT_LISTEN", &listen)]);
+    assert_eq!(daemon.address(), listen);
+    let probe = to_run(
+        sb.command(&sb.path("config.yaml"), &["health"])
+            .env("RESTICPILOT_LISTEN", &listen)
+            .output()
+            .unwrap(),
+    );
+    probe.assert_code(0);
+    assert!(probe.stdout.starts_with("ok\n"), "{}", probe.all());
+
+    // A `--listen` that health cannot know of is pointed out in the log.
+    let port = free_port();
+    let other = format!("127.0.0.1:{port}");
+    let mut second = Daemon::start_with_env(
+        &sb,
+        &["--listen", &other],
+        &[("RESTICPILOT_LISTEN", &listen)],
+    );
+    assert_eq!(second.address(), other);
+    let warning = second.wait_for_line("--listen", WAIT);
+    assert!(
+        warning.contains(&format!("asks {listen} instead"))
+            && warning.contains("RESTICPILOT_LISTEN="),
+        "{warning}"
+    );
+    second.terminate().assert_code(0);
+    daemon.terminate().assert_code(0);
+
+    // A RESTICPILOT_LISTEN that is not an address: a usage error naming it, from both.
+    for args in [&["daemon"][..], &["health"][..]] {
+        let run = to_run(
+            sb.command(&sb.path("config.yaml"), args)
+                .env("RESTICPILOT_LISTEN", "localhost")
+                .output()
+                .unwrap(),
+        );
+        run.assert_code(2);
+        assert!(
+            run.stderr
+                .contains("RESTICPILOT_LISTEN=\"localhost\" is not an address to listen on"),
+            "{}",
+            run.stderr
+        );
+    }
 }
