@@ -58,7 +58,8 @@ probe="$(mktemp -d)"
 echo 'FROM scratch' >"$probe/Dockerfile"
 builder=""
 while read -r candidate; do
-  if DOCKER_BUILDKIT=1 "$candidate" build -q "$probe" >/dev/null 2>&1; then
+  if probe_image="$(DOCKER_BUILDKIT=1 "$candidate" build -q "$probe" 2>/dev/null)"; then
+    docker image rm "$probe_image" >/dev/null 2>&1 || true # an empty, untagged image
     builder="$candidate"
     break
   fi
@@ -164,6 +165,15 @@ idle=(-v "$repo/docker/e2e:/etc/resticpilot-e2e:ro"
   -v "$secrets/restic-password:/run/secrets/restic-password:ro"
   -e RESTICPILOT_CONFIG=/etc/resticpilot-e2e/idle.yaml
   --health-interval=2s --health-start-period=2s --health-retries=1)
+# logged CONTAINER [grep options] PATTERN: whether the container's log has it. (Not `docker logs
+# | grep -q`: grep stops reading at the first match, and with pipefail the SIGPIPE of docker
+# logs fails the test.)
+logged() {
+  local container="$1" log
+  shift
+  log="$(docker logs "$container" 2>&1)"
+  grep -q "$@" <<<"$log"
+}
 health_of() { docker inspect -f '{{.State.Health.Status}}' "$1" 2>/dev/null; }
 alone_healthy() { [[ "$(health_of "$alone_container")" == healthy ]]; }
 
@@ -181,7 +191,7 @@ wait_for 20 "no zombie process in the container (PID 1 reaps)" no_zombies
 docker stop -t 30 "$alone_container" >/dev/null
 [[ "$(docker inspect -f '{{.State.ExitCode}}' "$alone_container")" == 0 ]] ||
   fail "docker stop: the daemon exited $(docker inspect -f '{{.State.ExitCode}}' "$alone_container"), not 0 (SIGTERM not passed on?)"
-docker logs "$alone_container" 2>&1 | grep -q "received SIGTERM" || fail "the daemon did not log the SIGTERM"
+logged "$alone_container" "received SIGTERM" || fail "the daemon did not log the SIGTERM"
 docker rm -f "$alone_container" >/dev/null
 
 say "image alone: \`listen: 0.0.0.0:9912\` in the config wins over RESTICPILOT_LISTEN"
@@ -191,7 +201,7 @@ docker run -d --name "$alone_container" "${idle[@]}" \
   -v "$secrets/idle-listen.yaml:/etc/resticpilot-e2e-listen.yaml:ro" \
   -e RESTICPILOT_CONFIG=/etc/resticpilot-e2e-listen.yaml "$image" >/dev/null
 wait_for 60 "the daemon healthy on port 9912 (listen: in the config)" alone_healthy
-docker logs "$alone_container" 2>&1 | grep -q "serving /healthz and /metrics on http://0.0.0.0:9912" ||
+logged "$alone_container" "serving /healthz and /metrics on http://0.0.0.0:9912" ||
   fail "the daemon does not serve on the config's listen address"
 docker rm -f "$alone_container" >/dev/null
 
@@ -199,7 +209,7 @@ say "image alone: daemon --listen 0.0.0.0:9913 on the command line: unhealthy, a
 docker run -d --name "$alone_container" "${idle[@]}" "$image" daemon --listen 0.0.0.0:9913 >/dev/null
 alone_unhealthy() { [[ "$(health_of "$alone_container")" == unhealthy ]]; }
 wait_for 60 "the HEALTHCHECK to notice the daemon is not on 9898" alone_unhealthy
-docker logs "$alone_container" 2>&1 | grep -q -- "--listen 0.0.0.0:9913: .resticpilot health. without --address" ||
+logged "$alone_container" -- "--listen 0.0.0.0:9913: .resticpilot health. without --address" ||
   fail "no warning that the HEALTHCHECK cannot follow --listen"
 docker rm -f "$alone_container" >/dev/null
 
@@ -257,7 +267,7 @@ backup_container="$(container_of backup)"
 "${compose[@]}" stop backup >/dev/null 2>&1 # no scheduled run of a damaged database from here on
 [[ "$(docker inspect -f '{{.State.ExitCode}}' "$backup_container")" == 0 ]] ||
   fail "compose stop: the daemon exited $(docker inspect -f '{{.State.ExitCode}}' "$backup_container") (expected 0 after SIGTERM through tini)"
-docker logs "$backup_container" 2>&1 | grep -q "received SIGTERM" ||
+logged "$backup_container" "received SIGTERM" ||
   fail "compose stop: the daemon did not log the SIGTERM"
 "${compose[@]}" stop tracker >/dev/null 2>&1
 stopped "$TRACKER_CONTAINER" || fail "the tracker did not stop"
@@ -358,6 +368,9 @@ sleep 2 # inside the (slow) dump now
 docker kill --signal TERM "$signal_container" >/dev/null
 code="$(timeout 90 docker wait "$signal_container")" || fail "the signalled run did not end within 90s"
 [[ "$code" != 0 ]] || fail "the signalled run exited 0"
+# Through tini to resticpilot, which gave the dump its grace period (3s) before stopping it.
+logged "$signal_container" "received SIGTERM: .* 3s to finish" ||
+  fail "the signalled run did not log the SIGTERM and its grace period"
 wait_for 30 "the tracker running again after SIGTERM (run exited $code)" running "$TRACKER_CONTAINER"
 [[ "$(tracker_events "$since" | tr '\n' ' ')" == "stop start " ]] ||
   fail "tracker events around the signal: '$(tracker_events "$since" | tr '\n' ' ')'"
