@@ -4,7 +4,8 @@
 # benchmarks make an XFS image). Debian/Ubuntu (apt); root or sudo.
 #   scripts/install-deps.sh            everything the tests need
 #   scripts/install-deps.sh --demo     only what the demo needs (restic, sqlite3)
-#   scripts/install-deps.sh --e2e      what docker/e2e.sh needs besides Docker (debootstrap)
+#   scripts/install-deps.sh --e2e      what docker/e2e.sh needs besides Docker (debootstrap, and
+#                                      openssl to hash the off-site server's password)
 set -euo pipefail
 
 declare -A package_of=(
@@ -16,13 +17,14 @@ declare -A package_of=(
   [mariadb-install-db]=mariadb-server
   [mariadbd]=mariadb-server
   [debootstrap]=debootstrap
+  [openssl]=openssl
   [mkfs.xfs]=xfsprogs
 )
 tools=(restic sqlite3 mariadb mariadb-dump mariadb-admin mariadb-install-db mariadbd mkfs.xfs)
 if [[ "${1:-}" == "--demo" ]]; then
   tools=(restic sqlite3)
 elif [[ "${1:-}" == "--e2e" ]]; then
-  tools=(debootstrap)
+  tools=(debootstrap openssl)
 fi
 
 missing=()

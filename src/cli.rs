@@ -134,7 +134,8 @@ pub enum Command {
     /// (`catch_up`). On SIGTERM/SIGINT nothing new starts, running jobs get `grace_period` to
     /// finish, then their processes are stopped; the exit is 0.
     Daemon {
-        /// Serve /healthz and /metrics on this address (IP:PORT). Overrides `listen`.
+        /// Serve /healthz and /metrics on this address (IP:PORT). Overrides the config's
+        /// `listen:`, which overrides RESTICPILOT_LISTEN.
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
     },
@@ -150,16 +151,17 @@ pub enum Command {
 
     /// Ask a running daemon's /healthz: exit 0 when healthy, 1 otherwise (for HEALTHCHECK).
     ///
-    /// Reads no config.
+    /// Without --address it asks where `daemon` without --listen listens: the config's
+    /// `listen:`, else RESTICPILOT_LISTEN, else 127.0.0.1:9898; 0.0.0.0 and :: are asked on
+    /// loopback. A config that does not load is skipped with a note.
     Health {
-        /// Where the daemon listens.
+        /// Where the daemon listens (default: see above).
         #[arg(
             long,
             value_name = "HOST:PORT",
-            default_value = crate::commands::health::DEFAULT_ADDRESS,
             value_parser = crate::commands::health::parse_address
         )]
-        address: String,
+        address: Option<String>,
     },
 }
 

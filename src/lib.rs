@@ -49,7 +49,7 @@ pub fn main() -> i32 {
 
 fn execute(cli: Cli) -> Result<Status, Error> {
     if let Command::Health { address } = &cli.command {
-        return commands::health::run(address);
+        return commands::health::run(address.as_deref(), &cli.config);
     }
     let config = config::load(&cli.config)?;
     if let Err(err) = signals::install(config.daemon.grace_period) {

@@ -101,7 +101,10 @@ fn bad_arguments_exit_2() {
 /// Every config file the repository ships as an example.
 fn example_configs() -> Vec<std::path::PathBuf> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = vec![root.join("docker/e2e/maintenance.yaml")];
+    let mut files = vec![
+        root.join("docker/e2e/maintenance.yaml"),
+        root.join("docker/e2e/idle.yaml"),
+    ];
     for dir in ["profiles", "docker/profiles"] {
         for entry in std::fs::read_dir(root.join(dir)).unwrap() {
             let path = entry.unwrap().path();

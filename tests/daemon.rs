@@ -23,10 +23,16 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(sb: &Sandbox, args: &[&str]) -> Daemon {
+        Daemon::start_with_env(sb, args, &[])
+    }
+
+    /// [`Daemon::start`] with these environment variables set.
+    pub fn start_with_env(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut full = vec!["daemon"];
         full.extend_from_slice(args);
         let mut child = sb
             .command(&sb.path("config.yaml"), &full)
+            .envs(env.iter().copied())
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

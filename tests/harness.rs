@@ -100,7 +100,9 @@ impl Sandbox {
     pub fn command(&self, config: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_resticpilot"));
         cmd.arg("-c").arg(config).args(args);
-        cmd.env_remove("RESTICPILOT_CONFIG").env_remove("RUST_LOG");
+        cmd.env_remove("RESTICPILOT_CONFIG")
+            .env_remove("RESTICPILOT_LISTEN")
+            .env_remove("RUST_LOG");
         cmd
     }
 

@@ -10,6 +10,7 @@ mod config;
 mod daemon;
 mod disk_full;
 mod failures;
+mod http;
 mod incomplete;
 mod maintenance;
 mod reflink;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use super::{Context, Status, backup, check, verify};
+use super::{Context, Status, backup, check, health, verify};
 use crate::config::{Config, Profile};
 use crate::error::Error;
 use crate::lock::ProfileLock;
@@ -43,9 +43,11 @@ struct Done {
     outcome: Outcome,
 }
 
-/// Runs until SIGTERM/SIGINT; `listen` overrides the config's `listen`.
+/// Runs until SIGTERM/SIGINT; `listen` overrides the config's `listen`, which overrides
+/// `RESTICPILOT_LISTEN`.
 ///
-/// Fails when no profile has a schedule, or the HTTP address cannot be bound.
+/// Fails when no profile has a schedule, `RESTICPILOT_LISTEN` is not an address, or the HTTP
+/// address cannot be bound.
 pub fn run(ctx: &Context, listen: Option<SocketAddr>) -> Result<Status, Error> {
     let config = &ctx.config;
     let clock = SystemClock;
@@ -58,7 +60,21 @@ pub fn run(ctx: &Context, listen: Option<SocketAddr>) -> Result<Status, Error> {
             config.file.display()
         )));
     }
-    let server = match listen.or(config.daemon.listen) {
+    let implied = health::daemon_address(config.daemon.listen)?;
+    if let Some(flag) = listen {
+        let asked = implied.map(health::probe_address);
+        let default: SocketAddr = health::DEFAULT_ADDRESS.parse().expect("a valid address");
+        if health::probe_address(flag) != asked.unwrap_or(default) {
+            tracing::warn!(
+                "--listen {flag}: `resticpilot health` without --address (the image's \
+                 HEALTHCHECK) asks {} instead; set `listen:` in the config or {}={flag} so it \
+                 follows",
+                asked.unwrap_or(default),
+                health::LISTEN_ENV
+            );
+        }
+    }
+    let server = match listen.or(implied) {
         Some(addr) => {
             let served = Arc::new(Served {
                 config: config.clone(),

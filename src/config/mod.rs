@@ -501,9 +501,13 @@ impl Resolver<'_> {
         let daemon = self.daemon_settings(&raw);
         let mut profiles = BTreeMap::new();
         for (name, profile) in &raw.profiles {
-            if !raw
-                .repositories
-                .contains_key(&profile.value.repository.value)
+            // `${VAR}` works here too (the example stack picks its repository this way).
+            let repository = self.string(
+                &profile.value.repository,
+                &format!("profiles.{name}.repository"),
+            );
+            if let Some(repository) = &repository
+                && !raw.repositories.contains_key(repository)
             {
                 let known: Vec<&str> = raw.repositories.keys().map(String::as_str).collect();
                 let known = if known.is_empty() {
@@ -513,13 +517,13 @@ impl Resolver<'_> {
                 };
                 self.error(
                     &profile.value.repository.referenced,
-                    format!(
-                        "profile {name}: repository {:?} is not defined ({known})",
-                        profile.value.repository.value
-                    ),
+                    format!("profile {name}: repository {repository:?} is not defined ({known})"),
                 );
             }
-            let p = self.profile(name, profile, &state_dir, hostname);
+            let mut p = self.profile(name, profile, &state_dir, hostname);
+            if let Some(repository) = repository {
+                p.repository = repository;
+            }
             profiles.insert(name.clone(), p);
         }
         let config = Config {

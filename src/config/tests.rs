@@ -101,6 +101,27 @@ fn undefined_repository_lists_the_defined_ones() {
 }
 
 #[test]
+fn the_repository_of_a_profile_may_come_from_the_environment() {
+    let text = GOOD.replace(
+        "repository: local",
+        "repository: ${STACK_REPOSITORY:-local}",
+    );
+    assert_eq!(
+        parse_text(&text).unwrap().profiles["tracker"].repository,
+        "local"
+    );
+    let errs = errors(&GOOD.replace("repository: local", "repository: ${DATA}"));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("repository \"/data\" is not defined"),
+        "{errs:?}"
+    );
+    let errs = errors(&GOOD.replace("repository: local", "repository: ${NOT_SET_ANYWHERE}"));
+    assert_eq!(errs.len(), 1, "one error, about the variable: {errs:?}");
+    assert!(errs[0].contains("NOT_SET_ANYWHERE"), "{errs:?}");
+}
+
+#[test]
 fn unset_variable_is_reported_at_its_value() {
     let errs = errors(&GOOD.replace("${DATA}", "${NOT_SET_ANYWHERE}"));
     assert!(errs[0].contains(":11:"), "{errs:?}");
