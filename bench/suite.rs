@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use resticpilot::config::{
-    DatabaseSource, MysqlSelection, MysqlSource, SourceKind, SqliteMethod, SqliteSource,
-    SqliteVerify,
+    DEFAULT_WRITER_HOLD_LIMIT, DatabaseSource, MysqlSelection, MysqlSource, RestoreCheck,
+    SourceKind, SqliteMethod, SqliteSource, SqliteVerify,
 };
 
 use measure::{Timed, WriterStats, run, with_writer};
@@ -151,6 +151,10 @@ fn dump_main(
                 other => panic!("unknown method {other}"),
             },
             verify: SqliteVerify::Quick,
+            restore_check: RestoreCheck::Quick,
+            convert_to_wal: false,
+            writer_hold_limit: DEFAULT_WRITER_HOLD_LIMIT,
+            incremental: None,
         }),
         (None, Some(socket)) => SourceKind::Mysql(MysqlSource {
             host: None,

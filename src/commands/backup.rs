@@ -140,6 +140,8 @@ fn stats(r: &RunReport) -> report::BackupStats {
                 kind: d.kind.to_string(),
                 bytes: d.bytes,
                 duration_seconds: report::seconds(d.duration),
+                writers_held_seconds: d.writers_held.map(report::seconds),
+                chain_length: d.incremental.as_ref().map(|c| 1 + c.deltas.len() as u64),
             })
             .collect(),
     }
@@ -204,6 +206,7 @@ fn attempt(
         None => None,
     };
     let mut dumps = Vec::new();
+    let mut warnings = Vec::new();
     for source in &profile.databases {
         signals::check(&format!("the dump of {}", source.name))?;
         tracing::info!(profile = %profile.name, database = %source.name, "dumping {} database", source.type_name());
@@ -217,11 +220,13 @@ fn attempt(
         tracing::info!(
             profile = %profile.name,
             database = %report.name,
-            "dumped {} ({}) in {:.1}s, verified",
+            "dumped {} ({}) in {:.1}s, verified{}",
             report.file,
             human_bytes(report.bytes),
-            report.duration.as_secs_f64()
+            report.duration.as_secs_f64(),
+            dump_notes(&report)
         );
+        warnings.extend(report.warnings.iter().cloned());
         dumps.push(report);
     }
     // The dumps are whole: a container that won't start again fails the run, after the
@@ -233,8 +238,9 @@ fn attempt(
     write_manifest(profile, staging, &dumps)?;
     phases.push(("dumps", dumps_started.elapsed()));
 
-    let mut warnings = Vec::new();
     let mut sources: Vec<PathBuf> = vec![staging.path().to_path_buf()];
+    // SQLite `method: incremental`: the chains (bases and deltas) live beside staging.
+    sources.extend(dump::incremental::roots(&profile.databases));
     for path in &profile.paths {
         if path.symlink_metadata().is_ok() {
             sources.push(path.clone());
@@ -426,6 +432,31 @@ pub fn apply_retention(
     })
 }
 
+/// What a dump's log line adds: how long writers were held out, the incremental chain.
+fn dump_notes(r: &DumpReport) -> String {
+    let mut notes = String::new();
+    if let (Some(held), Some(mode)) = (r.writers_held, &r.journal_mode) {
+        if mode == "wal" {
+            notes.push_str("; journal mode wal: writers were not held out");
+        } else {
+            notes.push_str(&format!(
+                "; journal mode {mode}: writers were held out {:.2}s",
+                held.as_secs_f64()
+            ));
+        }
+    }
+    if let Some(c) = &r.incremental {
+        notes.push_str(&format!(
+            "; {} (chain {}: base + {} deltas, {} in deltas)",
+            r.method,
+            c.id,
+            c.deltas.len(),
+            human_bytes(c.delta_bytes())
+        ));
+    }
+    notes
+}
+
 /// The one summary line of a successful run.
 pub fn log_report(profile: &Profile, r: &RunReport) {
     let s = &r.summary;
@@ -500,6 +531,7 @@ fn print_plan(ctx: &Context, p: &Profile) {
         );
     }
     let mut sources = vec![p.staging_dir.clone()];
+    sources.extend(dump::incremental::roots(&p.databases));
     sources.extend(p.paths.iter().cloned());
     let backup = args::backup(&BackupArgs {
         host: p.host.clone(),

@@ -111,7 +111,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<Status, Error> {
     for (source, db) in &pairs {
         match (&args.target, &source.kind) {
             (Some(dir), _) => {
-                let path = database_to_dir(&restic, &contents, db, dir)?;
+                let path = database_to_dir(&restic, &contents, db, source, dir)?;
                 println!(
                     "database {}: copy written to {} (checked)",
                     db.name,
@@ -119,17 +119,32 @@ pub fn run(ctx: &Context, args: &Args) -> Result<Status, Error> {
                 );
             }
             (None, SourceKind::Sqlite(s)) => {
-                let r = sqlite::restore_in_place(&restic, &contents, db, &s.path, args.force)?;
+                let r = sqlite::restore_in_place(
+                    &restic,
+                    &contents,
+                    db,
+                    &s.path,
+                    args.force,
+                    s.restore_check,
+                )?;
                 let kept = match &r.previous {
                     Some(p) => format!("previous file kept as {}", p.display()),
                     None => "there was no live file".into(),
                 };
+                let chain = match r.extracted.chain_length {
+                    Some(n) => format!(
+                        " (rebuilt from base + {})",
+                        restore::count((n - 1) as u64, "delta")
+                    ),
+                    None => String::new(),
+                };
                 println!(
-                    "database {} (sqlite): {} restored to {} in {:.1}s, integrity_check ok, {}; {kept}",
+                    "database {} (sqlite): {}{chain} restored to {} in {:.1}s, {}, {}; {kept}",
                     db.name,
                     human_bytes(r.extracted.bytes),
                     r.live.display(),
                     r.extracted.duration.as_secs_f64(),
+                    r.extracted.check,
                     restore::count(r.extracted.tables.len() as u64, "table")
                 );
                 if !r.forced_over.is_empty() {
@@ -271,12 +286,14 @@ fn check_args<'p>(profile: &'p Profile, args: &Args) -> Result<Vec<&'p DatabaseS
     Ok(selected)
 }
 
-/// Writes a checked copy of `db` into `dir`: SQLite as a file that passed integrity_check,
+/// Writes a checked copy of `db` into `dir`: SQLite as a file that passed its check (the hash
+/// recorded at backup and `restore_check`, or integrity_check for copies without a hash),
 /// MySQL as its SQL dump with its completion trailer.
 fn database_to_dir(
     restic: &Restic,
     contents: &Contents,
     db: &ManifestDatabase,
+    source: &DatabaseSource,
     dir: &Path,
 ) -> Result<PathBuf, Error> {
     std::fs::create_dir_all(dir)
@@ -292,8 +309,8 @@ fn database_to_dir(
         )
         .into());
     }
-    if db.kind == "sqlite" {
-        sqlite::extract_checked(restic, contents, db, &dest)?;
+    if let SourceKind::Sqlite(s) = &source.kind {
+        sqlite::extract_checked(restic, contents, db, &dest, s.restore_check)?;
         return Ok(dest);
     }
     let file = crate::process::create_private(&dest)
@@ -397,8 +414,27 @@ fn print_plan(
                 } else {
                     format!("IN USE ({}): refused without --force", users.join("; "))
                 };
+                let how = match (&db.hash, &db.incremental, s.restore_check) {
+                    (None, None, _) => "integrity_check".to_string(),
+                    (_, chain, check) => format!(
+                        "{}the backup's hash and {}",
+                        match chain {
+                            Some(c) => format!(
+                                "rebuilt from base + {}, ",
+                                restore::count(c.deltas.len() as u64, "delta")
+                            ),
+                            None => String::new(),
+                        },
+                        match check {
+                            crate::config::RestoreCheck::Quick => "quick_check",
+                            crate::config::RestoreCheck::Hash =>
+                                "nothing more (restore_check: hash)",
+                            crate::config::RestoreCheck::Full => "integrity_check",
+                        }
+                    ),
+                };
                 println!(
-                    "  database  {} (sqlite): {from} -> {}, checked with integrity_check first; {state}",
+                    "  database  {} (sqlite): {from} -> {}, checked with {how} first; {state}",
                     db.name,
                     s.path.display()
                 );

@@ -129,6 +129,12 @@ pub struct DatabaseStats {
     pub kind: String,
     pub bytes: u64,
     pub duration_seconds: f64,
+    /// SQLite: how long the copy kept the application's writers out (0 in WAL mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writers_held_seconds: Option<f64>,
+    /// SQLite `method: incremental`: files in the chain (base + deltas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_length: Option<u64>,
 }
 
 /// The status files under one state directory.
