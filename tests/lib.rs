@@ -9,6 +9,7 @@ mod backup_sqlite;
 mod config;
 mod daemon;
 mod failures;
+mod incremental;
 mod maintenance;
 mod reflink;
 mod report;

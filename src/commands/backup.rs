@@ -124,6 +124,7 @@ fn stats(r: &RunReport) -> report::BackupStats {
     report::BackupStats {
         snapshot_id: r.summary.snapshot_id.clone(),
         files: r.summary.total_files_processed,
+        files_unmodified: r.summary.files_unmodified,
         bytes_added: r.summary.data_added,
         bytes_processed: r.summary.total_bytes_processed,
         snapshot_count: r.snapshot_count,

@@ -111,9 +111,9 @@ pub fn run(ctx: &Context, args: &Args) -> Result<Status, Error> {
     for (source, db) in &pairs {
         match (&args.target, &source.kind) {
             (Some(dir), _) => {
-                let path = database_to_dir(&restic, &contents, db, source, dir)?;
+                let (path, checked) = database_to_dir(&restic, &contents, db, source, dir)?;
                 println!(
-                    "database {}: copy written to {} (checked)",
+                    "database {}: copy written to {} ({checked})",
                     db.name,
                     path.display()
                 );
@@ -295,7 +295,7 @@ fn database_to_dir(
     db: &ManifestDatabase,
     source: &DatabaseSource,
     dir: &Path,
-) -> Result<PathBuf, Error> {
+) -> Result<(PathBuf, String), Error> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
     let dest = dir.join(&db.file);
@@ -310,8 +310,22 @@ fn database_to_dir(
         .into());
     }
     if let SourceKind::Sqlite(s) = &source.kind {
-        sqlite::extract_checked(restic, contents, db, &dest, s.restore_check)?;
-        return Ok(dest);
+        let x = sqlite::extract_checked(restic, contents, db, &dest, s.restore_check)?;
+        let chain = match x.chain_length {
+            Some(n) => format!(
+                "; rebuilt from base + {}",
+                restore::count((n - 1) as u64, "delta")
+            ),
+            None => String::new(),
+        };
+        return Ok((
+            dest,
+            format!(
+                "checked: {}, {}{chain}",
+                x.check,
+                restore::count(x.tables.len() as u64, "table")
+            ),
+        ));
     }
     let file = crate::process::create_private(&dest)
         .map_err(|e| Error::io(format!("cannot create {}", dest.display()), e))?;
@@ -339,7 +353,7 @@ fn database_to_dir(
         let _ = std::fs::remove_file(&dest);
         return Err(e);
     }
-    Ok(dest)
+    Ok((dest, "checked".to_string()))
 }
 
 fn print_plan(

@@ -110,6 +110,9 @@ pub struct Failure {
 pub struct BackupStats {
     pub snapshot_id: String,
     pub files: u64,
+    /// restic's count of files it took from the parent snapshot without reading them.
+    #[serde(default)]
+    pub files_unmodified: u64,
     pub bytes_added: u64,
     pub bytes_processed: u64,
     /// The profile's snapshots on its host after the run (and its retention).
