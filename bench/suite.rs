@@ -7,6 +7,7 @@
 //! (`suite writer`, `suite copy`) and calls resticpilot's own dump code (`suite dump`) in a
 //! process of its own, so no measured step shares a process with the writer.
 
+mod incremental;
 mod mariadb;
 mod measure;
 mod torrust;
@@ -57,6 +58,9 @@ struct Args {
     /// ...and new torrents.
     #[arg(long, default_value_t = 1_440)]
     day_inserts: u64,
+    /// Exponent of the Zipf-skewed day (the incremental section's second workload).
+    #[arg(long, default_value_t = 1.0)]
+    zipf: f64,
     /// Runs of each head-to-head comparison (resticpilot vs bare tools); the best is reported.
     #[arg(long, default_value_t = 3)]
     repeat: u32,
@@ -73,7 +77,8 @@ struct Args {
     /// Drop the page cache before every timed step (root), to time the disk, not memory.
     #[arg(long)]
     cold: bool,
-    /// Sections to skip: shell, cp, vacuum, dump, reflink, backup, restore, mysql, growth.
+    /// Sections to skip: shell, cp, vacuum, dump, reflink, backup, restore, mysql, growth,
+    /// incremental.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
     /// cargo bench passes --bench; ignored.
@@ -393,6 +398,9 @@ impl Suite {
             }
             if !self.skip("growth") {
                 self.growth_section(size, &cache);
+            }
+            if !self.skip("incremental") {
+                self.incremental_section(size, &cache, actual);
             }
         }
         let mysql = parse_size(&self.args.mysql_size);

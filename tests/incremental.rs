@@ -501,7 +501,10 @@ fn shrinking_a_new_page_size_an_old_base_or_big_deltas_take_a_new_base() {
     let ids = snapshot_ids(&sb);
     for (i, print) in expect.iter().enumerate() {
         let (file, out) = restore_to(&sb, &ids[i + 1], &format!("s{i}"));
-        assert!(out.contains("base + 0 deltas"), "a fresh base each time: {out}");
+        assert!(
+            out.contains("base + 0 deltas"),
+            "a fresh base each time: {out}"
+        );
         assert_eq!(fingerprint(&file), *print);
     }
 }
