@@ -210,7 +210,7 @@ fn many_incremental_runs_under_a_writer_restore_bit_identical_and_grow_by_the_de
     sb.config(&profile(", max_delta_share: 50"));
     let db_bytes = std::fs::metadata(&db).unwrap().len();
 
-    let writer = Writer::start(db.clone(), rows, Duration::from_millis(15));
+    let writer = Writer::start(db.clone(), rows, Duration::from_millis(50));
     let mut runs = 0;
     let mut deltas_seen = 0;
     for i in 0..6 {

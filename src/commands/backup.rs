@@ -525,11 +525,22 @@ fn print_plan(ctx: &Context, p: &Profile) {
                 dump::mysql::DUMP_FLAGS.join(" ")
             ),
         };
-        println!(
-            "  dump      {}: {how} -> {}",
-            source.name,
-            p.staging_dir.join(source.dump_file_name()).display()
-        );
+        let to = match &source.kind {
+            crate::config::SourceKind::Sqlite(s) if s.incremental.is_some() => {
+                let inc = s.incremental.as_ref().expect("checked");
+                format!(
+                    "a base or a page delta in {} (page index in {})",
+                    inc.chain_dir.display(),
+                    inc.index_dir.display()
+                )
+            }
+            _ => p
+                .staging_dir
+                .join(source.dump_file_name())
+                .display()
+                .to_string(),
+        };
+        println!("  dump      {}: {how} -> {to}", source.name);
     }
     let mut sources = vec![p.staging_dir.clone()];
     sources.extend(dump::incremental::roots(&p.databases));

@@ -408,7 +408,15 @@ fn print_plan(
         }
     }
     for (source, db) in pairs {
-        let from = format!("{} ({})", contents.dump_path(db), human_bytes(db.bytes));
+        let from = match &db.incremental {
+            Some(c) => format!(
+                "{} (base + {}, {})",
+                c.dir,
+                restore::count(c.deltas.len() as u64, "delta"),
+                human_bytes(db.bytes)
+            ),
+            None => format!("{} ({})", contents.dump_path(db), human_bytes(db.bytes)),
+        };
         match (&args.target, &source.kind) {
             (Some(dir), _) => println!(
                 "  database  {} ({}): {from} -> {} (checked)",
@@ -430,20 +438,12 @@ fn print_plan(
                 };
                 let how = match (&db.hash, &db.incremental, s.restore_check) {
                     (None, None, _) => "integrity_check".to_string(),
-                    (_, chain, check) => format!(
-                        "{}the backup's hash and {}",
-                        match chain {
-                            Some(c) => format!(
-                                "rebuilt from base + {}, ",
-                                restore::count(c.deltas.len() as u64, "delta")
-                            ),
-                            None => String::new(),
-                        },
+                    (_, _, check) => format!(
+                        "the backup's hash{}",
                         match check {
-                            crate::config::RestoreCheck::Quick => "quick_check",
-                            crate::config::RestoreCheck::Hash =>
-                                "nothing more (restore_check: hash)",
-                            crate::config::RestoreCheck::Full => "integrity_check",
+                            crate::config::RestoreCheck::Quick => " and quick_check",
+                            crate::config::RestoreCheck::Hash => " (restore_check: hash)",
+                            crate::config::RestoreCheck::Full => " and integrity_check",
                         }
                     ),
                 };
