@@ -7,6 +7,7 @@
 //! (`suite writer`, `suite copy`) and calls resticpilot's own dump code (`suite dump`) in a
 //! process of its own, so no measured step shares a process with the writer.
 
+mod incremental;
 mod mariadb;
 mod measure;
 mod torrust;
@@ -18,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use resticpilot::config::{
-    DatabaseSource, MysqlSelection, MysqlSource, SourceKind, SqliteMethod, SqliteSource,
-    SqliteVerify,
+    DEFAULT_WRITER_HOLD_LIMIT, DatabaseSource, MysqlSelection, MysqlSource, RestoreCheck,
+    SourceKind, SqliteMethod, SqliteSource, SqliteVerify,
 };
 
 use measure::{Timed, WriterStats, run, with_writer};
@@ -57,6 +58,9 @@ struct Args {
     /// ...and new torrents.
     #[arg(long, default_value_t = 1_440)]
     day_inserts: u64,
+    /// Exponent of the Zipf-skewed day (the incremental section's second workload).
+    #[arg(long, default_value_t = 1.0)]
+    zipf: f64,
     /// Runs of each head-to-head comparison (resticpilot vs bare tools); the best is reported.
     #[arg(long, default_value_t = 3)]
     repeat: u32,
@@ -73,7 +77,8 @@ struct Args {
     /// Drop the page cache before every timed step (root), to time the disk, not memory.
     #[arg(long)]
     cold: bool,
-    /// Sections to skip: shell, cp, vacuum, dump, reflink, backup, restore, mysql, growth.
+    /// Sections to skip: shell, cp, vacuum, dump, reflink, backup, restore, mysql, growth,
+    /// incremental.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
     /// cargo bench passes --bench; ignored.
@@ -151,6 +156,10 @@ fn dump_main(
                 other => panic!("unknown method {other}"),
             },
             verify: SqliteVerify::Quick,
+            restore_check: RestoreCheck::Quick,
+            convert_to_wal: false,
+            writer_hold_limit: DEFAULT_WRITER_HOLD_LIMIT,
+            incremental: None,
         }),
         (None, Some(socket)) => SourceKind::Mysql(MysqlSource {
             host: None,
@@ -389,6 +398,9 @@ impl Suite {
             }
             if !self.skip("growth") {
                 self.growth_section(size, &cache);
+            }
+            if !self.skip("incremental") {
+                self.incremental_section(size, &cache, actual);
             }
         }
         let mysql = parse_size(&self.args.mysql_size);

@@ -199,10 +199,62 @@ pub fn copy_main(db: &Path, out: &Path) {
     }
 }
 
+/// How the day's counter updates pick their torrent.
+#[derive(Debug, Clone, Copy)]
+pub enum Workload {
+    /// Every torrent equally likely: the worst case for page deltas.
+    Uniform,
+    /// Zipf-distributed popularity with this exponent (1.0: the k-th most popular torrent is
+    /// picked 1/k as often as the first), as trackers see: a few torrents take most
+    /// completions. Ranks are scattered over the table (a torrent's id says nothing of its
+    /// popularity), so the popular ones do not share pages.
+    Zipf(f64),
+}
+
+impl Workload {
+    pub fn name(self) -> String {
+        match self {
+            Workload::Uniform => "uniform".into(),
+            Workload::Zipf(s) => format!("Zipf s={s}"),
+        }
+    }
+
+    /// A torrent id in 1..=max_id.
+    fn pick(self, rng: &mut Rng, max_id: i64) -> i64 {
+        let n = max_id as u64;
+        match self {
+            Workload::Uniform => 1 + (rng.next() % n) as i64,
+            Workload::Zipf(s) => {
+                // Inverse CDF of the continuous power law on [1, n + 1): rank 1 most popular.
+                let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+                let top = (n + 1) as f64;
+                let x = if (s - 1.0).abs() < 1e-9 {
+                    top.powf(u)
+                } else {
+                    ((top.powf(1.0 - s) - 1.0) * u + 1.0).powf(1.0 / (1.0 - s))
+                };
+                let rank = (x as u64).clamp(1, n);
+                // A fixed scramble of ranks to ids (multiplication by an odd constant is a
+                // bijection mod 2^64; the modulo folds it onto the table).
+                1 + (rank.wrapping_mul(0x9E37_79B9_7F4A_7C15) % n) as i64
+            }
+        }
+    }
+}
+
 /// A day's worth of a tracker's writes, applied as fast as they go: `updates` counter
-/// updates of random torrents and `inserts` new torrents, with a fixed seed so every run and
-/// every copy get the same ones.
+/// updates of torrents picked by `workload` and `inserts` new torrents, with a fixed seed so
+/// every run and every copy get the same ones.
 pub fn apply_day(db: &Path, updates: u64, inserts: u64) -> rusqlite::Result<()> {
+    apply_day_with(db, updates, inserts, Workload::Uniform)
+}
+
+pub fn apply_day_with(
+    db: &Path,
+    updates: u64,
+    inserts: u64,
+    workload: Workload,
+) -> rusqlite::Result<()> {
     let mut conn = Connection::open(db)?;
     let max_id: i64 = conn.query_row("SELECT max(id) FROM torrents", [], |r| r.get(0))?;
     let mut rng = Rng::new(20_240_601);
@@ -214,7 +266,7 @@ pub fn apply_day(db: &Path, updates: u64, inserts: u64) -> rusqlite::Result<()> 
                 break;
             }
             if done < updates {
-                let id = 1 + (rng.next() % max_id as u64) as i64;
+                let id = workload.pick(&mut rng, max_id);
                 tx.execute(
                     "UPDATE torrents SET completed = completed + 1, updated_at = updated_at + 86400 WHERE id = ?1",
                     [id],

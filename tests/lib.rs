@@ -12,6 +12,7 @@ mod disk_full;
 mod failures;
 mod http;
 mod incomplete;
+mod incremental;
 mod maintenance;
 mod reflink;
 mod report;

@@ -127,6 +127,7 @@ fn stats(r: &RunReport) -> report::BackupStats {
     report::BackupStats {
         snapshot_id: r.summary.snapshot_id.clone(),
         files: r.summary.total_files_processed,
+        files_unmodified: r.summary.files_unmodified,
         bytes_added: r.summary.data_added,
         bytes_processed: r.summary.total_bytes_processed,
         snapshot_count: r.snapshot_count,
@@ -144,6 +145,8 @@ fn stats(r: &RunReport) -> report::BackupStats {
                 kind: d.kind.to_string(),
                 bytes: d.bytes,
                 duration_seconds: report::seconds(d.duration),
+                writers_held_seconds: d.writers_held.map(report::seconds),
+                chain_length: d.incremental.as_ref().map(|c| 1 + c.deltas.len() as u64),
             })
             .collect(),
     }
@@ -211,6 +214,7 @@ fn attempt(
         None => None,
     };
     let mut dumps = Vec::new();
+    let mut warnings = Vec::new();
     for source in &profile.databases {
         signals::check(&format!("the dump of {}", source.name))?;
         tracing::info!(profile = %profile.name, database = %source.name, "dumping {} database", source.type_name());
@@ -224,11 +228,13 @@ fn attempt(
         tracing::info!(
             profile = %profile.name,
             database = %report.name,
-            "dumped {} ({}) in {:.1}s, verified",
+            "dumped {} ({}) in {:.1}s, verified{}",
             report.file,
             human_bytes(report.bytes),
-            report.duration.as_secs_f64()
+            report.duration.as_secs_f64(),
+            dump_notes(&report)
         );
+        warnings.extend(report.warnings.iter().cloned());
         dumps.push(report);
     }
     // The dumps are whole: a container that won't start again fails the run, after the
@@ -242,11 +248,13 @@ fn attempt(
 
     // Anything that means the snapshot may lack data makes it `incomplete`: retention keeps
     // such snapshots in a group of their own, so they never push complete ones out.
-    let mut warnings: Vec<String> = dumps.iter().flat_map(|d| d.warnings.clone()).collect();
-    for w in &warnings {
+    let mut gaps: Vec<String> = dumps.iter().flat_map(|d| d.gaps.clone()).collect();
+    for w in &gaps {
         tracing::warn!(profile = %profile.name, "{w}");
     }
     let mut sources: Vec<PathBuf> = vec![staging.path().to_path_buf()];
+    // SQLite `method: incremental`: the chains (bases and deltas) live beside staging.
+    sources.extend(dump::incremental::roots(&profile.databases));
     for path in &profile.paths {
         if path.symlink_metadata().is_ok() {
             sources.push(path.clone());
@@ -256,10 +264,11 @@ fn attempt(
                 path.display()
             );
             tracing::warn!(profile = %profile.name, "{w}");
-            warnings.push(w);
+            gaps.push(w);
         }
     }
-    let mut incomplete = !warnings.is_empty();
+    let mut incomplete = !gaps.is_empty();
+    warnings.append(&mut gaps);
     let mut tags = profile.all_tags();
     if incomplete {
         tags.push(INCOMPLETE_TAG.to_string());
@@ -510,6 +519,31 @@ pub fn apply_retention(
     })
 }
 
+/// What a dump's log line adds: how long writers were held out, the incremental chain.
+fn dump_notes(r: &DumpReport) -> String {
+    let mut notes = String::new();
+    if let (Some(held), Some(mode)) = (r.writers_held, &r.journal_mode) {
+        if mode == "wal" {
+            notes.push_str("; journal mode wal: writers were not held out");
+        } else {
+            notes.push_str(&format!(
+                "; journal mode {mode}: writers were held out {:.2}s",
+                held.as_secs_f64()
+            ));
+        }
+    }
+    if let Some(c) = &r.incremental {
+        notes.push_str(&format!(
+            "; {} (chain {}: base + {} deltas, {} in deltas)",
+            r.method,
+            c.id,
+            c.deltas.len(),
+            human_bytes(c.delta_bytes())
+        ));
+    }
+    notes
+}
+
 /// The one summary line of a successful run.
 pub fn log_report(profile: &Profile, r: &RunReport) {
     let s = &r.summary;
@@ -577,13 +611,25 @@ fn print_plan(ctx: &Context, p: &Profile) {
                 dump::mysql::DUMP_FLAGS.join(" ")
             ),
         };
-        println!(
-            "  dump      {}: {how} -> {}",
-            source.name,
-            p.staging_dir.join(source.dump_file_name()).display()
-        );
+        let to = match &source.kind {
+            crate::config::SourceKind::Sqlite(s) if s.incremental.is_some() => {
+                let inc = s.incremental.as_ref().expect("checked");
+                format!(
+                    "a base or a page delta in {} (page index in {})",
+                    inc.chain_dir.display(),
+                    inc.index_dir.display()
+                )
+            }
+            _ => p
+                .staging_dir
+                .join(source.dump_file_name())
+                .display()
+                .to_string(),
+        };
+        println!("  dump      {}: {how} -> {to}", source.name);
     }
     let mut sources = vec![p.staging_dir.clone()];
+    sources.extend(dump::incremental::roots(&p.databases));
     sources.extend(p.paths.iter().cloned());
     let backup = args::backup(&BackupArgs {
         host: p.host.clone(),

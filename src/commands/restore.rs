@@ -128,25 +128,40 @@ pub fn run(ctx: &Context, args: &Args) -> Result<Status, Error> {
     for (source, db) in &pairs {
         match (&args.target, &source.kind) {
             (Some(dir), _) => {
-                let path = database_to_dir(&restic, &contents, db, dir)?;
+                let (path, checked) = database_to_dir(&restic, &contents, db, source, dir)?;
                 println!(
-                    "database {}: copy written to {} (checked)",
+                    "database {}: copy written to {} ({checked})",
                     db.name,
                     path.display()
                 );
             }
             (None, SourceKind::Sqlite(s)) => {
-                let r = sqlite::restore_in_place(&restic, &contents, db, &s.path, args.force)?;
+                let r = sqlite::restore_in_place(
+                    &restic,
+                    &contents,
+                    db,
+                    &s.path,
+                    args.force,
+                    s.restore_check,
+                )?;
                 let kept = match &r.previous {
                     Some(p) => format!("previous file kept as {}", p.display()),
                     None => "there was no live file".into(),
                 };
+                let chain = match r.extracted.chain_length {
+                    Some(n) => format!(
+                        " (rebuilt from base + {})",
+                        restore::count((n - 1) as u64, "delta")
+                    ),
+                    None => String::new(),
+                };
                 println!(
-                    "database {} (sqlite): {} restored to {} in {:.1}s, integrity_check ok, {}; {kept}",
+                    "database {} (sqlite): {}{chain} restored to {} in {:.1}s, {}, {}; {kept}",
                     db.name,
                     human_bytes(r.extracted.bytes),
                     r.live.display(),
                     r.extracted.duration.as_secs_f64(),
+                    r.extracted.check,
                     restore::count(r.extracted.tables.len() as u64, "table")
                 );
                 if r.extracted.tables.is_empty() {
@@ -296,14 +311,16 @@ fn check_args<'p>(profile: &'p Profile, args: &Args) -> Result<Vec<&'p DatabaseS
     Ok(selected)
 }
 
-/// Writes a checked copy of `db` into `dir`: SQLite as a file that passed integrity_check,
+/// Writes a checked copy of `db` into `dir`: SQLite as a file that passed its check (the hash
+/// recorded at backup and `restore_check`, or integrity_check for copies without a hash),
 /// MySQL as its SQL dump with its completion trailer.
 fn database_to_dir(
     restic: &Restic,
     contents: &Contents,
     db: &ManifestDatabase,
+    source: &DatabaseSource,
     dir: &Path,
-) -> Result<PathBuf, Error> {
+) -> Result<(PathBuf, String), Error> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
     let dest = restore::inside(dir, &db.file)?;
@@ -317,15 +334,30 @@ fn database_to_dir(
         )
         .into());
     }
-    if db.kind == "sqlite" {
-        sqlite::extract_checked(
+    if let SourceKind::Sqlite(s) = &source.kind {
+        let x = sqlite::extract_checked(
             restic,
             contents,
             db,
             &dest,
+            s.restore_check,
             "free space there, or choose another --target",
         )?;
-        return Ok(dest);
+        let chain = match x.chain_length {
+            Some(n) => format!(
+                "; rebuilt from base + {}",
+                restore::count((n - 1) as u64, "delta")
+            ),
+            None => String::new(),
+        };
+        return Ok((
+            dest,
+            format!(
+                "checked: {}, {}{chain}",
+                x.check,
+                restore::count(x.tables.len() as u64, "table")
+            ),
+        ));
     }
     let file = crate::process::create_private(&dest)
         .map_err(|e| Error::io(format!("cannot create {}", dest.display()), e))?;
@@ -353,7 +385,7 @@ fn database_to_dir(
         let _ = std::fs::remove_file(&dest);
         return Err(e);
     }
-    Ok(dest)
+    Ok((dest, "checked".to_string()))
 }
 
 fn print_plan(
@@ -411,7 +443,15 @@ fn print_plan(
         }
     }
     for (source, db) in pairs {
-        let from = format!("{} ({})", contents.dump_path(db), human_bytes(db.bytes));
+        let from = match &db.incremental {
+            Some(c) => format!(
+                "{} (base + {}, {})",
+                c.dir,
+                restore::count(c.deltas.len() as u64, "delta"),
+                human_bytes(db.bytes)
+            ),
+            None => format!("{} ({})", contents.dump_path(db), human_bytes(db.bytes)),
+        };
         match (&args.target, &source.kind) {
             (Some(dir), _) => println!(
                 "  database  {} ({}): {from} -> {} (checked)",
@@ -431,8 +471,19 @@ fn print_plan(
                 } else {
                     format!("IN USE ({}): refused without --force", users.join("; "))
                 };
+                let how = match (&db.hash, &db.incremental, s.restore_check) {
+                    (None, None, _) => "integrity_check".to_string(),
+                    (_, _, check) => format!(
+                        "the backup's hash{}",
+                        match check {
+                            crate::config::RestoreCheck::Quick => " and quick_check",
+                            crate::config::RestoreCheck::Hash => " (restore_check: hash)",
+                            crate::config::RestoreCheck::Full => " and integrity_check",
+                        }
+                    ),
+                };
                 println!(
-                    "  database  {} (sqlite): {from} -> {}, checked with integrity_check first; {state}",
+                    "  database  {} (sqlite): {from} -> {}, checked with {how} first; {state}",
                     db.name,
                     s.path.display()
                 );

@@ -235,6 +235,47 @@ pub struct SqliteSource {
     pub path: PathBuf,
     pub method: SqliteMethod,
     pub verify: SqliteVerify,
+    /// How a restore checks a copy whose hash the manifest records.
+    pub restore_check: RestoreCheck,
+    /// Switch a rollback-journal database to WAL (persistent) before its backup.
+    pub convert_to_wal: bool,
+    /// A rollback-journal database whose copy holds writers out for more than half of this
+    /// gets a warning.
+    pub writer_hold_limit: Duration,
+    /// Set for `method: incremental`.
+    pub incremental: Option<Incremental>,
+}
+
+/// Default `writer_hold_limit`: the Torrust tracker's busy timeout (it drops a write that
+/// waits longer).
+pub const DEFAULT_WRITER_HOLD_LIMIT: Duration = Duration::from_secs(5);
+/// Default `max_delta_share`.
+pub const DEFAULT_MAX_DELTA_SHARE: f64 = 0.5;
+/// Default `rebase_after`: a week.
+pub const DEFAULT_REBASE_AFTER: Duration = Duration::from_secs(7 * 86400);
+
+/// `method: incremental`: where the chain (base + deltas, backed up) and its page index (not
+/// backed up) live, and when a new base is taken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incremental {
+    /// `<state_dir>/chains/<profile>/<database>`; its parent is a restic backup source.
+    pub chain_dir: PathBuf,
+    /// `<state_dir>/page-index/<profile>`: `<database>.json` and `<database>.pages`.
+    pub index_dir: PathBuf,
+    pub max_delta_share: f64,
+    pub rebase_after: Duration,
+}
+
+/// How `restore` and `verify` check a SQLite copy. Without a hash in the manifest (dumps by
+/// older versions) the check is always `integrity_check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreCheck {
+    /// The hash, then `quick_check`.
+    Quick,
+    /// The hash alone.
+    Hash,
+    /// The hash, then `integrity_check`.
+    Full,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,6 +287,8 @@ pub enum SqliteMethod {
     /// A copy-on-write clone of the file under a read lock (FICLONE); falls back to `Online`
     /// where the filesystem cannot clone.
     Reflink,
+    /// The online copy, stored as a base plus page deltas (`dump::incremental`).
+    Incremental,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -736,7 +779,7 @@ impl Resolver<'_> {
         let mut databases = Vec::new();
         let mut seen = BTreeSet::new();
         for db in &p.databases {
-            if let Some(source) = self.database(name, db) {
+            if let Some(source) = self.database(name, db, state_dir) {
                 if !seen.insert(source.name.clone()) {
                     self.error(
                         &db.value.name.referenced,
@@ -995,7 +1038,12 @@ impl Resolver<'_> {
         Some(retention)
     }
 
-    fn database(&mut self, profile: &str, db: &Spanned<RawDatabase>) -> Option<DatabaseSource> {
+    fn database(
+        &mut self,
+        profile: &str,
+        db: &Spanned<RawDatabase>,
+        state_dir: &Path,
+    ) -> Option<DatabaseSource> {
         let d = &db.value;
         let name = self.nonempty(&d.name, &format!("profiles.{profile}.databases.name"))?;
         if !is_safe_name(&name) {
@@ -1006,10 +1054,15 @@ impl Resolver<'_> {
         }
         let key = |k: &str| format!("profiles.{profile}.databases.{name}.{k}");
         let kind = d.kind.value.as_str();
-        let sqlite_keys: [(&str, bool); 3] = [
+        let sqlite_keys: [(&str, bool); 8] = [
             ("path", d.path.is_some()),
             ("method", d.method.is_some()),
             ("verify", d.verify.is_some()),
+            ("restore_check", d.restore_check.is_some()),
+            ("convert_to_wal", d.convert_to_wal.is_some()),
+            ("writer_hold_limit", d.writer_hold_limit.is_some()),
+            ("max_delta_share", d.max_delta_share.is_some()),
+            ("rebase_after", d.rebase_after.is_some()),
         ];
         let mysql_keys: [(&str, bool); 10] = [
             ("host", d.host.is_some()),
@@ -1051,11 +1104,12 @@ impl Resolver<'_> {
                     None | Some((_, "online")) => SqliteMethod::Online,
                     Some((_, "vacuum")) => SqliteMethod::Vacuum,
                     Some((_, "reflink")) => SqliteMethod::Reflink,
+                    Some((_, "incremental")) => SqliteMethod::Incremental,
                     Some((m, other)) => {
                         self.error(
                             &m.referenced,
                             format!(
-                                "database {name}: method {other:?} is not one of online, vacuum, reflink"
+                                "database {name}: method {other:?} is not one of online, vacuum, reflink, incremental"
                             ),
                         );
                         return None;
@@ -1075,10 +1129,33 @@ impl Resolver<'_> {
                         return None;
                     }
                 };
+                let restore_check = match d.restore_check.as_ref().map(|m| (m, m.value.as_str())) {
+                    None | Some((_, "quick")) => RestoreCheck::Quick,
+                    Some((_, "hash")) => RestoreCheck::Hash,
+                    Some((_, "full")) => RestoreCheck::Full,
+                    Some((m, other)) => {
+                        self.error(
+                            &m.referenced,
+                            format!(
+                                "database {name}: restore_check {other:?} is not one of quick, hash, full"
+                            ),
+                        );
+                        return None;
+                    }
+                };
+                let writer_hold_limit = match &d.writer_hold_limit {
+                    None => DEFAULT_WRITER_HOLD_LIMIT,
+                    s => self.duration(s.as_ref(), &key("writer_hold_limit"))?,
+                };
+                let incremental = self.incremental(profile, &name, d, method, state_dir)?;
                 SourceKind::Sqlite(SqliteSource {
                     path,
                     method,
                     verify,
+                    restore_check,
+                    convert_to_wal: d.convert_to_wal.as_ref().is_some_and(|b| b.value),
+                    writer_hold_limit,
+                    incremental,
                 })
             }
             "mysql" | "mariadb" => SourceKind::Mysql(self.mysql(&name, d, &db.referenced)?),
@@ -1098,6 +1175,64 @@ impl Resolver<'_> {
             }
         };
         Some(DatabaseSource { name, kind: source })
+    }
+
+    /// The settings of `method: incremental` (`Some(None)` for the other methods, whose
+    /// incremental keys are errors). The chain and its page index live under the state
+    /// directory, per profile and database: see `dump::incremental`.
+    fn incremental(
+        &mut self,
+        profile: &str,
+        name: &str,
+        d: &RawDatabase,
+        method: SqliteMethod,
+        state_dir: &Path,
+    ) -> Option<Option<Incremental>> {
+        if method != SqliteMethod::Incremental {
+            for (k, at) in [
+                (
+                    "max_delta_share",
+                    d.max_delta_share.as_ref().map(|v| &v.referenced),
+                ),
+                (
+                    "rebase_after",
+                    d.rebase_after.as_ref().map(|v| &v.referenced),
+                ),
+            ] {
+                if let Some(at) = at {
+                    self.error(
+                        at,
+                        format!("database {name}: {k} applies only to method: incremental"),
+                    );
+                }
+            }
+            return Some(None);
+        }
+        let max_delta_share = match &d.max_delta_share {
+            None => DEFAULT_MAX_DELTA_SHARE,
+            Some(v) if v.value.is_finite() && v.value > 0.0 && v.value <= 100.0 => v.value,
+            Some(v) => {
+                self.error(
+                    &v.referenced,
+                    format!(
+                        "database {name}: max_delta_share {} must be a number above 0 (a share of the database: 0.5 takes a new base once the deltas add up to half its size)",
+                        v.value
+                    ),
+                );
+                return None;
+            }
+        };
+        let key = format!("profiles.{profile}.databases.{name}.rebase_after");
+        let rebase_after = match &d.rebase_after {
+            None => DEFAULT_REBASE_AFTER,
+            s => self.duration(s.as_ref(), &key)?,
+        };
+        Some(Some(Incremental {
+            chain_dir: state_dir.join("chains").join(profile).join(name),
+            index_dir: state_dir.join("page-index").join(profile),
+            max_delta_share,
+            rebase_after,
+        }))
     }
 
     fn mysql(&mut self, name: &str, d: &RawDatabase, at: &Location) -> Option<MysqlSource> {

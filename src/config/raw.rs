@@ -136,6 +136,21 @@ pub struct RawDatabase {
     pub method: Option<S>,
     #[serde(default)]
     pub verify: Option<S>,
+    /// How `restore` and `verify` check a copy whose hash the manifest records.
+    #[serde(default)]
+    pub restore_check: Option<S>,
+    /// Switch a rollback-journal database to WAL on its first backup.
+    #[serde(default)]
+    pub convert_to_wal: Option<Spanned<bool>>,
+    /// Warn when a rollback-journal database's writers are held out near this long.
+    #[serde(default)]
+    pub writer_hold_limit: Option<S>,
+    /// `method: incremental`: a new base once the deltas pass this share of the database.
+    #[serde(default)]
+    pub max_delta_share: Option<Spanned<f64>>,
+    /// `method: incremental`: a new base once the base is this old.
+    #[serde(default)]
+    pub rebase_after: Option<S>,
     // mysql
     #[serde(default)]
     pub host: Option<S>,

@@ -504,7 +504,85 @@ fn sqlite_method_reflink_is_accepted_and_unknown_methods_list_it() {
     let errs = errors(&text.replace("method: reflink", "method: clone"));
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(
-        errs[0].ends_with(r#"method "clone" is not one of online, vacuum, reflink"#),
+        errs[0].ends_with(r#"method "clone" is not one of online, vacuum, reflink, incremental"#),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn sqlite_incremental_keys_resolve_with_defaults_and_checks() {
+    let sqlite = |extra: &str| {
+        GOOD.replace(
+            r#"path: "${DATA}/tracker.db" }"#,
+            &format!(r#"path: "${{DATA}}/tracker.db", {extra} }}"#),
+        )
+    };
+    let source = |text: &str| match &parse_text(text).unwrap().profiles["tracker"].databases[0].kind
+    {
+        SourceKind::Sqlite(s) => s.clone(),
+        other => panic!("{other:?}"),
+    };
+    // The defaults.
+    let s = source(&sqlite("method: incremental"));
+    assert_eq!(s.method, SqliteMethod::Incremental);
+    assert_eq!(s.restore_check, RestoreCheck::Quick);
+    assert_eq!(s.writer_hold_limit, Duration::from_secs(5));
+    assert!(!s.convert_to_wal);
+    let inc = s.incremental.unwrap();
+    assert_eq!(
+        inc.chain_dir,
+        Path::new("/var/lib/resticpilot/chains/tracker/tracker")
+    );
+    assert_eq!(
+        inc.index_dir,
+        Path::new("/var/lib/resticpilot/page-index/tracker")
+    );
+    assert_eq!(inc.max_delta_share, 0.5);
+    assert_eq!(inc.rebase_after, Duration::from_secs(7 * 86400));
+    // Every key set; durations as text or plain seconds.
+    let s = source(&sqlite(
+        "method: incremental, max_delta_share: 1.5, rebase_after: 2d, writer_hold_limit: 3, convert_to_wal: true, restore_check: full",
+    ));
+    assert_eq!(s.restore_check, RestoreCheck::Full);
+    assert_eq!(s.writer_hold_limit, Duration::from_secs(3));
+    assert!(s.convert_to_wal);
+    let inc = s.incremental.unwrap();
+    assert_eq!(inc.max_delta_share, 1.5);
+    assert_eq!(inc.rebase_after, Duration::from_secs(2 * 86400));
+    // Other methods have no chain, and reject the chain's keys.
+    assert!(source(&sqlite("method: online")).incremental.is_none());
+    let errs = errors(&sqlite("method: online, max_delta_share: 0.3"));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].ends_with("max_delta_share applies only to method: incremental"),
+        "{errs:?}"
+    );
+    for (bad, says) in [
+        (
+            "method: incremental, max_delta_share: 0",
+            "must be a number above 0",
+        ),
+        (
+            "method: incremental, rebase_after: soon",
+            "is not a duration",
+        ),
+        (
+            "restore_check: maybe",
+            r#"restore_check "maybe" is not one of quick, hash, full"#,
+        ),
+        ("writer_hold_limit: 5x", "is not a duration"),
+    ] {
+        let errs = errors(&sqlite(bad));
+        assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+        assert!(errs[0].contains(says), "{bad}: {errs:?}");
+    }
+    // A mysql source cannot take them.
+    let errs = errors(&GOOD.replace(
+        "databases: [torrust]",
+        "databases: [torrust]\n        convert_to_wal: true",
+    ));
+    assert!(
+        errs[0].contains("convert_to_wal do not apply to type mysql"),
         "{errs:?}"
     );
 }

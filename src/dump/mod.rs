@@ -3,6 +3,7 @@
 //! A dump is written under a `.partial` name and renamed to its final name only after the tool
 //! succeeded and the copy was verified, so a file with the final name is always a whole dump.
 
+pub mod incremental;
 pub mod mysql;
 pub mod reflink;
 pub mod sqlite;
@@ -40,13 +41,41 @@ pub struct DumpReport {
     pub method: String,
     /// Tables in the dump (SQLite: from the copy; MySQL: from the dump's CREATE TABLEs).
     pub tables: Vec<String>,
-    /// What deserves attention although the dump is whole: a database with no tables.
+    /// SQLite: `blake3:<hex>` of the checked copy; a restore that reproduces it is bit-identical.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    /// SQLite: the live database's journal mode (`wal`, `delete`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal_mode: Option<String>,
+    /// SQLite: how long the copy kept the application's writers out (0 in WAL mode).
+    #[serde(
+        rename = "writers_held_seconds",
+        serialize_with = "opt_secs",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub writers_held: Option<Duration>,
+    /// SQLite `method: incremental`: the chain that holds the copy (no file in staging).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<incremental::Chain>,
+    /// Worth a look, not a failure (logged already; the run ends with warnings).
     #[serde(skip)]
     pub warnings: Vec<String>,
+    /// Signs that the dump may not hold the data the user means (a database with no tables:
+    /// a wrong path, a volume not mounted): the run ends with warnings and the snapshot is
+    /// tagged `incomplete`. Not logged yet.
+    #[serde(skip)]
+    pub gaps: Vec<String>,
 }
 
 fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
+}
+
+fn opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => as_secs(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 /// Where the dump of `source` is written in `staging` until it is verified.
@@ -65,21 +94,27 @@ pub fn dump(source: &DatabaseSource, staging: &Path) -> Result<DumpReport, DumpE
     let start = Instant::now();
     let result = match &source.kind {
         SourceKind::Sqlite(s) => sqlite::dump(s, &partial),
-        SourceKind::Mysql(m) => mysql::dump(m, &partial),
+        SourceKind::Mysql(m) => mysql::dump(m, &partial).map(|d| (d, Extra::default())),
     };
-    let finish = |done: Done| -> Result<DumpReport, String> {
-        std::fs::rename(&partial, &final_path).map_err(|e| {
-            format!(
-                "cannot move the dump into place at {}: {e}",
-                final_path.display()
-            )
-        })?;
-        let bytes = std::fs::metadata(&final_path).map(|m| m.len()).unwrap_or(0);
-        let mut warnings = Vec::new();
+    let finish = |(done, extra): (Done, Extra)| -> Result<DumpReport, String> {
+        let bytes = match &extra.chain {
+            // Incremental: the copy is in its chain, nothing in staging.
+            Some(chain) => chain.bytes(),
+            None => {
+                std::fs::rename(&partial, &final_path).map_err(|e| {
+                    format!(
+                        "cannot move the dump into place at {}: {e}",
+                        final_path.display()
+                    )
+                })?;
+                std::fs::metadata(&final_path).map(|m| m.len()).unwrap_or(0)
+            }
+        };
+        let mut gaps = Vec::new();
         if done.tables.is_empty() {
             // A new application creates its schema at start: no table at all most often
             // means the wrong file (a typo, a volume that is not mounted, a 0-byte file).
-            warnings.push(format!(
+            gaps.push(format!(
                 "database {} ({}) has no tables: is `{}` the right {}? (a wrong path, or a volume that is not mounted, gives an empty database); the snapshot is tagged `incomplete`",
                 source.name,
                 source.type_name(),
@@ -99,7 +134,12 @@ pub fn dump(source: &DatabaseSource, staging: &Path) -> Result<DumpReport, DumpE
             source: done.source,
             method: done.method,
             tables: done.tables,
-            warnings,
+            hash: extra.hash,
+            journal_mode: extra.journal_mode,
+            writers_held: extra.writers_held,
+            incremental: extra.chain,
+            warnings: extra.warnings,
+            gaps,
         })
     };
     match result.and_then(finish) {
@@ -150,6 +190,17 @@ pub struct Done {
     pub source: String,
     pub method: String,
     pub tables: Vec<String>,
+}
+
+/// What the SQLite source reports besides [`Done`].
+#[derive(Default)]
+pub struct Extra {
+    pub hash: Option<String>,
+    pub journal_mode: Option<String>,
+    pub writers_held: Option<Duration>,
+    /// Set when the copy went into an incremental chain instead of staging.
+    pub chain: Option<incremental::Chain>,
+    pub warnings: Vec<String>,
 }
 
 /// A human-readable size: "1.4 GiB".

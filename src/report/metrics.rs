@@ -147,6 +147,16 @@ pub fn render(config: &Config, statuses: &[ProfileStatus], now: DateTime<Utc>) -
         "gauge",
         "Size of the database's dump in the last successful backup.",
     );
+    let mut writers_held = Family::new(
+        "resticpilot_database_writers_held_seconds",
+        "gauge",
+        "How long the last successful backup's SQLite copy kept the application's writers out (0 in WAL mode).",
+    );
+    let mut chain_length = Family::new(
+        "resticpilot_database_chain_length",
+        "gauge",
+        "SQLite method incremental: files in the chain of the last successful backup (base + deltas).",
+    );
     let mut max_age = Family::new(
         "resticpilot_max_age_seconds",
         "gauge",
@@ -216,6 +226,12 @@ pub fn render(config: &Config, statuses: &[ProfileStatus], now: DateTime<Utc>) -
                     ];
                     dump_duration.add(&l, db.duration_seconds);
                     dump_size.add(&l, db.bytes as f64);
+                    if let Some(held) = db.writers_held_seconds {
+                        writers_held.add(&l, held);
+                    }
+                    if let Some(n) = db.chain_length {
+                        chain_length.add(&l, n as f64);
+                    }
                 }
             }
         }
@@ -238,6 +254,8 @@ pub fn render(config: &Config, statuses: &[ProfileStatus], now: DateTime<Utc>) -
         snapshots,
         phases,
         dump_duration,
+        writers_held,
+        chain_length,
         dump_size,
         max_age,
     ] {

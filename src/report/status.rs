@@ -109,6 +109,9 @@ pub struct Failure {
 pub struct BackupStats {
     pub snapshot_id: String,
     pub files: u64,
+    /// restic's count of files it took from the parent snapshot without reading them.
+    #[serde(default)]
+    pub files_unmodified: u64,
     pub bytes_added: u64,
     pub bytes_processed: u64,
     /// The profile's snapshots on its host after the run (and its retention).
@@ -132,6 +135,12 @@ pub struct DatabaseStats {
     pub kind: String,
     pub bytes: u64,
     pub duration_seconds: f64,
+    /// SQLite: how long the copy kept the application's writers out (0 in WAL mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writers_held_seconds: Option<f64>,
+    /// SQLite `method: incremental`: files in the chain (base + deltas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_length: Option<u64>,
 }
 
 /// The status files under one state directory.

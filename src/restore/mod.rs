@@ -8,6 +8,7 @@
 
 pub mod drill;
 pub mod files;
+pub mod incremental;
 pub mod mysql;
 pub mod progress;
 pub mod sqlite;
@@ -77,6 +78,12 @@ pub struct ManifestDatabase {
     pub source: String,
     #[serde(default)]
     pub tables: Vec<String>,
+    /// SQLite: `blake3:<hex>` of the checked copy.
+    #[serde(default)]
+    pub hash: Option<String>,
+    /// SQLite `method: incremental`: the chain to rebuild the copy from (no file in staging).
+    #[serde(default)]
+    pub incremental: Option<crate::dump::incremental::Chain>,
 }
 
 impl ManifestDatabase {
@@ -299,10 +306,17 @@ pub fn open(restic: &Restic, snapshot: Snapshot) -> Result<Contents, RestoreErro
             "refusing to restore from it: {reason}. Snapshot contents are untrusted (anyone with the repository key can write one); this one was not written by resticpilot as it is"
         ),
     })?;
+    // Incremental chains are backed up beside staging: they are not the profile's files.
+    let chain_roots: Vec<String> = manifest
+        .databases
+        .iter()
+        .filter_map(|d| d.incremental.as_ref())
+        .filter_map(|c| Path::new(&c.dir).parent().map(|p| p.display().to_string()))
+        .collect();
     let files = snapshot
         .paths
         .iter()
-        .filter(|p| **p != staging)
+        .filter(|p| **p != staging && !chain_roots.contains(p))
         .cloned()
         .collect();
     Ok(Contents {

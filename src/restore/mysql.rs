@@ -566,6 +566,8 @@ mod tests {
             bytes: 0,
             source: "a, b".into(),
             tables: vec![],
+            hash: None,
+            incremental: None,
         };
         assert_eq!(
             target_map(&db, None).unwrap(),

@@ -18,6 +18,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::progress::{Counting, Progress};
 use super::{Contents, ManifestDatabase, RestoreError};
+use crate::config::RestoreCheck;
 use crate::restic::Restic;
 
 /// The files SQLite keeps beside a database. `-wal` and `-journal` hold data of the file they
@@ -30,18 +31,27 @@ pub struct Extracted {
     pub bytes: u64,
     pub duration: Duration,
     pub tables: Vec<String>,
+    /// What the check proved: "hash ok (bit-identical to the backup), quick_check ok".
+    pub check: String,
+    /// Incremental: base + deltas applied.
+    pub chain_length: Option<usize>,
 }
 
-/// Streams `db`'s copy out of the snapshot into `dest` (a new file) and runs
-/// `PRAGMA integrity_check` on it. `room` says what to change when `dest`'s disk fills up.
+/// Gets `db`'s copy out of the snapshot into `dest` (a new file): streamed, or for an
+/// incremental dump put together from its chain (`incremental`). Then checks it: when the
+/// manifest records a hash, the copy must have it (bit-identical to what the backup checked),
+/// then `check` says what SQLite checks follow; without one, `PRAGMA integrity_check`.
 ///
-/// Fails when restic fails, the disk is full or the copy is not a sound SQLite database;
-/// `dest` is removed then.
+/// `room` says what to change when `dest`'s disk fills up.
+///
+/// Fails when restic fails, the disk is full, the copy differs from the backup's or is not a sound SQLite
+/// database; `dest` is removed then.
 pub fn extract_checked(
     restic: &Restic,
     contents: &Contents,
     db: &ManifestDatabase,
     dest: &Path,
+    check: RestoreCheck,
     room: &str,
 ) -> Result<Extracted, RestoreError> {
     let dir = dest.parent().unwrap_or(Path::new("/"));
@@ -63,7 +73,7 @@ pub fn extract_checked(
             ),
         )
     };
-    let result = extract_inner(restic, contents, db, dest);
+    let result = extract_inner(restic, contents, db, dest, check);
     match result {
         Err(e) if crate::space::is_full_text(&e.to_string()) => Err(full(e.to_string())),
         other => other,
@@ -75,9 +85,70 @@ fn extract_inner(
     contents: &Contents,
     db: &ManifestDatabase,
     dest: &Path,
+    check: RestoreCheck,
 ) -> Result<Extracted, RestoreError> {
     let start = Instant::now();
+    let what = format!("database {}", db.name);
+    let expected = match (&db.incremental, &db.hash) {
+        (Some(chain), Some(h)) if *h != chain.hash => {
+            return Err(RestoreError::failed(
+                &what,
+                format!(
+                    "the manifest of snapshot {} gives two different hashes for it",
+                    contents.short()
+                ),
+            ));
+        }
+        (Some(chain), _) => Some(chain.hash.clone()),
+        (None, h) => h.clone(),
+    };
+    if dest.symlink_metadata().is_ok() {
+        return Err(RestoreError::failed(
+            &what,
+            format!("cannot create {}: it exists", dest.display()),
+        ));
+    }
     let guard = Scratch::new(dest.to_path_buf());
+    let (bytes, chain_length) = match &db.incremental {
+        Some(chain) => {
+            let r = super::incremental::rebuild(restic, contents, db, chain, dest)?;
+            (chain.bytes(), Some(r.chain_length))
+        }
+        None => (stream(restic, contents, db, dest)?, None),
+    };
+    let damaged = |reason: String| {
+        RestoreError::failed(
+            &what,
+            format!(
+                "the copy in snapshot {} is damaged: {reason}",
+                contents.short()
+            ),
+        )
+    };
+    let (tables, done) = match expected {
+        Some(hash) => check_with_hash(dest, &hash, check).map_err(damaged)?,
+        None => (
+            integrity_check(dest).map_err(damaged)?,
+            "integrity_check ok".to_string(),
+        ),
+    };
+    guard.keep();
+    Ok(Extracted {
+        bytes,
+        duration: start.elapsed(),
+        tables,
+        check: done,
+        chain_length,
+    })
+}
+
+/// Streams the dump file of `db` into the new file `dest`; returns its size.
+fn stream(
+    restic: &Restic,
+    contents: &Contents,
+    db: &ManifestDatabase,
+    dest: &Path,
+) -> Result<u64, RestoreError> {
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -106,21 +177,43 @@ fn extract_inner(
     })?;
     let bytes = progress.done();
     progress.finish();
-    let tables = integrity_check(dest).map_err(|reason| {
-        RestoreError::failed(
-            format!("database {}", db.name),
-            format!(
-                "the copy in snapshot {} is damaged: {reason}",
-                contents.short()
-            ),
-        )
-    })?;
-    guard.keep();
-    Ok(Extracted {
-        bytes,
-        duration: start.elapsed(),
-        tables,
-    })
+    Ok(bytes)
+}
+
+/// The copy at `path` must hash to `expected` (`blake3:<hex>`); then `check`'s SQLite check,
+/// run beside the hash on the other core. Returns the table names and what was proved.
+///
+/// Fails with the first difference or problem found.
+fn check_with_hash(
+    path: &Path,
+    expected: &str,
+    check: RestoreCheck,
+) -> Result<(Vec<String>, String), String> {
+    let pragma = match check {
+        RestoreCheck::Quick => Some("quick_check"),
+        RestoreCheck::Full => Some("integrity_check"),
+        RestoreCheck::Hash => None,
+    };
+    let (hashed, checked) = std::thread::scope(|scope| {
+        let hasher = scope.spawn(|| crate::dump::incremental::hash_file(path));
+        let checked = run_check(path, pragma);
+        let hashed = hasher
+            .join()
+            .unwrap_or_else(|_| Err("the hash panicked".into()));
+        (hashed, checked)
+    });
+    let got = crate::dump::incremental::hash_text(&hashed?);
+    if got != expected {
+        return Err(format!(
+            "its hash {got} differs from the one recorded at backup ({expected}): it is not the database that was backed up"
+        ));
+    }
+    let tables = checked?;
+    let done = match pragma {
+        Some(p) => format!("hash ok (bit-identical to the backup), {p} ok"),
+        None => "hash ok (bit-identical to the backup)".to_string(),
+    };
+    Ok((tables, done))
 }
 
 /// Runs `PRAGMA integrity_check` on the database at `path` (ours: no one else has it open)
@@ -128,23 +221,31 @@ fn extract_inner(
 ///
 /// Fails with what the check reported, or why it could not run.
 pub fn integrity_check(path: &Path) -> Result<Vec<String>, String> {
+    run_check(path, Some("integrity_check"))
+}
+
+/// Runs `PRAGMA <pragma>` (when given) on the database at `path` (ours: no one else has it
+/// open) and returns its table names. Leaves no `-wal`/`-shm` behind.
+fn run_check(path: &Path, pragma: Option<&str>) -> Result<Vec<String>, String> {
     let result = (|| {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| format!("cannot open it: {e}"))?;
-        let mut stmt = conn
-            .prepare("PRAGMA integrity_check")
-            .map_err(|e| format!("integrity_check could not run: {e}"))?;
-        let rows: Vec<String> = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| format!("integrity_check failed: {e}"))?;
-        drop(stmt);
-        if rows != ["ok"] {
-            let shown: Vec<&str> = rows.iter().take(5).map(String::as_str).collect();
-            return Err(format!("integrity_check reported: {}", shown.join("; ")));
+        if let Some(pragma) = pragma {
+            let mut stmt = conn
+                .prepare(&format!("PRAGMA {pragma}"))
+                .map_err(|e| format!("{pragma} could not run: {e}"))?;
+            let rows: Vec<String> = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| format!("{pragma} failed: {e}"))?;
+            drop(stmt);
+            if rows != ["ok"] {
+                let shown: Vec<&str> = rows.iter().take(5).map(String::as_str).collect();
+                return Err(format!("{pragma} reported: {}", shown.join("; ")));
+            }
         }
         let tables = crate::dump::sqlite::table_names(&conn)?;
         conn.close()
@@ -199,6 +300,7 @@ pub fn restore_in_place(
     db: &ManifestDatabase,
     live: &Path,
     force: bool,
+    check: RestoreCheck,
 ) -> Result<InPlace, RestoreError> {
     let what = format!("database {} ({})", db.name, live.display());
     let fail = |reason: String| RestoreError::failed(&what, reason);
@@ -223,6 +325,7 @@ pub fn restore_in_place(
         contents,
         db,
         &tmp,
+        check,
         "free space on that filesystem (the copy is written beside the live file, so that it replaces it in one atomic rename), or restore it with --target DIR onto another filesystem and move it into place yourself",
     )?;
     match std::fs::metadata(live) {

@@ -1,0 +1,861 @@
+//! `method: incremental` for SQLite: the consistent one-step copy, stored as a **base** copy
+//! plus **page deltas**, so the repository grows by the changed pages and restic reads only
+//! them, while every snapshot stays self-contained.
+//!
+//! Layout (all under the state directory, which is persistent):
+//!
+//! - `chains/<profile>/<database>/`: the chain, backed up by restic beside staging.
+//!   `base-<id>.sqlite3` (a whole copy) and `delta-<id>-<seq>.rpdelta` files. A file is
+//!   written once and never touched again (same size, mtime, ctime, inode), so restic takes it
+//!   from the parent snapshot without reading it. Each snapshot holds the base and every delta
+//!   since it: forgetting any snapshot leaves the others whole (their blobs are shared, not
+//!   chained across snapshots).
+//! - `page-index/<profile>/<database>.pages` and `.json`: the page index (a 128-bit XXH3 hash
+//!   per page, 16 bytes per page: 4 MiB per GiB of 4 KiB pages) and the chain's record
+//!   (files with their identity, page size and count, the page index's own hash). Not backed
+//!   up: it only steers the next run. Read and written as streams, so memory stays flat.
+//!
+//! A run: the online copy goes to `<chain>/.copy.partial`; one sequential pass (beside the
+//! copy's `quick_check`, on the other core) hashes every page, compares it with the index, and
+//! writes the changed pages to `.delta.partial` and the new index; the copy's BLAKE3 hash (of
+//! the whole file) goes into the manifest. Then either the delta is renamed into the chain and
+//! the copy deleted, or the copy becomes a new base. Files are fsynced before the index names
+//! them; the index is replaced last, so a crash leaves either the old chain (plus an orphan
+//! removed by the next run) or the new one.
+//!
+//! A new base is taken, with the reason logged and recorded in the manifest, when there is no
+//! usable index (first run, a lost or new state directory, an index that does not match the
+//! chain's files), when the page size changed or the database shrank (VACUUM), when the base
+//! is older than `rebase_after`, and when the deltas would pass `max_delta_share` of the
+//! database.
+//!
+//! Delta format (little-endian): a 48-byte header, `RPDELTA1`, version u32 (1), page size
+//! u32, page count u64 of the database after it, number of records u64, sequence number u32
+//! (1 for the first delta of a chain), reserved u32, the chain id's 8 bytes; then per record
+//! the page number u32 (1-based, strictly increasing) and the page's bytes. Applying a chain:
+//! take the base, write each delta's pages at `(number - 1) * page size` in order, and cut
+//! the file to `page count * page size` (`restore::incremental` does it, checking every
+//! field and hash).
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Incremental;
+
+pub const DELTA_MAGIC: [u8; 8] = *b"RPDELTA1";
+pub const DELTA_VERSION: u32 = 1;
+pub const DELTA_HEADER: usize = 48;
+const PAGES_MAGIC: [u8; 8] = *b"RPPAGES1";
+const PAGES_HEADER: usize = 32;
+const STATE_VERSION: u32 = 1;
+/// In each chain directory: proof that resticpilot made it (it deletes only its own files).
+const MARKER: &str = ".resticpilot-chain";
+const COPY: &str = ".copy.partial";
+const DELTA_PARTIAL: &str = ".delta.partial";
+
+/// What the manifest records about an incremental dump: everything a restore needs. One type,
+/// written by `backup` and read by `restore` and `verify` (which treat it as untrusted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chain {
+    /// The chain directory as backed up (absolute). Its parent is one of the snapshot's paths.
+    pub dir: String,
+    /// 16 hex digits; every file of the chain carries it.
+    pub id: String,
+    pub page_size: u32,
+    /// Pages of the database this snapshot holds.
+    pub page_count: u64,
+    /// `blake3:<hex>` of the whole database this snapshot holds (base + deltas applied).
+    pub hash: String,
+    pub base: ChainFile,
+    /// In the order they are applied.
+    #[serde(default)]
+    pub deltas: Vec<ChainFile>,
+    /// Set when this run started the chain: why it took a new base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_base: Option<String>,
+}
+
+/// One file of a chain: a plain name inside the chain directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainFile {
+    pub name: String,
+    pub bytes: u64,
+    /// `blake3:<hex>` of the file.
+    pub hash: String,
+    /// Pages it holds.
+    pub pages: u64,
+}
+
+impl Chain {
+    /// Size of the database the chain reconstructs.
+    pub fn bytes(&self) -> u64 {
+        self.page_count * u64::from(self.page_size)
+    }
+
+    /// Bytes of all deltas.
+    pub fn delta_bytes(&self) -> u64 {
+        self.deltas.iter().map(|d| d.bytes).sum()
+    }
+}
+
+/// The chain's record in the page index directory: the manifest's view plus what proves the
+/// files on disk are the ones it describes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    version: u32,
+    /// The live database it follows.
+    source: String,
+    chain: Chain,
+    /// When the base was taken (Unix seconds).
+    base_time: u64,
+    /// Identity of the base and each delta, in chain order.
+    files: Vec<FileId>,
+    /// `blake3:<hex>` of the `.pages` file.
+    pages_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct FileId {
+    name: String,
+    bytes: u64,
+    mtime_ns: i128,
+    ino: u64,
+}
+
+impl FileId {
+    fn of(path: &Path) -> std::io::Result<FileId> {
+        let m = std::fs::symlink_metadata(path)?;
+        Ok(FileId {
+            name: plain_name(path),
+            bytes: m.len(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            ino: m.ino(),
+        })
+    }
+}
+
+fn plain_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// `blake3:<hex>`.
+pub fn hash_text(h: &blake3::Hash) -> String {
+    format!("blake3:{}", h.to_hex())
+}
+
+/// The directories restic backs up for `profile`'s incremental sources (one per profile).
+pub fn roots(databases: &[crate::config::DatabaseSource]) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = Vec::new();
+    for db in databases {
+        if let crate::config::SourceKind::Sqlite(s) = &db.kind
+            && let Some(inc) = &s.incremental
+            && let Some(root) = inc.chain_dir.parent()
+            && !roots.iter().any(|r| r == root)
+        {
+            roots.push(root.to_path_buf());
+        }
+    }
+    roots
+}
+
+/// What the pass over the copy found.
+struct Pass {
+    page_size: u32,
+    page_count: u64,
+    hash: blake3::Hash,
+    /// Pages written to the delta (0 when there was nothing to compare with).
+    changed: u64,
+    delta_bytes: u64,
+    pages_hash: blake3::Hash,
+    /// The previous index did not hash to its record: its comparison cannot be trusted.
+    index_damaged: bool,
+}
+
+/// One incremental dump in progress: what the previous run left, and the files this run
+/// writes. Dropped before [`Session::commit`], it removes what it wrote.
+pub struct Session {
+    inc: Incremental,
+    source: PathBuf,
+    name: String,
+    previous: Result<State, String>,
+    committed: bool,
+}
+
+/// What a committed run stored.
+pub struct Committed {
+    pub chain: Chain,
+    /// How the run stored the copy, for the manifest's `method` and the log.
+    pub description: String,
+    /// Bytes written into the chain by this run (a base, a delta, or nothing).
+    pub added: u64,
+}
+
+impl Session {
+    /// Prepares the chain directory of `inc` and reads the previous run's index.
+    ///
+    /// Fails when the directories cannot be created, or the chain directory holds files
+    /// resticpilot did not make.
+    pub fn start(inc: &Incremental, source: &Path) -> Result<Session, String> {
+        let dir = &inc.chain_dir;
+        let root = dir.parent().unwrap_or(dir);
+        for d in [root, dir.as_path(), inc.index_dir.as_path()] {
+            private_dir(d)?;
+        }
+        let marker = dir.join(MARKER);
+        if !marker.exists() {
+            let foreign: Vec<String> = std::fs::read_dir(dir)
+                .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            if !foreign.is_empty() {
+                return Err(format!(
+                    "the chain directory {} holds files resticpilot did not make ({}); move them away",
+                    dir.display(),
+                    foreign.join(", ")
+                ));
+            }
+            std::fs::write(
+                &marker,
+                "resticpilot: base and page deltas of one SQLite database (method: incremental); backed up, never edited\n",
+            )
+            .map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
+        }
+        let name = plain_name(dir);
+        let mut session = Session {
+            inc: inc.clone(),
+            source: source.to_path_buf(),
+            name,
+            previous: Err(String::new()),
+            committed: false,
+        };
+        session.previous = session.load();
+        // Leftovers of an interrupted run, and files of chains the index no longer names.
+        let keep: Vec<String> = match &session.previous {
+            Ok(s) => s.files.iter().map(|f| f.name.clone()).collect(),
+            Err(_) => Vec::new(),
+        };
+        session.remove_unlisted(&keep);
+        Ok(session)
+    }
+
+    /// Where the online copy goes.
+    pub fn copy_path(&self) -> PathBuf {
+        self.inc.chain_dir.join(COPY)
+    }
+
+    fn delta_partial(&self) -> PathBuf {
+        self.inc.chain_dir.join(DELTA_PARTIAL)
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.inc.index_dir.join(format!("{}.json", self.name))
+    }
+
+    fn pages_path(&self) -> PathBuf {
+        self.inc.index_dir.join(format!("{}.pages", self.name))
+    }
+
+    fn pages_partial(&self) -> PathBuf {
+        self.inc
+            .index_dir
+            .join(format!("{}.pages.partial", self.name))
+    }
+
+    /// The previous run's record, checked against the files on disk; or why there is none
+    /// that can be used (the reason a new base is taken).
+    fn load(&self) -> Result<State, String> {
+        let path = self.state_path();
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let has_chain = std::fs::read_dir(&self.inc.chain_dir)
+                    .map(|r| {
+                        r.filter_map(Result::ok)
+                            .any(|e| e.file_name().to_string_lossy().starts_with("base-"))
+                    })
+                    .unwrap_or(false);
+                return Err(if has_chain {
+                    format!(
+                        "the page index {} is missing (the state directory was lost or replaced)",
+                        path.display()
+                    )
+                } else {
+                    format!(
+                        "no page index at {} (the first incremental backup of this database, or a new state directory)",
+                        path.display()
+                    )
+                });
+            }
+            Err(e) => {
+                return Err(format!(
+                    "the page index {} cannot be read: {e}",
+                    path.display()
+                ));
+            }
+        };
+        let state: State = serde_json::from_slice(&text)
+            .map_err(|e| format!("the page index {} is not readable: {e}", path.display()))?;
+        if state.version != STATE_VERSION {
+            return Err(format!(
+                "the page index {} has version {}, this resticpilot writes {STATE_VERSION}",
+                path.display(),
+                state.version
+            ));
+        }
+        if state.source != self.source.display().to_string() {
+            return Err(format!(
+                "the page index followed {}, the profile now names {}",
+                state.source,
+                self.source.display()
+            ));
+        }
+        if state.chain.dir != self.inc.chain_dir.display().to_string() {
+            return Err(format!(
+                "the page index describes a chain in {}, not {}",
+                state.chain.dir,
+                self.inc.chain_dir.display()
+            ));
+        }
+        let names: Vec<&str> = std::iter::once(&state.chain.base)
+            .chain(&state.chain.deltas)
+            .map(|f| f.name.as_str())
+            .collect();
+        let recorded: Vec<&str> = state.files.iter().map(|f| f.name.as_str()).collect();
+        if names != recorded {
+            return Err(format!("the page index {} is inconsistent", path.display()));
+        }
+        for f in &state.files {
+            let on_disk = self.inc.chain_dir.join(&f.name);
+            match FileId::of(&on_disk) {
+                Ok(id) if id == *f => {}
+                Ok(_) => {
+                    return Err(format!(
+                        "{} changed since it was written (size, time or inode differ from the page index)",
+                        on_disk.display()
+                    ));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "{} is missing from the chain ({e})",
+                        on_disk.display()
+                    ));
+                }
+            }
+        }
+        let expected = PAGES_HEADER as u64 + state.chain.page_count * 16;
+        match std::fs::metadata(self.pages_path()) {
+            Ok(m) if m.len() == expected => Ok(state),
+            Ok(m) => Err(format!(
+                "the page index {} has {} bytes, its record says {expected}",
+                self.pages_path().display(),
+                m.len()
+            )),
+            Err(e) => Err(format!(
+                "the page index {} is missing ({e})",
+                self.pages_path().display()
+            )),
+        }
+    }
+
+    /// Removes the files of this chain directory that `keep` does not name and that
+    /// resticpilot writes (bases, deltas, partial files); anything else is left and reported.
+    fn remove_unlisted(&self, keep: &[String]) {
+        let Ok(read) = std::fs::read_dir(&self.inc.chain_dir) else {
+            return;
+        };
+        for entry in read.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == MARKER || keep.contains(&name) {
+                continue;
+            }
+            let ours = name.starts_with(COPY)
+                || name == DELTA_PARTIAL
+                || (name.starts_with("base-") && name.ends_with(".sqlite3"))
+                || (name.starts_with("delta-") && name.ends_with(".rpdelta"));
+            let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+            if ours && is_file {
+                if let Err(e) = std::fs::remove_file(entry.path()) {
+                    tracing::warn!("cannot remove {}: {e}", entry.path().display());
+                }
+            } else {
+                tracing::warn!(
+                    "{} is not part of the chain and not resticpilot's: it is backed up with it; remove it",
+                    entry.path().display()
+                );
+            }
+        }
+    }
+
+    /// The one pass over the checked copy: page hashes against the previous index, changed
+    /// pages into the partial delta, the new index, the whole-file hash.
+    ///
+    /// Fails when a file cannot be read or written, or the copy is not a whole SQLite file.
+    pub fn pass(&self) -> Result<PassResult, String> {
+        self.pass_inner().map(PassResult)
+    }
+
+    fn pass_inner(&self) -> Result<Pass, String> {
+        let copy_path = self.copy_path();
+        let copy = File::open(&copy_path)
+            .map_err(|e| format!("cannot read the copy {}: {e}", copy_path.display()))?;
+        let len = copy
+            .metadata()
+            .map_err(|e| format!("cannot read the copy {}: {e}", copy_path.display()))?
+            .len();
+        let mut reader = BufReader::with_capacity(1 << 20, copy);
+        let mut header = [0u8; 100];
+        reader
+            .read_exact(&mut header)
+            .map_err(|e| format!("the copy is not a SQLite file ({e})"))?;
+        let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+            1 => 65536u32,
+            n => u32::from(n),
+        };
+        if !page_size.is_power_of_two() || !(512..=65536).contains(&page_size) {
+            return Err(format!("the copy has an invalid page size {page_size}"));
+        }
+        if !len.is_multiple_of(u64::from(page_size)) {
+            return Err(format!(
+                "the copy's size {len} is not a multiple of its page size {page_size}"
+            ));
+        }
+        let page_count = len / u64::from(page_size);
+        // Compare with the previous index only where pages line up.
+        let mut old = match &self.previous {
+            Ok(s) if s.chain.page_size == page_size && s.chain.page_count <= page_count => {
+                let f = File::open(self.pages_path())
+                    .map_err(|e| format!("cannot read the page index: {e}"))?;
+                let mut r = BufReader::with_capacity(1 << 16, f);
+                let mut h = [0u8; PAGES_HEADER];
+                r.read_exact(&mut h)
+                    .map_err(|e| format!("cannot read the page index: {e}"))?;
+                let mut hasher = blake3::Hasher::new();
+                hasher.update(&h);
+                Some((
+                    r,
+                    hasher,
+                    s.chain.page_count,
+                    s.pages_hash.clone(),
+                    s.chain.id.clone(),
+                    s.chain.deltas.len(),
+                ))
+            }
+            _ => None,
+        };
+        let mut pages_out = BufWriter::with_capacity(1 << 16, create_new(&self.pages_partial())?);
+        let mut pages_hasher = blake3::Hasher::new();
+        let mut ph = [0u8; PAGES_HEADER];
+        ph[..8].copy_from_slice(&PAGES_MAGIC);
+        ph[8..12].copy_from_slice(&1u32.to_le_bytes());
+        ph[12..16].copy_from_slice(&page_size.to_le_bytes());
+        ph[16..24].copy_from_slice(&page_count.to_le_bytes());
+        write_all(&mut pages_out, &mut pages_hasher, &ph, "the page index")?;
+
+        let mut delta = match &old {
+            Some((_, _, _, _, id, n)) => {
+                let f = create_new(&self.delta_partial())?;
+                let mut w = BufWriter::with_capacity(1 << 20, f);
+                // The header is written again once the record count is known.
+                w.write_all(&[0u8; DELTA_HEADER])
+                    .map_err(|e| format!("cannot write the delta: {e}"))?;
+                Some((w, id.clone(), (*n as u32) + 1))
+            }
+            None => None,
+        };
+        let mut whole = blake3::Hasher::new();
+        whole.update(&header);
+        let mut page = vec![0u8; page_size as usize];
+        page[..100].copy_from_slice(&header);
+        let mut changed = 0u64;
+        for number in 1..=page_count {
+            let start = if number == 1 { 100 } else { 0 };
+            reader
+                .read_exact(&mut page[start..])
+                .map_err(|e| format!("cannot read the copy: {e}"))?;
+            if number > 1 {
+                whole.update(&page);
+            } else {
+                whole.update(&page[100..]);
+            }
+            let h = xxhash_rust::xxh3::xxh3_128(&page).to_le_bytes();
+            write_all(&mut pages_out, &mut pages_hasher, &h, "the page index")?;
+            let same = match &mut old {
+                Some((r, hasher, count, ..)) if number <= *count => {
+                    let mut prev = [0u8; 16];
+                    r.read_exact(&mut prev)
+                        .map_err(|e| format!("cannot read the page index: {e}"))?;
+                    hasher.update(&prev);
+                    prev == h
+                }
+                _ => false,
+            };
+            if !same && let Some((w, ..)) = &mut delta {
+                w.write_all(&(number as u32).to_le_bytes())
+                    .and_then(|()| w.write_all(&page))
+                    .map_err(|e| format!("cannot write the delta: {e}"))?;
+                changed += 1;
+            }
+            if number.is_multiple_of(16384) && crate::signals::terminating() {
+                return Err("interrupted: resticpilot is shutting down".into());
+            }
+        }
+        let pages_file = pages_out
+            .into_inner()
+            .map_err(|e| format!("cannot write the page index: {}", e.error()))?;
+        pages_file
+            .sync_all()
+            .map_err(|e| format!("cannot write the page index: {e}"))?;
+        let index_damaged = match old {
+            Some((_, hasher, _, recorded, ..)) => hash_text(&hasher.finalize()) != recorded,
+            None => false,
+        };
+        let mut delta_bytes = 0;
+        if let Some((w, id, seq)) = delta {
+            let mut file = w
+                .into_inner()
+                .map_err(|e| format!("cannot write the delta: {}", e.error()))?;
+            let mut h = [0u8; DELTA_HEADER];
+            h[..8].copy_from_slice(&DELTA_MAGIC);
+            h[8..12].copy_from_slice(&DELTA_VERSION.to_le_bytes());
+            h[12..16].copy_from_slice(&page_size.to_le_bytes());
+            h[16..24].copy_from_slice(&page_count.to_le_bytes());
+            h[24..32].copy_from_slice(&changed.to_le_bytes());
+            h[32..36].copy_from_slice(&seq.to_le_bytes());
+            h[40..48].copy_from_slice(&id_bytes(&id));
+            use std::io::{Seek, SeekFrom};
+            file.seek(SeekFrom::Start(0))
+                .and_then(|_| file.write_all(&h))
+                .map_err(|e| format!("cannot write the delta: {e}"))?;
+            delta_bytes = DELTA_HEADER as u64 + changed * (4 + u64::from(page_size));
+        }
+        Ok(Pass {
+            page_size,
+            page_count,
+            hash: whole.finalize(),
+            changed,
+            delta_bytes,
+            pages_hash: pages_hasher.finalize(),
+            index_damaged,
+        })
+    }
+
+    /// Stores the checked copy: as the next delta of the chain, or as a new base (with the
+    /// reason logged), then replaces the page index.
+    ///
+    /// Fails when a file cannot be written, synced or renamed; the previous chain and index
+    /// are then still whole.
+    pub fn commit(mut self, pass: PassResult) -> Result<Committed, String> {
+        let pass = pass.0;
+        // The check of the copy is over: what its connection left beside it goes.
+        self.remove_side_files();
+        let db_bytes = pass.page_count * u64::from(pass.page_size);
+        let reason: Option<String> = match &self.previous {
+            Err(why) => Some(why.clone()),
+            Ok(s) if s.chain.page_size != pass.page_size => Some(format!(
+                "the page size changed from {} to {} bytes",
+                s.chain.page_size, pass.page_size
+            )),
+            Ok(s) if pass.page_count < s.chain.page_count => Some(format!(
+                "the database shrank from {} to {} pages (VACUUM or auto_vacuum)",
+                s.chain.page_count, pass.page_count
+            )),
+            Ok(_) if pass.index_damaged => {
+                Some("the page index does not match its record (damaged)".to_string())
+            }
+            Ok(s) if age(s.base_time) >= self.inc.rebase_after => Some(format!(
+                "the base is {} old (rebase_after {})",
+                human_age(age(s.base_time)),
+                human_age(self.inc.rebase_after)
+            )),
+            Ok(s) => {
+                let total = s.chain.delta_bytes() + pass.delta_bytes;
+                let share = total as f64 / db_bytes.max(1) as f64;
+                (pass.changed > 0 && share > self.inc.max_delta_share).then(|| {
+                    format!(
+                        "the deltas would add up to {:.0} % of the database (max_delta_share {})",
+                        share * 100.0,
+                        self.inc.max_delta_share
+                    )
+                })
+            }
+        };
+        let dir = self.inc.chain_dir.clone();
+        let whole = hash_text(&pass.hash);
+        let (state, description, added) = match (reason, &self.previous) {
+            (Some(reason), _) => {
+                let id = new_id(&pass.hash);
+                let base_path = dir.join(format!("base-{id}.sqlite3"));
+                let copy = self.copy_path();
+                let base_hash = whole.clone();
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| format!("cannot set the mode of {}: {e}", copy.display()))?;
+                sync(&copy)?;
+                std::fs::rename(&copy, &base_path)
+                    .map_err(|e| format!("cannot move the copy to {}: {e}", base_path.display()))?;
+                sync_dir(&dir);
+                let _ = std::fs::remove_file(self.delta_partial());
+                let base = ChainFile {
+                    name: plain_name(&base_path),
+                    bytes: db_bytes,
+                    hash: base_hash,
+                    pages: pass.page_count,
+                };
+                let fid = FileId::of(&base_path)
+                    .map_err(|e| format!("cannot read {}: {e}", base_path.display()))?;
+                let first = matches!(self.previous, Err(ref r) if r.starts_with("no page index"));
+                if first {
+                    tracing::info!(
+                        database = %self.source.display(),
+                        "incremental: new base {} ({}): {reason}",
+                        base.name,
+                        crate::dump::human_bytes(db_bytes)
+                    );
+                } else {
+                    tracing::warn!(
+                        database = %self.source.display(),
+                        "incremental: new base {} ({}) instead of a delta: {reason}",
+                        base.name,
+                        crate::dump::human_bytes(db_bytes)
+                    );
+                }
+                let state = State {
+                    version: STATE_VERSION,
+                    source: self.source.display().to_string(),
+                    chain: Chain {
+                        dir: dir.display().to_string(),
+                        id,
+                        page_size: pass.page_size,
+                        page_count: pass.page_count,
+                        hash: whole.clone(),
+                        base,
+                        deltas: Vec::new(),
+                        new_base: Some(reason.clone()),
+                    },
+                    base_time: now_secs(),
+                    files: vec![fid],
+                    pages_hash: hash_text(&pass.pages_hash),
+                };
+                (state, "incremental: new base".to_string(), db_bytes)
+            }
+            (None, Ok(prev)) if pass.changed == 0 && pass.page_count == prev.chain.page_count => {
+                // Nothing changed: the snapshot holds the same chain again.
+                let _ = std::fs::remove_file(self.delta_partial());
+                let _ = std::fs::remove_file(self.copy_path());
+                let _ = std::fs::remove_file(self.pages_partial());
+                let mut chain = prev.chain.clone();
+                chain.new_base = None;
+                self.committed = true;
+                let n = chain.deltas.len();
+                return Ok(Committed {
+                    chain,
+                    description: format!(
+                        "incremental: no page changed; chain of base + {n} delta{}",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                    added: 0,
+                });
+            }
+            (None, Ok(prev)) => {
+                let seq = prev.chain.deltas.len() + 1;
+                let path = dir.join(format!("delta-{}-{seq:06}.rpdelta", prev.chain.id));
+                let partial = self.delta_partial();
+                let delta_hash = hash_file(&partial)?;
+                sync(&partial)?;
+                std::fs::rename(&partial, &path)
+                    .map_err(|e| format!("cannot move the delta to {}: {e}", path.display()))?;
+                sync_dir(&dir);
+                let _ = std::fs::remove_file(self.copy_path());
+                let mut state = prev.clone();
+                state.chain.deltas.push(ChainFile {
+                    name: plain_name(&path),
+                    bytes: pass.delta_bytes,
+                    hash: hash_text(&delta_hash),
+                    pages: pass.changed,
+                });
+                state.chain.page_count = pass.page_count;
+                state.chain.hash = whole.clone();
+                state.chain.new_base = None;
+                state.files.push(
+                    FileId::of(&path)
+                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+                );
+                state.pages_hash = hash_text(&pass.pages_hash);
+                let description = format!(
+                    "incremental: delta {seq} ({} changed of {} pages, {})",
+                    pass.changed,
+                    pass.page_count,
+                    crate::dump::human_bytes(pass.delta_bytes)
+                );
+                (state, description, pass.delta_bytes)
+            }
+            (None, Err(_)) => unreachable!("no previous chain always gives a reason"),
+        };
+        // The index last: until its rename the previous one still describes a whole chain.
+        std::fs::rename(self.pages_partial(), self.pages_path())
+            .map_err(|e| format!("cannot replace the page index: {e}"))?;
+        let state_tmp = self
+            .inc
+            .index_dir
+            .join(format!("{}.json.partial", self.name));
+        let text = serde_json::to_vec_pretty(&state).expect("state serialises");
+        {
+            let mut f = create_new(&state_tmp)?;
+            f.write_all(&text)
+                .and_then(|()| f.sync_all())
+                .map_err(|e| format!("cannot write {}: {e}", state_tmp.display()))?;
+        }
+        std::fs::rename(&state_tmp, self.state_path())
+            .map_err(|e| format!("cannot replace the page index record: {e}"))?;
+        sync_dir(&self.inc.index_dir);
+        self.committed = true;
+        let keep: Vec<String> = state.files.iter().map(|f| f.name.clone()).collect();
+        self.remove_unlisted(&keep);
+        Ok(Committed {
+            chain: state.chain,
+            description,
+            added,
+        })
+    }
+}
+
+/// The pass's result, opaque outside this module.
+pub struct PassResult(Pass);
+
+impl Session {
+    fn remove_side_files(&self) {
+        for side in ["-wal", "-shm", "-journal"] {
+            let mut p = self.copy_path().into_os_string();
+            p.push(side);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.committed {
+            for p in [self.copy_path(), self.delta_partial(), self.pages_partial()] {
+                let _ = std::fs::remove_file(p);
+            }
+            self.remove_side_files();
+        }
+    }
+}
+
+fn private_dir(dir: &Path) -> Result<(), String> {
+    crate::lock::create_private_dir(dir).map_err(|e| e.to_string())
+}
+
+fn create_new(path: &Path) -> Result<File, String> {
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))
+}
+
+fn write_all(
+    w: &mut impl Write,
+    hasher: &mut blake3::Hasher,
+    bytes: &[u8],
+    what: &str,
+) -> Result<(), String> {
+    hasher.update(bytes);
+    w.write_all(bytes)
+        .map_err(|e| format!("cannot write {what}: {e}"))
+}
+
+fn sync(path: &Path) -> Result<(), String> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| format!("cannot sync {}: {e}", path.display()))
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// BLAKE3 of the file at `path`.
+pub fn hash_file(path: &Path) -> Result<blake3::Hash, String> {
+    let mut hasher = blake3::Hasher::new();
+    let f = File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    hasher
+        .update_reader(BufReader::with_capacity(1 << 20, f))
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(hasher.finalize())
+}
+
+/// A new chain id: 16 hex digits from the time, the process and the copy's hash.
+fn new_id(copy: &blake3::Hash) -> String {
+    let mut h = blake3::Hasher::new();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    h.update(&now.as_nanos().to_le_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    h.update(copy.as_bytes());
+    h.finalize().to_hex()[..16].to_string()
+}
+
+/// The 8 bytes of a 16-hex-digit chain id (zeros where it is not hex).
+pub fn id_bytes(id: &str) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = id
+            .get(i * 2..i * 2 + 2)
+            .and_then(|s| u8::from_str_radix(s, 16).ok())
+            .unwrap_or(0);
+    }
+    out
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn age(since: u64) -> Duration {
+    Duration::from_secs(now_secs().saturating_sub(since))
+}
+
+fn human_age(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 86400 && s.is_multiple_of(86400) || s >= 4 * 86400 {
+        format!("{}d", s / 86400)
+    } else if s >= 3600 {
+        format!("{}h", s / 3600)
+    } else if s >= 60 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_round_trip_through_the_delta_header() {
+        let id = new_id(&blake3::hash(b"x"));
+        assert_eq!(id.len(), 16);
+        let bytes = id_bytes(&id);
+        let back: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(back, id);
+    }
+}

@@ -1,0 +1,831 @@
+//! SQLite `method: incremental`: a base plus page deltas, every snapshot restorable alone and
+//! bit-identical to what was backed up; the repository grows by the delta; new bases when the
+//! index is lost, the database shrank or changed page size, or the deltas grew; tampering
+//! found; writers' hold time recorded; `convert_to_wal`; the restore check's modes.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::harness::Sandbox;
+
+fn profile(extra: &str) -> String {
+    format!(
+        "profiles:
+  app:
+    repository: local
+    host: test-host
+    databases:
+      - {{ name: app, type: sqlite, path: '{{dir}}/data/app.db', method: incremental{extra} }}
+"
+    )
+}
+
+/// A WAL database of `rows` rows of 200 random bytes, a log and a counter that every writer
+/// transaction keeps equal (the consistency check of a copy taken under writes).
+fn make_db(path: &Path, rows: i64) {
+    let conn = Connection::open(path).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.execute_batch(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL);
+         CREATE TABLE log (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
+         CREATE TABLE counter (n INTEGER NOT NULL); INSERT INTO counter VALUES (0);",
+    )
+    .unwrap();
+    conn.execute(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?1)
+         INSERT INTO t (v) SELECT randomblob(200) FROM c",
+        [rows],
+    )
+    .unwrap();
+}
+
+/// Rewrites every `every`-th row of t: scattered page changes.
+fn touch(path: &Path, every: i64, offset: i64) {
+    let conn = Connection::open(path).unwrap();
+    conn.execute(
+        "UPDATE t SET v = randomblob(200) WHERE id % ?1 = ?2",
+        [every, offset],
+    )
+    .unwrap();
+}
+
+/// Row count and a hash of every row of every table: equal content.
+fn fingerprint(path: &Path) -> (i64, u64) {
+    let conn = Connection::open(path).unwrap();
+    let mut h = DefaultHasher::new();
+    let mut n = 0;
+    for table in ["t", "log", "counter"] {
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM {table} ORDER BY rowid"))
+            .unwrap();
+        let cols = stmt.column_count();
+        let mut rows = stmt.query([]).unwrap();
+        while let Some(r) = rows.next().unwrap() {
+            n += 1;
+            for c in 0..cols {
+                match r.get_ref(c).unwrap() {
+                    rusqlite::types::ValueRef::Integer(i) => i.hash(&mut h),
+                    rusqlite::types::ValueRef::Blob(b) => b.hash(&mut h),
+                    other => format!("{other:?}").hash(&mut h),
+                }
+            }
+        }
+    }
+    (n, h.finish())
+}
+
+fn integrity(path: &Path) -> String {
+    let conn = Connection::open(path).unwrap();
+    conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// The log and the counter agree: the copy is one consistent state of the database.
+fn consistent(path: &Path) -> i64 {
+    let conn = Connection::open(path).unwrap();
+    let logged: i64 = conn
+        .query_row("SELECT count(*) FROM log", [], |r| r.get(0))
+        .unwrap();
+    let counted: i64 = conn
+        .query_row("SELECT n FROM counter", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(logged, counted, "{} is not consistent", path.display());
+    counted
+}
+
+/// A writer committing a scattered update, a log row and the counter in one transaction
+/// until stopped.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    commits: Arc<AtomicU64>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(path: PathBuf, rows: i64, pause: Duration) -> Writer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let commits = Arc::new(AtomicU64::new(0));
+        let (s, c) = (stop.clone(), commits.clone());
+        let handle = std::thread::spawn(move || {
+            let conn = Connection::open(path).unwrap();
+            conn.busy_timeout(Duration::from_secs(30)).unwrap();
+            while !s.load(Ordering::SeqCst) {
+                conn.execute_batch(&format!(
+                    "BEGIN IMMEDIATE;
+                     UPDATE t SET v = randomblob(200) WHERE id = abs(random()) % {rows} + 1;
+                     INSERT INTO log (at) VALUES (unixepoch());
+                     UPDATE counter SET n = n + 1;
+                     COMMIT;"
+                ))
+                .unwrap();
+                c.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(pause);
+            }
+        });
+        Writer {
+            stop,
+            commits,
+            handle: Some(handle),
+        }
+    }
+
+    fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle.take().unwrap().join().unwrap();
+        self.commits.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn snapshot_ids(sb: &Sandbox) -> Vec<String> {
+    sb.snapshots()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn status(sb: &Sandbox) -> serde_json::Value {
+    let text = std::fs::read_to_string(sb.path("state/status/app.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn chain_dir(sb: &Sandbox) -> PathBuf {
+    sb.path("state/chains/app/app")
+}
+
+/// The chain's files (bases and deltas), sorted, with their sizes.
+fn chain_files(sb: &Sandbox) -> Vec<(String, u64)> {
+    let Ok(read) = std::fs::read_dir(chain_dir(sb)) else {
+        return Vec::new();
+    };
+    let mut files: Vec<(String, u64)> = read
+        .map(|e| e.unwrap())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().len(),
+            )
+        })
+        .filter(|(n, _)| !n.starts_with('.'))
+        .collect();
+    files.sort();
+    files
+}
+
+/// `restore --target` of one snapshot's database; returns the restored file.
+fn restore_to(sb: &Sandbox, snapshot: &str, dir: &str) -> (PathBuf, String) {
+    let target = sb.path(dir);
+    let run = sb.run(&[
+        "restore",
+        "app",
+        "--snapshot",
+        snapshot,
+        "--database",
+        "app",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    run.assert_code(0);
+    (target.join("app.sqlite3"), run.stdout)
+}
+
+#[test]
+fn many_incremental_runs_under_a_writer_restore_bit_identical_and_grow_by_the_delta() {
+    let sb = Sandbox::new();
+    let db = sb.path("data/app.db");
+    let rows = 30_000;
+    make_db(&db, rows);
+    // A long chain: no new base by share in this test.
+    sb.config(&profile(", max_delta_share: 50"));
+    let db_bytes = std::fs::metadata(&db).unwrap().len();
+
+    let writer = Writer::start(db.clone(), rows, Duration::from_millis(50));
+    let mut runs = 0;
+    let mut deltas_seen = 0;
+    for i in 0..6 {
+        let before = chain_files(&sb).len();
+        let run = sb.run(&["backup", "app"]);
+        run.assert_code(0);
+        runs += 1;
+        let files = chain_files(&sb);
+        if i == 0 {
+            assert!(run.stderr.contains("new base"), "{}", run.stderr);
+            continue;
+        }
+        // Each later run added one delta, restic reused the base and older deltas without
+        // reading them, and the repository grew by about the delta.
+        let deltas: Vec<&(String, u64)> = files
+            .iter()
+            .filter(|(n, _)| n.starts_with("delta-"))
+            .collect();
+        assert_eq!(files.len(), before + 1, "one new file per run: {files:?}");
+        assert_eq!(deltas.len(), i, "{files:?}");
+        deltas_seen = deltas.len();
+        let newest = deltas.last().unwrap().1;
+        let s = status(&sb);
+        let backup = &s["jobs"]["backup"]["backup"];
+        let added = backup["bytes_added"].as_u64().unwrap();
+        let unmodified = backup["files_unmodified"].as_u64().unwrap();
+        assert!(
+            unmodified >= before as u64,
+            "restic read an unchanged chain file again: {unmodified} unmodified, chain had {before}"
+        );
+        assert!(
+            added <= newest + 64 * 1024,
+            "run {i}: repository grew by {added} bytes for a delta of {newest}"
+        );
+        assert!(
+            newest < db_bytes / 2,
+            "delta {newest} of a {db_bytes}-byte database"
+        );
+        assert_eq!(
+            backup["databases"][0]["chain_length"].as_u64(),
+            Some(i as u64 + 1)
+        );
+    }
+    let commits = writer.stop();
+    assert!(commits > 0);
+    assert_eq!(deltas_seen, 5);
+
+    // Every snapshot restores alone: the hash proves it is the copy the backup checked, and
+    // the copy is one consistent state of the database.
+    let ids = snapshot_ids(&sb);
+    assert_eq!(ids.len(), runs);
+    let mut last_count = -1;
+    for (i, id) in ids.iter().enumerate() {
+        let (file, out) = restore_to(&sb, id, &format!("r{i}"));
+        assert!(
+            out.contains("hash ok (bit-identical to the backup), quick_check ok"),
+            "{out}"
+        );
+        if i > 0 {
+            assert!(out.contains(&format!("base + {i} delta")), "{out}");
+        }
+        assert_eq!(integrity(&file), "ok");
+        let n = consistent(&file);
+        assert!(
+            n >= last_count,
+            "snapshot {i} is older than the one before it"
+        );
+        last_count = n;
+    }
+
+    // Quiescent: the newest snapshot holds exactly what the live database holds.
+    sb.run(&["backup", "app"]).assert_code(0);
+    let id = snapshot_ids(&sb).pop().unwrap();
+    let (file, _) = restore_to(&sb, &id, "quiet");
+    assert_eq!(fingerprint(&file), fingerprint(&db));
+    // In place too: the live file replaced, the previous kept.
+    std::fs::remove_file(&db).unwrap();
+    let run = sb.run(&["restore", "app", "--database", "app"]);
+    run.assert_code(0);
+    assert_eq!(fingerprint(&sb.path("data/app.db")), fingerprint(&file));
+}
+
+#[test]
+fn oldest_and_newest_snapshots_restore_after_the_ones_between_are_forgotten() {
+    let sb = Sandbox::new();
+    let db = sb.path("data/app.db");
+    make_db(&db, 20_000);
+    sb.config(&profile(", max_delta_share: 50"));
+    let mut prints = Vec::new();
+    for i in 0..5 {
+        if i > 0 {
+            touch(&db, 370, i);
+        }
+        prints.push(fingerprint(&db));
+        sb.run(&["backup", "app"]).assert_code(0);
+    }
+    let ids = snapshot_ids(&sb);
+    assert_eq!(ids.len(), 5);
+    let out = sb.restic(&["forget", &ids[1], &ids[2], &ids[3], "--prune"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (oldest, _) = restore_to(&sb, &ids[0], "oldest");
+    assert_eq!(fingerprint(&oldest), prints[0]);
+    let (newest, out) = restore_to(&sb, &ids[4], "newest");
+    assert!(out.contains("base + 4 deltas"), "{out}");
+    assert_eq!(fingerprint(&newest), prints[4]);
+    sb.run(&["verify", "app", "--snapshot", &ids[0]])
+        .assert_code(0);
+
+    // The chain goes on after the prune, and forgetting the snapshot that brought the base
+    // breaks nothing either.
+    touch(&db, 410, 3);
+    let after = fingerprint(&db);
+    sb.run(&["backup", "app"]).assert_code(0);
+    let out = sb.restic(&["forget", &ids[0], "--prune"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids = snapshot_ids(&sb);
+    assert_eq!(ids.len(), 2);
+    let (n1, _) = restore_to(&sb, &ids[0], "n1");
+    assert_eq!(fingerprint(&n1), prints[4]);
+    let (n2, _) = restore_to(&sb, &ids[1], "n2");
+    assert_eq!(fingerprint(&n2), after);
+    let check = sb.restic(&["check", "--read-data"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+#[test]
+fn a_lost_or_mismatched_state_dir_takes_a_new_base_and_says_why() {
+    let sb = Sandbox::new();
+    let db = sb.path("data/app.db");
+    make_db(&db, 10_000);
+    sb.config(&profile(""));
+    sb.run(&["backup", "app"]).assert_code(0);
+    touch(&db, 400, 1);
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(0);
+    assert!(run.stderr.contains("delta 1"), "{}", run.stderr);
+    let mut prints = vec![fingerprint(&db)];
+
+    // The page index lost, the chain still there.
+    std::fs::remove_dir_all(sb.path("state/page-index")).unwrap();
+    touch(&db, 400, 2);
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(0);
+    assert!(run.stderr.contains("WARN"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("new base")
+            && run
+                .stderr
+                .contains("is missing (the state directory was lost"),
+        "{}",
+        run.stderr
+    );
+    prints.push(fingerprint(&db));
+    assert_eq!(
+        chain_files(&sb)
+            .iter()
+            .filter(|(n, _)| n.starts_with("base-"))
+            .count(),
+        1,
+        "the old chain is removed locally: {:?}",
+        chain_files(&sb)
+    );
+
+    // A chain file changed behind resticpilot's back.
+    touch(&db, 400, 3);
+    sb.run(&["backup", "app"]).assert_code(0);
+    let delta = chain_files(&sb)
+        .into_iter()
+        .find(|(n, _)| n.starts_with("delta-"))
+        .unwrap()
+        .0;
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(chain_dir(&sb).join(&delta))
+        .unwrap();
+    f.set_len(f.metadata().unwrap().len() + 1).unwrap();
+    drop(f);
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("new base") && run.stderr.contains("changed since it was written"),
+        "{}",
+        run.stderr
+    );
+    prints.push(fingerprint(&db));
+
+    // The whole state directory lost (a new container): a new base, logged.
+    std::fs::remove_dir_all(sb.path("state")).unwrap();
+    touch(&db, 400, 4);
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("new base") && run.stderr.contains("new state directory"),
+        "{}",
+        run.stderr
+    );
+    prints.push(fingerprint(&db));
+
+    // Every snapshot still restores to what it held.
+    let ids = snapshot_ids(&sb);
+    assert_eq!(ids.len(), 6);
+    for (id, print, dir) in [
+        (&ids[1], prints[0], "a"),
+        (&ids[2], prints[1], "b"),
+        (&ids[4], prints[2], "c"),
+        (&ids[5], prints[3], "d"),
+    ] {
+        let (file, _) = restore_to(&sb, id, dir);
+        assert_eq!(fingerprint(&file), print, "snapshot {id}");
+    }
+}
+
+#[test]
+fn shrinking_a_new_page_size_an_old_base_or_big_deltas_take_a_new_base() {
+    let sb = Sandbox::new();
+    let db = sb.path("data/app.db");
+    make_db(&db, 20_000);
+    sb.config(&profile(""));
+    sb.run(&["backup", "app"]).assert_code(0);
+    let mut expect = Vec::new();
+
+    // VACUUM after deleting half the rows: the file shrinks.
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch("DELETE FROM t WHERE id % 2 = 0; VACUUM;")
+        .unwrap();
+    drop(conn);
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("new base") && run.stderr.contains("the database shrank from"),
+        "{}",
+        run.stderr
+    );
+    expect.push(fingerprint(&db));
+
+    // Another page size (only possible out of WAL mode).
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA page_size = 8192; VACUUM;")
+        .unwrap();
+    drop(conn);
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr
+            .contains("the page size changed from 4096 to 8192 bytes"),
+        "{}",
+        run.stderr
+    );
+    expect.push(fingerprint(&db));
+
+    // Deltas past max_delta_share.
+    sb.config(&profile(", max_delta_share: 0.05"));
+    touch(&db, 3, 0);
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("new base") && run.stderr.contains("max_delta_share 0.05"),
+        "{}",
+        run.stderr
+    );
+    expect.push(fingerprint(&db));
+
+    // A base older than rebase_after (0: every run).
+    sb.config(&profile(", rebase_after: 0"));
+    touch(&db, 101, 0);
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("new base") && run.stderr.contains("rebase_after"),
+        "{}",
+        run.stderr
+    );
+    expect.push(fingerprint(&db));
+
+    let ids = snapshot_ids(&sb);
+    for (i, print) in expect.iter().enumerate() {
+        let (file, out) = restore_to(&sb, &ids[i + 1], &format!("s{i}"));
+        assert!(
+            out.contains("base + 0 deltas"),
+            "a fresh base each time: {out}"
+        );
+        assert_eq!(fingerprint(&file), *print);
+    }
+}
+
+#[test]
+fn a_tampered_delta_fails_restore_and_verify_and_leaves_the_live_file_untouched() {
+    let sb = Sandbox::new();
+    let db = sb.path("data/app.db");
+    make_db(&db, 10_000);
+    sb.config(&profile(""));
+    sb.run(&["backup", "app"]).assert_code(0);
+    touch(&db, 400, 1);
+    sb.run(&["backup", "app"]).assert_code(0);
+    let good = snapshot_ids(&sb).pop().unwrap();
+
+    // A snapshot of the same chain whose delta differs in one byte of page data: its manifest
+    // (from the good snapshot) and everything else as resticpilot wrote them.
+    let staging = sb.path("state/staging/app");
+    let out = sb.restic(&[
+        "restore",
+        &good,
+        "--target",
+        "/",
+        "--include",
+        staging.join("resticpilot-manifest.json").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let delta = chain_dir(&sb).join(
+        chain_files(&sb)
+            .into_iter()
+            .find(|(n, _)| n.starts_with("delta-"))
+            .unwrap()
+            .0,
+    );
+    let mut bytes = std::fs::read(&delta).unwrap();
+    bytes[48 + 4 + 2000] ^= 0x01;
+    std::fs::write(&delta, &bytes).unwrap();
+    let out = sb.restic(&[
+        "backup",
+        "--host",
+        "test-host",
+        "--tag",
+        "resticpilot",
+        "--tag",
+        "profile:app",
+        staging.to_str().unwrap(),
+        sb.path("state/chains/app").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let before = std::fs::read(&db).unwrap();
+    let run = sb.run(&["restore", "app", "--database", "app", "--force"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("delta 1 of 1") && run.stderr.contains("damaged or altered"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), before, "live file untouched");
+    let leftovers: Vec<String> = std::fs::read_dir(sb.path("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "app.db" && !n.starts_with("app.db-"))
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+
+    let run = sb.run(&["verify", "app", "--json"]);
+    run.assert_code(1);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["databases"][0]["result"], "fail");
+    assert!(
+        report["databases"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("damaged or altered"),
+        "{report}"
+    );
+    // The good snapshot is still good.
+    sb.run(&["verify", "app", "--snapshot", &good])
+        .assert_code(0);
+}
+
+#[test]
+fn the_drill_reports_the_chain_length_and_restore_time() {
+    let sb = Sandbox::new();
+    let db = sb.path("data/app.db");
+    make_db(&db, 5_000);
+    sb.config(&profile(""));
+    for i in 0..3 {
+        touch(&db, 400, i);
+        sb.run(&["backup", "app"]).assert_code(0);
+    }
+    let run = sb.run(&["verify", "app", "--json"]);
+    run.assert_code(0);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let app = &report["databases"][0];
+    assert_eq!(app["result"], "pass");
+    assert_eq!(app["chain_length"], 3);
+    assert!(app["restore_seconds"].as_f64().unwrap() > 0.0, "{app}");
+    assert!(report["restore_seconds"].as_f64().unwrap() > 0.0);
+    let text = sb.run(&["verify", "app"]);
+    text.assert_code(0);
+    assert!(
+        text.stdout.contains(
+            "hash ok (bit-identical to the backup), quick_check ok; rebuilt from base + 2 deltas"
+        ),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn writers_hold_time_is_logged_recorded_exported_and_warned_in_rollback_mode() {
+    let sb = Sandbox::new();
+    let rollback = sb.path("data/rollback.db");
+    make_db(&rollback, 20_000);
+    Connection::open(&rollback)
+        .unwrap()
+        .pragma_update(None, "journal_mode", "DELETE")
+        .unwrap();
+    make_db(&sb.path("data/wal.db"), 1_000);
+    sb.config(
+        "metrics_file: '{dir}/metrics.prom'
+profiles:
+  app:
+    repository: local
+    host: test-host
+    databases:
+      - { name: rollback, type: sqlite, path: '{dir}/data/rollback.db', writer_hold_limit: 0 }
+      - { name: wal, type: sqlite, path: '{dir}/data/wal.db', method: incremental, writer_hold_limit: 0 }
+",
+    );
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(3);
+    assert!(
+        run.stderr
+            .contains("journal mode delete: writers were held out"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("held its writers out for")
+            && run.stderr.contains("convert_to_wal: true"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("journal mode wal: writers were not held out"),
+        "{}",
+        run.stderr
+    );
+    let s = status(&sb);
+    let dbs = &s["jobs"]["backup"]["backup"]["databases"];
+    assert!(
+        dbs[0]["writers_held_seconds"].as_f64().unwrap() > 0.0,
+        "{dbs}"
+    );
+    assert_eq!(dbs[1]["writers_held_seconds"].as_f64(), Some(0.0), "{dbs}");
+    let warnings = s["jobs"]["backup"]["last_warnings"].as_array().unwrap();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "only the rollback database warns: {warnings:?}"
+    );
+    let metrics = std::fs::read_to_string(sb.path("metrics.prom")).unwrap();
+    assert!(
+        metrics.contains(
+            r#"resticpilot_database_writers_held_seconds{profile="app",database="wal",type="sqlite"} 0"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"resticpilot_database_writers_held_seconds{profile="app",database="rollback",type="sqlite"}"#),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn convert_to_wal_switches_a_rollback_database_once_and_its_application_keeps_writing() {
+    let sb = Sandbox::new();
+    let db = sb.path("data/app.db");
+    make_db(&db, 2_000);
+    Connection::open(&db)
+        .unwrap()
+        .pragma_update(None, "journal_mode", "DELETE")
+        .unwrap();
+    // The application: another process with the database open, idle between writes.
+    let mut app = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sqlite3 is installed by scripts/install-deps.sh");
+    let mut stdin = app.stdin.take().unwrap();
+    use std::io::Write;
+    writeln!(stdin, ".timeout 10000\nINSERT INTO log (at) VALUES (1);").unwrap();
+    stdin.flush().unwrap();
+    sb.config(&profile(", convert_to_wal: true"));
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("switched") && run.stderr.contains("to WAL"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("journal mode wal"), "{}", run.stderr);
+    let mode: String = Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal", "the switch persists in the file");
+    // The application's open connection writes on.
+    writeln!(
+        stdin,
+        "INSERT INTO log (at) VALUES (2);\nSELECT 'n=' || count(*) FROM log;\n.quit"
+    )
+    .unwrap();
+    drop(stdin);
+    let out = app.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("n=2"), "{text}");
+    // Once switched, nothing more to do.
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(0);
+    assert!(!run.stderr.contains("switched"), "{}", run.stderr);
+}
+
+#[test]
+fn restore_check_modes_and_a_sound_database_that_is_not_the_one_backed_up() {
+    let sb = Sandbox::new();
+    let db = sb.path("data/app.db");
+    make_db(&db, 3_000);
+    let online = |check: &str| {
+        format!(
+            "profiles:
+  app:
+    repository: local
+    host: test-host
+    databases:
+      - {{ name: app, type: sqlite, path: '{{dir}}/data/app.db', restore_check: {check} }}
+"
+        )
+    };
+    sb.config(&online("quick"));
+    sb.run(&["backup", "app"]).assert_code(0);
+    let id = snapshot_ids(&sb).pop().unwrap();
+    for (check, says) in [
+        (
+            "quick",
+            "hash ok (bit-identical to the backup), quick_check ok, 3 tables",
+        ),
+        (
+            "full",
+            "hash ok (bit-identical to the backup), integrity_check ok, 3 tables",
+        ),
+        (
+            "hash",
+            "checked: hash ok (bit-identical to the backup), 3 tables",
+        ),
+    ] {
+        sb.config(&online(check));
+        let (file, out) = restore_to(&sb, &id, check);
+        assert!(out.contains(says), "{check}: {out}");
+        assert_eq!(fingerprint(&file), fingerprint(&db));
+    }
+
+    // Another sound database under the good manifest: integrity_check would pass it, the hash
+    // does not.
+    let staging = sb.path("state/staging/app");
+    let out = sb.restic(&[
+        "restore",
+        &id,
+        "--target",
+        "/",
+        "--include",
+        staging.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let other = sb.path("other.db");
+    make_db(&other, 3_000);
+    let conn = Connection::open(&other).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    drop(conn);
+    std::fs::copy(&other, staging.join("app.sqlite3")).unwrap();
+    let out = sb.restic(&[
+        "backup",
+        "--host",
+        "test-host",
+        "--tag",
+        "resticpilot",
+        "--tag",
+        "profile:app",
+        staging.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before = std::fs::read(&db).unwrap();
+    let run = sb.run(&["restore", "app", "--database", "app", "--force"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("differs from the one recorded at backup"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+}
