@@ -40,6 +40,10 @@ pub struct DumpReport {
     pub method: String,
     /// Tables in the dump (SQLite: from the copy; MySQL: from the dump's CREATE TABLEs).
     pub tables: Vec<String>,
+    /// MySQL: the databases in the dump, as a list (names may hold ", "). Older manifests
+    /// have only `source`, the names joined with ", ".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub databases: Vec<String>,
 }
 
 fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -81,6 +85,7 @@ pub fn dump(source: &DatabaseSource, staging: &Path) -> Result<DumpReport, DumpE
             source: done.source,
             method: done.method,
             tables: done.tables,
+            databases: done.databases,
         })
     };
     match result.and_then(finish) {
@@ -101,6 +106,8 @@ pub struct Done {
     pub source: String,
     pub method: String,
     pub tables: Vec<String>,
+    /// MySQL: the databases dumped.
+    pub databases: Vec<String>,
 }
 
 /// A human-readable size: "1.4 GiB".

@@ -66,6 +66,7 @@ pub fn dump(src: &SqliteSource, out: &Path) -> Result<Done, String> {
         source: path.display().to_string(),
         method,
         tables,
+        databases: Vec::new(),
     })
 }
 

@@ -10,6 +10,7 @@ pub mod drill;
 pub mod files;
 pub mod mysql;
 pub mod progress;
+pub mod sqlcheck;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};
@@ -77,11 +78,19 @@ pub struct ManifestDatabase {
     pub source: String,
     #[serde(default)]
     pub tables: Vec<String>,
+    /// MySQL: the databases as a list (manifests since the list was added; older ones have
+    /// only `source`).
+    #[serde(default)]
+    pub databases: Option<Vec<String>>,
 }
 
 impl ManifestDatabase {
-    /// MySQL: the databases the dump holds (it was made with `--databases`).
+    /// MySQL: the databases the dump holds (it was made with `--databases`): the `databases`
+    /// list, or for an older manifest its `source` split at ", ".
     pub fn mysql_databases(&self) -> Vec<String> {
+        if let Some(list) = &self.databases {
+            return list.clone();
+        }
         self.source
             .split(", ")
             .map(str::trim)
@@ -296,6 +305,14 @@ mod tests {
         let m: Manifest = serde_json::from_str(text).unwrap();
         assert_eq!(m.databases[0].mysql_databases(), ["shop", "billing"]);
         assert_eq!(m.databases[0].tables, ["shop.t"]);
+    }
+
+    #[test]
+    fn the_database_list_wins_over_the_joined_source() {
+        let text = r#"{"databases":[{"name":"main","type":"mysql","file":"main.sql",
+             "source":"we, ird","databases":["we, ird"]}]}"#;
+        let m: Manifest = serde_json::from_str(text).unwrap();
+        assert_eq!(m.databases[0].mysql_databases(), ["we, ird"]);
     }
 
     #[test]
