@@ -10,6 +10,7 @@ mod config;
 mod daemon;
 mod failures;
 mod maintenance;
+mod mysql_trust;
 mod reflink;
 mod report;
 mod restore;

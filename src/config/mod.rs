@@ -1173,17 +1173,22 @@ impl Resolver<'_> {
                 RawDatabaseList::Names(names) => {
                     let mut out = Vec::new();
                     for n in names {
+                        // Items of a list that may also be a word carry no position of their
+                        // own: the list's is the nearest.
+                        let at = if n.referenced.line() == 0 {
+                            &list.referenced
+                        } else {
+                            &n.referenced
+                        };
                         match expand(&n.value, self.env) {
                             Ok(v) => match check_mysql_name(&v) {
                                 Ok(()) => out.push(v),
                                 Err(why) => self.error(
-                                    &n.referenced,
+                                    at,
                                     format!("database {name}: databases entry {v:?} {why}"),
                                 ),
                             },
-                            Err(msg) => {
-                                self.error(&n.referenced, format!("{}: {msg}", key("databases")))
-                            }
+                            Err(msg) => self.error(at, format!("{}: {msg}", key("databases"))),
                         }
                     }
                     MysqlSelection::Named(out)

@@ -242,13 +242,16 @@ pub fn dump(src: &MysqlSource, out: &Path) -> Result<Done, String> {
     let output = match cmd.output_to_file(out) {
         Ok(output) => output,
         Err(ProcessError::Stopped { program, reason }) => {
-            let at = last_table(out).map_or(String::new(), |t| format!(" at table {t}"));
+            // The tool buffers its output: the file may lag behind the table it is at.
+            let at = last_table(out).map_or(String::new(), |t| {
+                format!(" (its output so far ends in table {t})")
+            });
             let hint = if reason.contains("lock_wait_timeout") {
                 format!(
-                    "; it was{at}, most likely waiting for a lock another session holds (LOCK TABLES ... WRITE, a long ALTER TABLE): find it with SHOW PROCESSLIST, or raise lock_wait_timeout"
+                    "; it was waiting for the server{at}, most likely for a lock another session holds (LOCK TABLES ... WRITE, a long ALTER TABLE): find it with SHOW PROCESSLIST, or raise lock_wait_timeout"
                 )
             } else {
-                format!("; it was{at}")
+                at
             };
             return Err(format!("{program} was stopped: {reason}{hint}"));
         }
