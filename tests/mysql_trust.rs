@@ -632,7 +632,7 @@ fn a_full_staging_disk_names_the_directory_and_the_key() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Unmounted when this test process ends, however it ends.
-    let _watchdog = spawn_watchdog(&format!(
+    let mut watchdog = spawn_watchdog(&format!(
         "while kill -0 {} 2>/dev/null; do sleep 0.5; done; umount -l {}",
         std::process::id(),
         mnt.display()
@@ -652,6 +652,8 @@ fn a_full_staging_disk_names_the_directory_and_the_key() {
     .unwrap();
     let run = sb.run(&["backup", "shop"]);
     let _ = Command::new("umount").arg(&mnt).status();
+    let _ = watchdog.kill();
+    let _ = watchdog.wait();
     run.assert_code(1);
     assert!(
         run.stderr.contains(&format!(
