@@ -147,17 +147,17 @@ fn a_dump_without_its_trailer_never_reaches_the_live_database() {
     let before = fingerprint(db, &name);
 
     let run = sb.run(&["restore", "shop", "--database", "main", "--force"]);
+    assert_eq!(
+        fingerprint(db, &name),
+        before,
+        "the live database was touched"
+    );
     run.assert_code(1);
     assert!(
         run.stderr.contains("refused before anything was loaded")
             && run.stderr.contains("incomplete"),
         "{}",
         run.stderr
-    );
-    assert_eq!(
-        fingerprint(db, &name),
-        before,
-        "the live database was touched"
     );
 }
 
@@ -233,12 +233,6 @@ fn tampered_dumps_cannot_reach_another_database() {
             vec!["restore", "shop", "--database", "main", "--force"],
         ] {
             let run = sb.run(&args);
-            run.assert_code(1);
-            assert!(
-                run.stderr.contains("refused before anything was loaded"),
-                "{sql:?}: {}",
-                run.stderr
-            );
             assert_eq!(
                 fingerprint(db, &name),
                 before,
@@ -251,6 +245,12 @@ fn tampered_dumps_cannot_reach_another_database() {
             );
             assert!(!exists(db, &copy), "{sql:?}: the copy was created");
             assert!(!exists(db, &stray), "{sql:?}: another database was created");
+            run.assert_code(1);
+            assert!(
+                run.stderr.contains("refused before anything was loaded"),
+                "{sql:?}: {}",
+                run.stderr
+            );
         }
     }
     assert!(!Path::new("/tmp/resticpilot-pwned").exists());
