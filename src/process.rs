@@ -937,6 +937,9 @@ impl Drop for Watchdog {
 
 /// "90s", "5m", "2h30m": a duration as config keys write it.
 pub fn show_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        return format!("{}ms", d.as_millis());
+    }
     let s = d.as_secs();
     match (s / 3600, (s % 3600) / 60, s % 60) {
         (0, 0, s) => format!("{s}s"),
@@ -1104,5 +1107,75 @@ mod tests {
             describe_status(out.status),
             "was killed by signal 9 (SIGKILL)"
         );
+    }
+
+    #[test]
+    fn secrets_are_masked_in_what_the_child_prints_line_by_line() {
+        // A tool that quotes only the second line of a two-line secret.
+        let out = Cmd::new("sh")
+            .args(["-c", "echo \"unknown option '--part-two'\" >&2; exit 2"])
+            .redact("part-one\npart-two")
+            .output()
+            .unwrap();
+        let err = out.ensure_success("tool").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "tool exited with status 2: unknown option '--<redacted>'"
+        );
+        let mut s = Secrets::default();
+        s.add("ab");
+        assert_eq!(s.mask("ab cab (ab)"), "<redacted> cab (<redacted>)");
+    }
+
+    #[test]
+    fn a_child_past_its_time_limit_is_stopped_and_the_key_named() {
+        let err = Cmd::new("sleep")
+            .arg("30")
+            .time_limit(Duration::from_millis(300), "dump_timeout")
+            .output()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "sleep was stopped: it did not finish within 300ms (dump_timeout)"
+        );
+    }
+
+    #[test]
+    fn a_child_whose_output_stops_growing_is_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Cmd::new("sh")
+            .args(["-c", "echo start; sleep 30"])
+            .stall_limit(Duration::from_secs(1), "lock_wait_timeout")
+            .output_to_file(&dir.path().join("out"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "sh was stopped: it made no progress for 1s (6 bytes so far; lock_wait_timeout)"
+        );
+    }
+
+    #[test]
+    fn an_inherited_descriptor_reaches_the_child_only() {
+        let fd = rustix::fs::memfd_create("t", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        let mut file = File::from(fd);
+        file.write_all(b"hello").unwrap();
+        let fd = Arc::new(OwnedFd::from(file));
+        let n = std::os::fd::AsRawFd::as_raw_fd(&*fd);
+        let out = Cmd::new("cat")
+            .arg(format!("/dev/fd/{n}"))
+            .inherit_fd(fd.clone())
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout_string(), "hello");
+        // Other children do not get it.
+        let out = Cmd::new("cat")
+            .arg(format!("/dev/fd/{n}"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let flags = rustix::io::fcntl_getfd(fd.as_fd()).unwrap();
+        assert!(flags.contains(rustix::io::FdFlags::CLOEXEC));
     }
 }
