@@ -706,3 +706,168 @@ fn names_that_cannot_be_names_are_refused_by_validate() {
         );
     }
 }
+
+/// A second MariaDB server whose data directory is a small tmpfs (root mounts it): a server
+/// whose disk fills. The watchdog stops it and unmounts when the test process ends.
+struct SmallServer {
+    dir: tempfile::TempDir,
+    port: u16,
+    socket: PathBuf,
+    watchdog: std::process::Child,
+}
+
+impl SmallServer {
+    fn start(megabytes: u32) -> SmallServer {
+        let dir = tempfile::Builder::new()
+            .prefix("rp-small-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = Command::new("mariadb-install-db")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .args([
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                "--innodb-log-file-size=4M",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let socket = dir.path().join("s.sock");
+        let mariadbd = which::which("mariadbd").unwrap_or_else(|_| "/usr/sbin/mariadbd".into());
+        let script = format!(
+            "{} --no-defaults --datadir={data} --socket={sock} --port={port} --bind-address=127.0.0.1 \
+             --skip-name-resolve --innodb-buffer-pool-size=16M --innodb-log-file-size=4M \
+             --log-error={dir}/error.log --pid-file={dir}/pid --user=root & m=$!; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done; \
+             kill $m 2>/dev/null; wait $m; umount -l {data}",
+            mariadbd.display(),
+            data = data.display(),
+            sock = socket.display(),
+            dir = dir.path().display(),
+            parent = std::process::id(),
+        );
+        let watchdog = spawn_watchdog(&script);
+        let server = SmallServer {
+            dir,
+            port,
+            socket,
+            watchdog,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !server
+            .client()
+            .arg("-e")
+            .arg("SELECT 1")
+            .output()
+            .unwrap()
+            .status
+            .success()
+        {
+            assert!(Instant::now() < deadline, "the small server did not start");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        server
+    }
+
+    fn client(&self) -> Command {
+        let mut cmd = Command::new("mariadb");
+        cmd.arg(format!("--socket={}", self.socket.display()))
+            .args(["-uroot", "--batch", "--skip-column-names"]);
+        cmd
+    }
+
+    #[track_caller]
+    fn sql(&self, sql: &str) -> String {
+        let out = self.client().args(["-e", sql]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for SmallServer {
+    fn drop(&mut self) {
+        let pid = std::fs::read_to_string(self.dir.path().join("pid")).unwrap_or_default();
+        let _ = Command::new("kill").arg(pid.trim()).status();
+        let _ = self.watchdog.wait();
+    }
+}
+
+#[test]
+fn a_full_server_disk_during_restore_is_named_and_the_database_put_back() {
+    let small = SmallServer::start(48);
+    small.sql(
+        "CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v VARCHAR(50));
+         INSERT INTO shop.t VALUES (1, 'one'), (2, 'two');
+         CREATE USER 'backup'@'127.0.0.1' IDENTIFIED BY 'dump-pass-1';
+         GRANT SELECT, SHOW VIEW, TRIGGER, LOCK TABLES, EVENT, PROCESS ON *.* TO 'backup'@'127.0.0.1';
+         CREATE USER 'restorer'@'127.0.0.1' IDENTIFIED BY 'Restore-Pass-9';
+         GRANT ALL PRIVILEGES ON *.* TO 'restorer'@'127.0.0.1';",
+    );
+    let sb = Sandbox::new();
+    std::fs::write(sb.path("db-password"), DUMP_PASSWORD).unwrap();
+    std::fs::write(sb.path("restore-password"), "Restore-Pass-9").unwrap();
+    let text = profile(server(), "[shop]", "").replace(
+        &format!("port: {}", server().port),
+        &format!("port: {}", small.port),
+    );
+    sb.config(&text);
+    sb.run(&["backup", "shop"]).assert_code(0);
+    // The snapshot's dump, grown by a table bigger than the server's free space.
+    let dump = dump_of_latest(&sb);
+    let mut big = String::from(
+        "DROP TABLE IF EXISTS `big`;\nCREATE TABLE `big` (`id` int NOT NULL, `v` varchar(250), PRIMARY KEY (`id`)) ENGINE=InnoDB;\n",
+    );
+    let row = "x".repeat(240);
+    for chunk in 0..400 {
+        big.push_str("INSERT INTO `big` VALUES ");
+        let rows: Vec<String> = (0..400)
+            .map(|i| format!("({},'{row}')", chunk * 400 + i))
+            .collect();
+        big.push_str(&rows.join(","));
+        big.push_str(";\n");
+    }
+    plant(&sb, &with_after_use(&dump, "shop", &big), &["shop"]);
+    small.sql("INSERT INTO shop.t VALUES (3, 'three')");
+    let before = small.sql("SELECT * FROM shop.t ORDER BY id");
+
+    let run = sb.run(&["restore", "shop", "--database", "main", "--force"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("the MySQL server ran out of disk space")
+            && run.stderr.contains("is full")
+            && run
+                .stderr
+                .contains("was put back as it was before the restore"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(small.sql("SELECT * FROM shop.t ORDER BY id"), before);
+    assert_eq!(small.sql("SHOW TABLES FROM shop"), "t\n");
+}

@@ -36,6 +36,9 @@ pub struct Conn {
     source: MysqlSource,
     /// Whether the client has `--sandbox` (MariaDB 10.5.25, 10.11.8 and later).
     sandbox: bool,
+    /// Whether the client has `--print-query-on-error` (MariaDB 10.x), which would quote a
+    /// whole failing statement (megabytes of rows) in the error.
+    quiet: bool,
 }
 
 /// Why the server could not be used.
@@ -60,17 +63,18 @@ impl Conn {
         }
         let client = client_tool(&dump_tool(src)?)?;
         let creds = Credentials::new(&source)?;
-        let sandbox = Cmd::new(&client)
+        let help = Cmd::new(&client)
             .arg("--help")
             .time_limit(Duration::from_secs(30), "connect_timeout")
             .output()
-            .map(|o| o.stdout_string().contains("--sandbox"))
-            .unwrap_or(false);
+            .map(|o| o.stdout_string())
+            .unwrap_or_default();
         Ok(Conn {
             client,
             creds,
             source,
-            sandbox,
+            sandbox: help.contains("--sandbox"),
+            quiet: help.contains("print-query-on-error"),
         })
     }
 
@@ -99,6 +103,9 @@ impl Conn {
         ]);
         if self.sandbox {
             cmd = cmd.arg("--sandbox");
+        }
+        if self.quiet {
+            cmd = cmd.arg("--skip-print-query-on-error");
         }
         cmd.time_limit(self.source.restore_timeout, "restore_timeout")
     }
@@ -228,9 +235,11 @@ impl Conn {
     ///
     /// Fails with the client's message.
     fn load_copy(&self, copy: &Path) -> Result<(), String> {
-        let out = self
-            .client()
-            .args(["--binary-mode", "--batch"])
+        let mut cmd = self.client().args(["--binary-mode", "--batch"]);
+        if self.quiet {
+            cmd = cmd.arg("--skip-print-query-on-error");
+        }
+        let out = cmd
             .stdin_file(copy)
             .time_limit(self.source.restore_timeout, "restore_timeout")
             .output()
