@@ -39,6 +39,10 @@ use super::mysql::quote_ident;
 /// server's max_allowed_packet, 16 MiB by default, at most 1 GiB).
 const MAX_STATEMENT: usize = 1 << 30;
 
+/// How much of a string literal's value is kept (the checks read only short values, such as
+/// a `sql_mode`; rows are not copied).
+const MAX_KEPT: usize = 512;
+
 /// Schemas of the server itself: never a qualifier in a dump.
 const SYSTEM_SCHEMAS: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
 
@@ -122,7 +126,7 @@ enum Kind {
     Word,
     /// A backtick-quoted identifier (its value).
     Ident,
-    /// A string literal (its value, the first few KiB).
+    /// A string literal (its value, the first [`MAX_KEPT`] bytes).
     Str,
     Num,
     /// `@name`.
@@ -916,7 +920,7 @@ fn tokenize(s: &[u8], mut exec: bool) -> Result<Vec<Tok>, String> {
                         None => return Err("a string that never ends".into()),
                         Some(b'\\') => {
                             if let Some(c) = s.get(i + 1)
-                                && value.len() < 4096
+                                && value.len() < MAX_KEPT
                             {
                                 value.push(*c);
                             }
@@ -932,7 +936,7 @@ fn tokenize(s: &[u8], mut exec: bool) -> Result<Vec<Tok>, String> {
                             }
                         }
                         Some(c) => {
-                            if value.len() < 4096 {
+                            if value.len() < MAX_KEPT {
                                 value.push(*c);
                             }
                             i += 1;
@@ -1004,15 +1008,20 @@ fn tokenize(s: &[u8], mut exec: bool) -> Result<Vec<Tok>, String> {
                 {
                     i += 1;
                 }
-                let text = String::from_utf8_lossy(&s[start..i]).into_owned();
-                let numeric = text.bytes().all(|c| c.is_ascii_digit())
-                    || text.starts_with("0x")
-                    || text.starts_with("0b")
-                    || text.contains(['e', 'E']);
+                let bytes = &s[start..i];
+                let numeric = bytes.iter().all(u8::is_ascii_digit)
+                    || bytes.starts_with(b"0x")
+                    || bytes.starts_with(b"0b")
+                    || bytes.iter().any(|c| *c == b'e' || *c == b'E');
                 toks.push(Tok {
                     raw: String::new(),
                     kind: if numeric { Kind::Num } else { Kind::Word },
-                    text: if numeric { text } else { text.to_uppercase() },
+                    // Numbers are never read: no copy of the rows' values.
+                    text: if numeric {
+                        String::new()
+                    } else {
+                        String::from_utf8_lossy(bytes).to_uppercase()
+                    },
                     start,
                     end: i,
                 });
