@@ -96,10 +96,13 @@ impl Conn {
 
     /// The client that loads a dump: no client commands, a time limit on the whole load.
     fn loader(&self) -> Cmd {
+        // A lost connection ends the load (and puts the database back) rather than
+        // reconnecting into a session that lost the dump's USE and settings.
         let mut cmd = self.client().args([
             "--binary-mode",
             "--default-character-set=utf8mb4",
             "--batch",
+            "--skip-reconnect",
         ]);
         if self.sandbox {
             cmd = cmd.arg("--sandbox");

@@ -366,6 +366,14 @@ impl Scanner {
                                 break;
                             }
                             b'/' if seg.get(i + 1) == Some(&b'*') => {
+                                if self.exec {
+                                    // Servers disagree on whether this nests: refused rather
+                                    // than guessed.
+                                    return Err(self.refuse(
+                                        self.line_no,
+                                        "a comment inside an executable /*! */ comment",
+                                    ));
+                                }
                                 if seg.get(i + 2) == Some(&b'!')
                                     || (seg.get(i + 2) == Some(&b'M')
                                         && seg.get(i + 3) == Some(&b'!'))
@@ -1194,6 +1202,7 @@ mod tests {
                 "DIRECTORY",
             ),
             ("SET sql_mode = 'ANSI_QUOTES';\n", "ANSI_QUOTES"),
+            ("/*!40000 /* USE orig */;\n", "inside an executable"),
             (
                 "SET SQL_MODE='NO_BACKSLASH_ESCAPES';\n",
                 "NO_BACKSLASH_ESCAPES",
