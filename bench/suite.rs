@@ -172,6 +172,10 @@ fn dump_main(
             binary: None,
             restore_user: None,
             restore_password_file: None,
+            connect_timeout: resticpilot::config::DEFAULT_MYSQL_CONNECT_TIMEOUT,
+            lock_wait_timeout: resticpilot::config::DEFAULT_MYSQL_LOCK_WAIT_TIMEOUT,
+            dump_timeout: resticpilot::config::DEFAULT_MYSQL_DUMP_TIMEOUT,
+            restore_timeout: resticpilot::config::DEFAULT_MYSQL_RESTORE_TIMEOUT,
         }),
         (None, None) => panic!("--sqlite or --mysql-socket"),
     };

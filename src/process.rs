@@ -12,16 +12,27 @@
 //! each child leads its own process group (so its own children are stopped with it, and a
 //! terminal's Ctrl-C reaches resticpilot alone, which then decides), and says which signal stops
 //! it cleanly (restic removes its repository lock on SIGINT, not on SIGTERM).
+//!
+//! Secrets: a command can carry the secrets it was given ([`Cmd::redact`]); every occurrence
+//! (and every line of a multi-line secret) is masked in the stderr tail it leaves, and so in
+//! every error made from it, before anything is logged, stored or served. A command can also
+//! be handed an open descriptor ([`Cmd::inherit_fd`]) that only it inherits, so a password can
+//! reach a tool as `/dev/fd/N` without ever being on disk.
+//!
+//! Bounds: [`Cmd::time_limit`] stops a child that runs too long, [`Cmd::stall_limit`] one
+//! whose output stops growing; either way the error says which bound and how long.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -57,6 +68,10 @@ pub enum ProcessError {
     },
     #[error("{program} not started: resticpilot is shutting down")]
     ShuttingDown { program: String },
+    /// Stopped by resticpilot because a bound ([`Cmd::time_limit`], [`Cmd::stall_limit`])
+    /// ran out; `reason` says which.
+    #[error("{program} was stopped: {reason}")]
+    Stopped { program: String, reason: String },
 }
 
 fn stderr_suffix(stderr: &str) -> String {
@@ -82,6 +97,87 @@ pub struct Cmd {
     stop_signal: StopSignal,
     /// Cleanup work (on_failure hooks): may start and run a while during a shutdown.
     cleanup: bool,
+    /// Values masked in everything the child prints that we keep.
+    secrets: Secrets,
+    /// Descriptors this child (and no other) inherits, under the same numbers.
+    fds: Vec<Arc<OwnedFd>>,
+    time_limit: Option<Limit>,
+    stall_limit: Option<Limit>,
+    /// A file to read as stdin (for [`Cmd::output`]).
+    stdin: Option<PathBuf>,
+}
+
+/// A bound on a child, with the config key that sets it (for the message).
+#[derive(Clone, Debug)]
+struct Limit {
+    after: Duration,
+    key: String,
+}
+
+/// Secret values to mask in text. Lines of a multi-line value are masked one by one too: a
+/// tool that rejects a value often quotes only the part it choked on.
+#[derive(Clone, Default)]
+pub struct Secrets(Vec<String>);
+
+impl Secrets {
+    /// Adds `value` (ignored when empty).
+    pub fn add(&mut self, value: &str) {
+        let mut add_one = |v: &str| {
+            let v = v.trim_matches(['\r', '\n']);
+            if !v.is_empty() && !self.0.iter().any(|s| s == v) {
+                self.0.push(v.to_string());
+            }
+        };
+        add_one(value);
+        for line in value.lines() {
+            add_one(line);
+        }
+        // Longest first, so a line of a longer secret never leaves half of it visible.
+        self.0.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `text` with every secret replaced by `<redacted>`. Secrets shorter than four
+    /// characters are masked only where they stand alone (between non-alphanumeric
+    /// characters), so a password "ab" does not garble every word that contains "ab".
+    pub fn mask(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for secret in &self.0 {
+            if secret.chars().count() >= 4 {
+                out = out.replace(secret.as_str(), "<redacted>");
+            } else {
+                out = mask_word(&out, secret);
+            }
+        }
+        out
+    }
+}
+
+fn mask_word(text: &str, word: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut prev: Option<char> = None;
+    while let Some(at) = rest.find(word) {
+        let before = rest[..at].chars().last().or(prev);
+        let after = rest[at + word.len()..].chars().next();
+        let alone =
+            !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric);
+        out.push_str(&rest[..at]);
+        out.push_str(if alone { "<redacted>" } else { word });
+        prev = word.chars().last();
+        rest = &rest[at + word.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secrets({} redacted)", self.0.len())
+    }
 }
 
 /// How a child is asked to stop at shutdown.
@@ -110,7 +206,57 @@ impl Cmd {
             cwd: None,
             stop_signal: StopSignal::Terminate,
             cleanup: false,
+            secrets: Secrets::default(),
+            fds: Vec::new(),
+            time_limit: None,
+            stall_limit: None,
+            stdin: None,
         }
+    }
+
+    /// Gives the program the file `path` as its stdin (with [`Cmd::output`]).
+    pub fn stdin_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.stdin = Some(path.into());
+        self
+    }
+
+    /// Declares `secret` as given to this program (through a file, a descriptor or the
+    /// environment): it is masked in the stderr the program leaves, and in every error made
+    /// from it.
+    pub fn redact(mut self, secret: &str) -> Self {
+        self.secrets.add(secret);
+        self
+    }
+
+    /// Masks this command's secrets in `text` (for messages callers build from its output).
+    pub fn mask(&self, text: &str) -> String {
+        self.secrets.mask(text)
+    }
+
+    /// Lets the program inherit `fd` under its own number (`/dev/fd/N`); no other child does.
+    pub fn inherit_fd(mut self, fd: Arc<OwnedFd>) -> Self {
+        self.fds.push(fd);
+        self
+    }
+
+    /// Stops the program when it runs longer than `after`; `key` is the setting that says so
+    /// (named in the error).
+    pub fn time_limit(mut self, after: Duration, key: &str) -> Self {
+        self.time_limit = Some(Limit {
+            after,
+            key: key.to_string(),
+        });
+        self
+    }
+
+    /// Stops the program when its output (the file it writes, or the bytes it passes through
+    /// [`Cmd::pipe_to`]) does not grow for `after`; `key` names the setting.
+    pub fn stall_limit(mut self, after: Duration, key: &str) -> Self {
+        self.stall_limit = Some(Limit {
+            after,
+            key: key.to_string(),
+        });
+        self
     }
 
     /// The signal that stops this program cleanly at shutdown (default SIGTERM).
@@ -195,16 +341,30 @@ impl Cmd {
             });
         }
         tracing::debug!(command = %self, "starting");
-        let mut child = self
-            .command()
-            .stdin(stdin)
-            .stdout(stdout)
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| ProcessError::Spawn {
-                program: self.program.display().to_string(),
-                source,
-            })?;
+        let mut command = self.command();
+        command.stdin(stdin).stdout(stdout).stderr(Stdio::piped());
+        let spawned = {
+            // Descriptors meant for this child are inheritable only while it is being
+            // started, and every start takes this lock: no other child can inherit them.
+            let _only_us = SPAWN.lock().unwrap_or_else(|p| p.into_inner());
+            let set = |fd: &OwnedFd, flags| rustix::io::fcntl_setfd(fd.as_fd(), flags);
+            let mut result = self
+                .fds
+                .iter()
+                .try_for_each(|fd| set(fd, rustix::io::FdFlags::empty()))
+                .map_err(io::Error::from)
+                .and_then(|()| command.spawn());
+            for fd in &self.fds {
+                if let Err(e) = set(fd, rustix::io::FdFlags::CLOEXEC) {
+                    result = Err(io::Error::from(e));
+                }
+            }
+            result
+        };
+        let mut child = spawned.map_err(|source| ProcessError::Spawn {
+            program: self.program.display().to_string(),
+            source,
+        })?;
         register(&child, self);
         let stderr = child.stderr.take().map(|pipe| {
             std::thread::spawn(move || {
@@ -217,6 +377,7 @@ impl Cmd {
             child: Some(child),
             stderr,
             program: self.program_name(),
+            secrets: self.secrets.clone(),
         })
     }
 
@@ -225,13 +386,26 @@ impl Cmd {
     /// Fails only when the program cannot be started or an i/o error occurs; a non-zero exit is
     /// reported in the returned [`Output`] for the caller to interpret.
     pub fn output(&self) -> Result<Output, ProcessError> {
-        let mut running = self.spawn(Stdio::null(), Stdio::piped())?;
+        let stdin = match &self.stdin {
+            Some(path) => Stdio::from(File::open(path).map_err(|source| ProcessError::Io {
+                program: self.program_name(),
+                source: io::Error::new(
+                    source.kind(),
+                    format!("cannot open {}: {source}", path.display()),
+                ),
+            })?),
+            None => Stdio::null(),
+        };
+        let mut running = self.spawn(stdin, Stdio::piped())?;
+        let watchdog = self.watchdog(&[&running], None);
         let mut stdout = Vec::new();
         if let Some(mut pipe) = running.stdout() {
             pipe.read_to_end(&mut stdout)
                 .map_err(|source| running.io_error(source))?;
         }
-        let (status, stderr) = running.wait()?;
+        let waited = running.wait();
+        self.check_watchdog(watchdog)?;
+        let (status, stderr) = waited?;
         Ok(Output {
             status,
             stdout,
@@ -251,13 +425,44 @@ impl Cmd {
                 format!("cannot create {}: {source}", path.display()),
             ),
         })?;
+        let progress = file.try_clone().ok().map(Progress::File);
         let running = self.spawn(Stdio::null(), Stdio::from(file))?;
-        let (status, stderr) = running.wait()?;
+        let watchdog = self.watchdog(&[&running], progress);
+        let waited = running.wait();
+        self.check_watchdog(watchdog)?;
+        let (status, stderr) = waited?;
         Ok(Output {
             status,
             stdout: Vec::new(),
             stderr,
         })
+    }
+
+    /// Starts the watchdog of this command's bounds over `children`, if it has any.
+    fn watchdog(&self, children: &[&Running], progress: Option<Progress>) -> Option<Watchdog> {
+        if self.time_limit.is_none() && self.stall_limit.is_none() {
+            return None;
+        }
+        let pids = children
+            .iter()
+            .filter_map(|r| r.child.as_ref().map(Child::id))
+            .collect();
+        Some(Watchdog::start(
+            pids,
+            self.time_limit.clone(),
+            self.stall_limit.clone().zip(progress),
+        ))
+    }
+
+    /// Stops the watchdog; the error says which bound stopped the child, if one did.
+    fn check_watchdog(&self, watchdog: Option<Watchdog>) -> Result<(), ProcessError> {
+        match watchdog.and_then(Watchdog::finish) {
+            Some(reason) => Err(ProcessError::Stopped {
+                program: self.program_name(),
+                reason,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Runs to completion, handing each line of stdout to `on_line` as it arrives.
@@ -272,7 +477,10 @@ impl Cmd {
                 line.clear();
                 match reader.read_line(&mut line) {
                     Ok(0) => break,
-                    Ok(_) => on_line(line.trim_end_matches(['\n', '\r'])),
+                    Ok(_) if self.secrets.is_empty() => {
+                        on_line(line.trim_end_matches(['\n', '\r']))
+                    }
+                    Ok(_) => on_line(&self.secrets.mask(line.trim_end_matches(['\n', '\r']))),
                     Err(source) => return Err(running.io_error(source)),
                 }
             }
@@ -328,6 +536,14 @@ impl Cmd {
         });
         let stdin = sink.child.as_mut().and_then(|c| c.stdin.take());
         let mut source = self.spawn(Stdio::null(), Stdio::piped())?;
+        let passed = Arc::new(AtomicU64::new(0));
+        // The producer's bounds, else the consumer's, cover both.
+        let bounds = if self.time_limit.is_some() || self.stall_limit.is_some() {
+            self
+        } else {
+            consumer
+        };
+        let watchdog = bounds.watchdog(&[&source, &sink], Some(Progress::Counter(passed.clone())));
         let mut quit_early = false;
         if let (Some(pipe), Some(stdin)) = (source.stdout(), stdin) {
             let mut reader = BufReader::with_capacity(256 * 1024, pipe);
@@ -337,8 +553,13 @@ impl Cmd {
                 line.clear();
                 match reader.read_until(b'\n', &mut line) {
                     Ok(0) => break,
-                    Ok(_) => {}
-                    Err(source_err) => return Err(source.io_error(source_err)),
+                    Ok(n) => {
+                        passed.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(source_err) => {
+                        bounds.check_watchdog(watchdog)?;
+                        return Err(source.io_error(source_err));
+                    }
                 }
                 match filter(&line, &mut writer) {
                     Ok(()) => {}
@@ -362,11 +583,15 @@ impl Cmd {
         if quit_early && let Some(child) = source.child.as_mut() {
             let _ = child.kill();
         }
-        let (consumer_status, consumer_stderr) = sink.wait()?;
+        let consumer_waited = sink.wait();
         let consumer_stdout = sink_stdout
             .map(|h| h.join().unwrap_or_default())
             .unwrap_or_default();
-        let (producer_status, producer_stderr) = source.wait()?;
+        let producer_waited = source.wait();
+        bounds.check_watchdog(watchdog)?;
+        let (consumer_status, consumer_stderr) = consumer_waited?;
+        let consumer_stdout = consumer.secrets.mask(&consumer_stdout);
+        let (producer_status, producer_stderr) = producer_waited?;
         Ok(Piped {
             producer: Output {
                 status: producer_status,
@@ -494,6 +719,7 @@ struct Running {
     child: Option<Child>,
     stderr: Option<JoinHandle<String>>,
     program: String,
+    secrets: Secrets,
 }
 
 impl Running {
@@ -518,7 +744,7 @@ impl Running {
             .take()
             .map(|h| h.join().unwrap_or_default())
             .unwrap_or_default();
-        Ok((status, stderr))
+        Ok((status, self.secrets.mask(&stderr)))
     }
 }
 
@@ -611,6 +837,117 @@ pub fn stop_children() {
             }
             _ => {}
         }
+    }
+}
+
+/// Taken around every start of a child; see [`Cmd::inherit_fd`].
+static SPAWN: Mutex<()> = Mutex::new(());
+
+/// What a stall limit watches grow.
+enum Progress {
+    /// The file the child writes (its size).
+    File(File),
+    /// Bytes passed on by [`Cmd::pipe_to`].
+    Counter(Arc<AtomicU64>),
+}
+
+impl Progress {
+    fn value(&self) -> u64 {
+        match self {
+            Progress::File(f) => f.metadata().map(|m| m.len()).unwrap_or(0),
+            Progress::Counter(c) => c.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A thread that kills children whose bound ran out, and remembers why.
+struct Watchdog {
+    done: Arc<AtomicBool>,
+    reason: Arc<Mutex<Option<String>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watchdog {
+    fn start(pids: Vec<u32>, time: Option<Limit>, stall: Option<(Limit, Progress)>) -> Watchdog {
+        let done = Arc::new(AtomicBool::new(false));
+        let reason = Arc::new(Mutex::new(None));
+        let (done2, reason2) = (done.clone(), reason.clone());
+        let thread = std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut last = stall.as_ref().map(|(_, p)| p.value()).unwrap_or(0);
+            let mut last_change = start;
+            while !done2.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                let now = Instant::now();
+                let mut why = None;
+                if let Some(t) = &time
+                    && now.duration_since(start) >= t.after
+                {
+                    why = Some(format!(
+                        "it did not finish within {} ({})",
+                        show_duration(t.after),
+                        t.key
+                    ));
+                }
+                if let Some((limit, progress)) = &stall {
+                    let value = progress.value();
+                    if value != last {
+                        last = value;
+                        last_change = now;
+                    } else if why.is_none() && now.duration_since(last_change) >= limit.after {
+                        why = Some(format!(
+                            "it made no progress for {} ({} bytes so far; {})",
+                            show_duration(limit.after),
+                            value,
+                            limit.key
+                        ));
+                    }
+                }
+                if let Some(why) = why {
+                    *reason2.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+                    for pid in &pids {
+                        let _ = killpg(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+                    }
+                    break;
+                }
+            }
+        });
+        Watchdog {
+            done,
+            reason,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> Option<String> {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.reason.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl Drop for Watchdog {
+    /// An early return stops the watchdog too (its children are killed by their guards).
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+    }
+}
+
+/// "90s", "5m", "2h30m": a duration as config keys write it.
+pub fn show_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        return format!("{}ms", d.as_millis());
+    }
+    let s = d.as_secs();
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, 0) => format!("{h}h{m}m"),
+        (h, m, s) => format!("{h}h{m}m{s}s"),
     }
 }
 
@@ -770,5 +1107,75 @@ mod tests {
             describe_status(out.status),
             "was killed by signal 9 (SIGKILL)"
         );
+    }
+
+    #[test]
+    fn secrets_are_masked_in_what_the_child_prints_line_by_line() {
+        // A tool that quotes only the second line of a two-line secret.
+        let out = Cmd::new("sh")
+            .args(["-c", "echo \"unknown option '--part-two'\" >&2; exit 2"])
+            .redact("part-one\npart-two")
+            .output()
+            .unwrap();
+        let err = out.ensure_success("tool").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "tool exited with status 2: unknown option '--<redacted>'"
+        );
+        let mut s = Secrets::default();
+        s.add("ab");
+        assert_eq!(s.mask("ab cab (ab)"), "<redacted> cab (<redacted>)");
+    }
+
+    #[test]
+    fn a_child_past_its_time_limit_is_stopped_and_the_key_named() {
+        let err = Cmd::new("sleep")
+            .arg("30")
+            .time_limit(Duration::from_millis(300), "dump_timeout")
+            .output()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "sleep was stopped: it did not finish within 300ms (dump_timeout)"
+        );
+    }
+
+    #[test]
+    fn a_child_whose_output_stops_growing_is_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Cmd::new("sh")
+            .args(["-c", "echo start; sleep 30"])
+            .stall_limit(Duration::from_secs(1), "lock_wait_timeout")
+            .output_to_file(&dir.path().join("out"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "sh was stopped: it made no progress for 1s (6 bytes so far; lock_wait_timeout)"
+        );
+    }
+
+    #[test]
+    fn an_inherited_descriptor_reaches_the_child_only() {
+        let fd = rustix::fs::memfd_create("t", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        let mut file = File::from(fd);
+        file.write_all(b"hello").unwrap();
+        let fd = Arc::new(OwnedFd::from(file));
+        let n = std::os::fd::AsRawFd::as_raw_fd(&*fd);
+        let out = Cmd::new("cat")
+            .arg(format!("/dev/fd/{n}"))
+            .inherit_fd(fd.clone())
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout_string(), "hello");
+        // Other children do not get it.
+        let out = Cmd::new("cat")
+            .arg(format!("/dev/fd/{n}"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let flags = rustix::io::fcntl_getfd(fd.as_fd()).unwrap();
+        assert!(flags.contains(rustix::io::FdFlags::CLOEXEC));
     }
 }

@@ -217,7 +217,7 @@ fn dump_killed_midway_makes_no_snapshot() {
 /// The pid of a mariadb-dump started for this sandbox (its options file is in a private temp
 /// dir, so match on the database argument list instead: our sandbox's process is the child of
 /// a resticpilot whose config path is unique).
-fn find_dump_process(sb: &Sandbox) -> Option<u32> {
+pub fn find_dump_process(sb: &Sandbox) -> Option<u32> {
     let config = sb.path("config.yaml").display().to_string();
     for entry in std::fs::read_dir("/proc").ok()? {
         let entry = entry.ok()?;

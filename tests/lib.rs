@@ -14,6 +14,7 @@ mod http;
 mod incomplete;
 mod incremental;
 mod maintenance;
+mod mysql_trust;
 mod reflink;
 mod report;
 mod restore;

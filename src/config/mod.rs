@@ -26,6 +26,15 @@ pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(120);
 /// Default for `maintenance.timeout`: how long Docker waits for a container to stop before
 /// killing it.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Defaults of a MySQL source's bounds: connecting (and the server's greeting), a lock held
+/// by another session (the dump: no byte written for this long), the whole dump, the whole
+/// load of a restore or drill.
+pub const DEFAULT_MYSQL_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_MYSQL_LOCK_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_MYSQL_DUMP_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
+pub const DEFAULT_MYSQL_RESTORE_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
+/// The longest file name most filesystems take (bytes).
+pub const MAX_FILE_NAME: usize = 255;
 
 /// One problem in a config file, with its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,6 +233,8 @@ impl DatabaseSource {
     }
 }
 
+/// A handful of sources per profile: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum SourceKind {
     Sqlite(SqliteSource),
@@ -313,6 +324,15 @@ pub struct MysqlSource {
     /// dump needs CREATE, DROP, INSERT, ALTER, TRIGGER... that a backup user should not have.
     pub restore_user: Option<String>,
     pub restore_password_file: Option<PathBuf>,
+    /// How long connecting may take, the server's greeting included (`connect_timeout`).
+    pub connect_timeout: Duration,
+    /// How long a statement may wait for a lock another session holds; the dump, which
+    /// cannot be told, is stopped when it writes nothing for this long (`lock_wait_timeout`).
+    pub lock_wait_timeout: Duration,
+    /// The whole dump (`dump_timeout`).
+    pub dump_timeout: Duration,
+    /// The whole load of a restore or of the drill (`restore_timeout`).
+    pub restore_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1046,11 +1066,29 @@ impl Resolver<'_> {
     ) -> Option<DatabaseSource> {
         let d = &db.value;
         let name = self.nonempty(&d.name, &format!("profiles.{profile}.databases.name"))?;
-        if !is_safe_name(&name) {
+        if !is_safe_name(&name) || name.starts_with('-') {
             self.error(
                 &d.name.referenced,
-                format!("database name {name:?} may use only letters, digits, '-', '_' and '.'"),
+                format!("database name {name:?} may use only letters, digits, '-', '_' and '.', and may not start with '.' or '-' (it names the dump file)"),
             );
+        } else {
+            // The dump is written as <name><suffix>.partial: all of it must fit in a name.
+            let suffix = match d.kind.value.as_str() {
+                "sqlite" => ".sqlite3.partial",
+                _ => ".sql.partial",
+            };
+            let max = MAX_FILE_NAME - suffix.len();
+            if name.len() > max {
+                self.error(
+                    &d.name.referenced,
+                    format!(
+                        "database name {}... is {} bytes long: its dump file {}{suffix} would not fit the {MAX_FILE_NAME}-byte limit of a file name; use at most {max} bytes",
+                        &name[..20],
+                        name.len(),
+                        "<name>"
+                    ),
+                );
+            }
         }
         let key = |k: &str| format!("profiles.{profile}.databases.{name}.{k}");
         let kind = d.kind.value.as_str();
@@ -1064,7 +1102,7 @@ impl Resolver<'_> {
             ("max_delta_share", d.max_delta_share.is_some()),
             ("rebase_after", d.rebase_after.is_some()),
         ];
-        let mysql_keys: [(&str, bool); 10] = [
+        let mysql_keys: [(&str, bool); 14] = [
             ("host", d.host.is_some()),
             ("port", d.port.is_some()),
             ("socket", d.socket.is_some()),
@@ -1075,6 +1113,10 @@ impl Resolver<'_> {
             ("binary", d.binary.is_some()),
             ("restore_user", d.restore_user.is_some()),
             ("restore_password_file", d.restore_password_file.is_some()),
+            ("connect_timeout", d.connect_timeout.is_some()),
+            ("lock_wait_timeout", d.lock_wait_timeout.is_some()),
+            ("dump_timeout", d.dump_timeout.is_some()),
+            ("restore_timeout", d.restore_timeout.is_some()),
         ];
         let foreign: Vec<&str> = match kind {
             "sqlite" => mysql_keys.iter().filter(|k| k.1).map(|k| k.0).collect(),
@@ -1266,15 +1308,22 @@ impl Resolver<'_> {
                 RawDatabaseList::Names(names) => {
                     let mut out = Vec::new();
                     for n in names {
-                        match expand(n, self.env) {
-                            Ok(v) if !v.is_empty() => out.push(v),
-                            Ok(_) => self.error(
-                                &list.referenced,
-                                format!("database {name}: empty database name"),
-                            ),
-                            Err(msg) => {
-                                self.error(&list.referenced, format!("{}: {msg}", key("databases")))
-                            }
+                        // Items of a list that may also be a word carry no position of their
+                        // own: the list's is the nearest.
+                        let at = if n.referenced.line() == 0 {
+                            &list.referenced
+                        } else {
+                            &n.referenced
+                        };
+                        match expand(&n.value, self.env) {
+                            Ok(v) => match check_mysql_name(&v) {
+                                Ok(()) => out.push(v),
+                                Err(why) => self.error(
+                                    at,
+                                    format!("database {name}: databases entry {v:?} {why}"),
+                                ),
+                            },
+                            Err(msg) => self.error(at, format!("{}: {msg}", key("databases"))),
                         }
                     }
                     MysqlSelection::Named(out)
@@ -1345,7 +1394,57 @@ impl Resolver<'_> {
                 .restore_password_file
                 .as_ref()
                 .and_then(|s| self.path(s, &key("restore_password_file"))),
+            connect_timeout: self
+                .timeout(d.connect_timeout.as_ref(), &key("connect_timeout"))
+                .unwrap_or(DEFAULT_MYSQL_CONNECT_TIMEOUT),
+            lock_wait_timeout: self
+                .timeout(d.lock_wait_timeout.as_ref(), &key("lock_wait_timeout"))
+                .unwrap_or(DEFAULT_MYSQL_LOCK_WAIT_TIMEOUT),
+            dump_timeout: self
+                .timeout(d.dump_timeout.as_ref(), &key("dump_timeout"))
+                .unwrap_or(DEFAULT_MYSQL_DUMP_TIMEOUT),
+            restore_timeout: self
+                .timeout(d.restore_timeout.as_ref(), &key("restore_timeout"))
+                .unwrap_or(DEFAULT_MYSQL_RESTORE_TIMEOUT),
         })
+    }
+
+    /// A duration of at least one second, or `None` after recording why not.
+    fn timeout(&mut self, s: Option<&S>, key: &str) -> Option<Duration> {
+        let d = self.duration(s, key)?;
+        if d.is_zero() {
+            let short = key.rsplit('.').next().unwrap_or(key);
+            self.error(
+                &s.expect("parsed above").referenced,
+                format!("{short} must be at least 1s"),
+            );
+            return None;
+        }
+        Some(d)
+    }
+}
+
+/// Whether `name` can be a MySQL database name that resticpilot passes to the dump tool:
+/// 1 to 64 characters, no control characters, no leading '-' (it would become an option),
+/// no trailing space (the server refuses it).
+///
+/// Fails with the reason, to follow the quoted name in a message.
+pub fn check_mysql_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        Err("is empty".into())
+    } else if name.chars().count() > 64 {
+        Err(format!(
+            "is {} characters long: MySQL database names have at most 64",
+            name.chars().count()
+        ))
+    } else if name.starts_with('-') {
+        Err("starts with '-': the dump tool would take it for an option".into())
+    } else if name.chars().any(char::is_control) {
+        Err("holds a control character".into())
+    } else if name.ends_with(' ') {
+        Err("ends with a space, which MySQL does not allow".into())
+    } else {
+        Ok(())
     }
 }
 

@@ -173,6 +173,15 @@ pub struct RawDatabase {
     pub restore_user: Option<S>,
     #[serde(default)]
     pub restore_password_file: Option<S>,
+    /// Bounds on every wait on the server (durations).
+    #[serde(default)]
+    pub connect_timeout: Option<S>,
+    #[serde(default)]
+    pub lock_wait_timeout: Option<S>,
+    #[serde(default)]
+    pub dump_timeout: Option<S>,
+    #[serde(default)]
+    pub restore_timeout: Option<S>,
 }
 
 /// `databases: all` or `databases: [a, b]`.
@@ -180,7 +189,7 @@ pub struct RawDatabase {
 #[serde(untagged)]
 pub enum RawDatabaseList {
     Keyword(String),
-    Names(Vec<String>),
+    Names(Vec<S>),
 }
 
 #[derive(Debug, Default, Deserialize)]

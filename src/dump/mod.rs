@@ -65,6 +65,10 @@ pub struct DumpReport {
     /// tagged `incomplete`. Not logged yet.
     #[serde(skip)]
     pub gaps: Vec<String>,
+    /// MySQL: the databases in the dump, as a list (names may hold ", "). Older manifests
+    /// have only `source`, the names joined with ", ".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub databases: Vec<String>,
 }
 
 fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -140,6 +144,7 @@ pub fn dump(source: &DatabaseSource, staging: &Path) -> Result<DumpReport, DumpE
             incremental: extra.chain,
             warnings: extra.warnings,
             gaps,
+            databases: done.databases,
         })
     };
     match result.and_then(finish) {
@@ -190,6 +195,8 @@ pub struct Done {
     pub source: String,
     pub method: String,
     pub tables: Vec<String>,
+    /// MySQL: the databases dumped.
+    pub databases: Vec<String>,
 }
 
 /// What the SQLite source reports besides [`Done`].

@@ -115,6 +115,7 @@ pub fn dump(src: &SqliteSource, out: &Path) -> Result<(Done, Extra), String> {
         source: path.display().to_string(),
         method,
         tables,
+        databases: Vec::new(),
     };
     let mut extra = Extra {
         hash: None,

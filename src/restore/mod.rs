@@ -11,6 +11,7 @@ pub mod files;
 pub mod incremental;
 pub mod mysql;
 pub mod progress;
+pub mod sqlcheck;
 pub mod sqlite;
 
 use std::path::{Component, Path, PathBuf};
@@ -84,11 +85,19 @@ pub struct ManifestDatabase {
     /// SQLite `method: incremental`: the chain to rebuild the copy from (no file in staging).
     #[serde(default)]
     pub incremental: Option<crate::dump::incremental::Chain>,
+    /// MySQL: the databases as a list (manifests since the list was added; older ones have
+    /// only `source`).
+    #[serde(default)]
+    pub databases: Option<Vec<String>>,
 }
 
 impl ManifestDatabase {
-    /// MySQL: the databases the dump holds (it was made with `--databases`).
+    /// MySQL: the databases the dump holds (it was made with `--databases`): the `databases`
+    /// list, or for an older manifest its `source` split at ", ".
     pub fn mysql_databases(&self) -> Vec<String> {
+        if let Some(list) = &self.databases {
+            return list.clone();
+        }
         self.source
             .split(", ")
             .map(str::trim)
@@ -469,6 +478,14 @@ mod tests {
             inside(Path::new("/t"), "x.sql").unwrap(),
             Path::new("/t/x.sql")
         );
+    }
+
+    #[test]
+    fn the_database_list_wins_over_the_joined_source() {
+        let text = r#"{"databases":[{"name":"main","type":"mysql","file":"main.sql",
+             "source":"we, ird","databases":["we, ird"]}]}"#;
+        let m: Manifest = serde_json::from_str(text).unwrap();
+        assert_eq!(m.databases[0].mysql_databases(), ["we, ird"]);
     }
 
     #[test]

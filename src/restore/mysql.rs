@@ -1,22 +1,31 @@
 //! MySQL / MariaDB back from a snapshot: `restic dump` streamed into the `mariadb`/`mysql`
-//! client, never held in memory or on disk. Dumps are made with `--databases`, so they carry
-//! their own `CREATE DATABASE` / `USE` lines; restoring under another name rewrites those lines
-//! as they stream past (and refuses a dump that names a database it was not told about, so a
-//! rename can never write into the original). Afterwards the restored table list is compared
-//! with the dump's.
+//! client, never held in memory or on disk, in two passes over the same content-addressed
+//! file. The first pass checks the whole dump without touching the server (`sqlcheck`: its
+//! trailer, and that it can reach no database but the one being restored); only a dump that
+//! passed is streamed again into the client, its database names mapped to the target's.
+//! Afterwards the restored table list is compared with the dump's.
 //!
-//! The connection (the source's `restore_user`/`restore_password_file`, else its `user` and
-//! `password_file`) goes through the same 0600 options file as the dump: no password in argv.
+//! A restore over an existing database keeps a copy of it first; when the load fails
+//! midway (a server error, a full disk, a bound ran out, the client killed) the database is
+//! put back from that copy, and the message says so.
+//!
+//! The client runs with `--binary-mode` (no client commands but DELIMITER) and, where the
+//! client has it, `--sandbox`; the connection (the source's `restore_user` /
+//! `restore_password_file`, else its `user` and `password_file`) goes through the same
+//! in-memory options file as the dump: no password in argv or on disk. Every wait is bounded:
+//! `--connect-timeout`, the server's `lock_wait_timeout` and `innodb_lock_wait_timeout` for
+//! the session, and `restore_timeout` for the whole load.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::progress::Progress;
+use super::sqlcheck::Scanner;
 use super::{Contents, ManifestDatabase, RestoreError};
 use crate::config::{MysqlSelection, MysqlSource};
-use crate::dump::mysql::{Credentials, client_tool, dump_tool};
-use crate::process::{Cmd, describe_status};
+use crate::dump::mysql::{Credentials, client_tool, dump_tool, is_disk_full};
+use crate::process::{Cmd, describe_status, show_duration};
 use crate::restic::Restic;
 
 /// A client connection to the source's server, as the restore account.
@@ -25,6 +34,11 @@ pub struct Conn {
     creds: Credentials,
     /// The source with the restore account's user and password in place.
     source: MysqlSource,
+    /// Whether the client has `--sandbox` (MariaDB 10.5.25, 10.11.8 and later).
+    sandbox: bool,
+    /// Whether the client has `--print-query-on-error` (MariaDB 10.x), which would quote a
+    /// whole failing statement (megabytes of rows) in the error.
+    quiet: bool,
 }
 
 /// Why the server could not be used.
@@ -49,16 +63,54 @@ impl Conn {
         }
         let client = client_tool(&dump_tool(src)?)?;
         let creds = Credentials::new(&source)?;
+        let help = Cmd::new(&client)
+            .arg("--help")
+            .time_limit(Duration::from_secs(30), "connect_timeout")
+            .output()
+            .map(|o| o.stdout_string())
+            .unwrap_or_default();
         Ok(Conn {
             client,
             creds,
             source,
+            sandbox: help.contains("--sandbox"),
+            quiet: help.contains("print-query-on-error"),
         })
     }
 
-    /// The client with the connection options, nothing else.
+    /// The client with the connection options and the session's bounds, nothing else.
     pub fn client(&self) -> Cmd {
-        Cmd::new(&self.client).arg(self.creds.arg())
+        let lock = self.source.lock_wait_timeout.as_secs().clamp(1, 31_536_000);
+        self.creds
+            .command(&self.client)
+            .arg(format!(
+                "--connect-timeout={}",
+                self.source.connect_timeout.as_secs().max(1)
+            ))
+            // A lock held by another session ends the statement after lock_wait_timeout, and
+            // the dump is read as the scanner read it (no ANSI_QUOTES, backslash escapes on).
+            .arg(format!(
+                "--init-command=SET SESSION lock_wait_timeout={lock}, innodb_lock_wait_timeout={lock}, sql_mode='NO_ENGINE_SUBSTITUTION'"
+            ))
+    }
+
+    /// The client that loads a dump: no client commands, a time limit on the whole load.
+    fn loader(&self) -> Cmd {
+        // A lost connection ends the load (and puts the database back) rather than
+        // reconnecting into a session that lost the dump's USE and settings.
+        let mut cmd = self.client().args([
+            "--binary-mode",
+            "--default-character-set=utf8mb4",
+            "--batch",
+            "--skip-reconnect",
+        ]);
+        if self.sandbox {
+            cmd = cmd.arg("--sandbox");
+        }
+        if self.quiet {
+            cmd = cmd.arg("--skip-print-query-on-error");
+        }
+        cmd.time_limit(self.source.restore_timeout, "restore_timeout")
     }
 
     /// Runs `sql`; returns its tab-separated rows.
@@ -68,10 +120,14 @@ impl Conn {
         let out = self
             .client()
             .args(["--batch", "--skip-column-names", "-e", sql])
+            .time_limit(
+                self.source.connect_timeout + self.source.lock_wait_timeout,
+                "connect_timeout + lock_wait_timeout",
+            )
             .output()
-            .map_err(|e| self.creds.redact(&e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         if !out.status.success() {
-            return Err(self.creds.redact(&format!(
+            return Err(format!(
                 "{} {}: {}",
                 self.client
                     .file_name()
@@ -79,7 +135,7 @@ impl Conn {
                     .to_string_lossy(),
                 describe_status(out.status),
                 out.stderr.trim()
-            )));
+            ));
         }
         Ok(out.stdout_string())
     }
@@ -89,15 +145,37 @@ impl Conn {
     /// Fails with [`ConnectError::unreachable`] set when nothing answered.
     pub fn ping(&self) -> Result<(), ConnectError> {
         self.query("SELECT 1").map(drop).map_err(|message| {
-            // Client errors 2002/2003/2005/2013: no socket, refused, unknown host, lost.
+            // Client errors 2002/2003/2005/2013: no socket, refused, unknown host, lost (a
+            // server that never greets, after connect_timeout).
             let unreachable = ["ERROR 2002", "ERROR 2003", "ERROR 2005", "ERROR 2013"]
                 .iter()
-                .any(|code| message.contains(code));
+                .any(|code| message.contains(code))
+                || message.contains("was stopped");
+            let message = if message.contains("ERROR 2013") || message.contains("was stopped") {
+                format!(
+                    "the server did not answer within {} (connect_timeout): {message}",
+                    show_duration(self.source.connect_timeout)
+                )
+            } else {
+                message
+            };
             ConnectError {
                 unreachable,
                 message,
             }
         })
+    }
+
+    /// Every database the account can see.
+    ///
+    /// Fails when the server cannot be queried.
+    pub fn databases(&self) -> Result<Vec<String>, String> {
+        Ok(self
+            .query("SHOW DATABASES")?
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect())
     }
 
     /// Whether database `db` exists, and how many tables and routines it holds.
@@ -135,7 +213,7 @@ impl Conn {
             .collect())
     }
 
-    /// Drops database `db` (a scratch database of the drill).
+    /// Drops database `db` (a scratch database of the drill, or a failed load).
     ///
     /// Fails when the server refuses.
     pub fn drop_database(&self, db: &str) -> Result<(), String> {
@@ -154,6 +232,29 @@ impl Conn {
             .inspect_err(|_| {
                 let _ = std::fs::remove_file(out);
             })
+    }
+
+    /// Loads a copy made by [`Conn::dump_current`] (our own dump of the live server).
+    ///
+    /// Fails with the client's message.
+    fn load_copy(&self, copy: &Path) -> Result<(), String> {
+        let mut cmd = self.client().args(["--binary-mode", "--batch"]);
+        if self.quiet {
+            cmd = cmd.arg("--skip-print-query-on-error");
+        }
+        let out = cmd
+            .stdin_file(copy)
+            .time_limit(self.source.restore_timeout, "restore_timeout")
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!(
+                "the client {}: {}",
+                describe_status(out.status),
+                out.stderr.trim()
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -188,90 +289,83 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The streaming line filter: maps database names in `CREATE DATABASE`, `USE` and
-/// `ALTER DATABASE` lines, and notes the tables and the completion trailer going past.
-#[derive(Debug)]
-pub struct Rewrite {
-    /// Database in the dump -> database to load into.
-    map: Vec<(String, String)>,
-    current: Option<String>,
-    /// `target.table` for every CREATE TABLE seen.
-    pub tables: Vec<(String, String)>,
-    pub trailer: bool,
-    pub bytes: u64,
+/// Feeds a byte stream to a [`Scanner`] line by line, writing nothing: the check pass.
+struct CheckSink<'a> {
+    scanner: &'a mut Scanner,
+    progress: &'a mut Progress,
+    line: Vec<u8>,
+    refusal: Option<String>,
 }
 
-impl Rewrite {
-    pub fn new(map: Vec<(String, String)>) -> Rewrite {
-        Rewrite {
-            map,
-            current: None,
-            tables: Vec::new(),
-            trailer: false,
-            bytes: 0,
+impl Write for CheckSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.progress.add(buf.len() as u64);
+        let mut rest = buf;
+        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+            self.line.extend_from_slice(&rest[..=nl]);
+            rest = &rest[nl + 1..];
+            let line = std::mem::take(&mut self.line);
+            if let Err(e) = self.scanner.line(&line, &mut io::sink()) {
+                self.refusal = Some(e.to_string());
+                return Err(e);
+            }
         }
+        self.line.extend_from_slice(rest);
+        if self.line.len() > 1 << 30 {
+            let e = "a line longer than 1 GiB".to_string();
+            self.refusal = Some(e.clone());
+            return Err(io::Error::other(e));
+        }
+        Ok(buf.len())
     }
 
-    /// Passes one line (with its newline) to `out`, rewritten where it names a database.
-    ///
-    /// Fails when `out` fails, or the line names a database the map does not know (the stream
-    /// must stop before anything is written to a database nobody asked for).
-    pub fn line(&mut self, line: &[u8], out: &mut dyn Write) -> io::Result<()> {
-        self.bytes += line.len() as u64;
-        for prefix in [
-            &b"CREATE DATABASE "[..],
-            &b"USE "[..],
-            &b"ALTER DATABASE "[..],
-        ] {
-            if !line.starts_with(prefix) {
-                continue;
-            }
-            let Some((start, end, name)) = first_ident(line) else {
-                break;
-            };
-            let Some((_, target)) = self.map.iter().find(|(from, _)| *from == name) else {
-                return Err(io::Error::other(format!(
-                    "the dump switches to database `{name}`, which the manifest did not list; stopped before writing to it"
-                )));
-            };
-            let target = target.clone();
-            if prefix == b"USE " {
-                self.current = Some(target.clone());
-            }
-            out.write_all(&line[..start])?;
-            out.write_all(quote_ident(&target).as_bytes())?;
-            return out.write_all(&line[end..]);
-        }
-        if line.starts_with(b"CREATE TABLE `")
-            && let Some((_, _, name)) = first_ident(line)
-        {
-            let db = self.current.clone().unwrap_or_default();
-            self.tables.push((db, name));
-        } else if line.starts_with(b"-- Dump completed") {
-            self.trailer = true;
-        }
-        out.write_all(line)
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
-/// The first backtick-quoted identifier in `line`: its byte range (quotes included) and name.
-fn first_ident(line: &[u8]) -> Option<(usize, usize, String)> {
-    let start = line.iter().position(|b| *b == b'`')?;
-    let mut name = Vec::new();
-    let mut i = start + 1;
-    while i < line.len() {
-        if line[i] == b'`' {
-            if line.get(i + 1) == Some(&b'`') {
-                name.push(b'`');
-                i += 2;
-                continue;
-            }
-            return Some((start, i + 1, String::from_utf8_lossy(&name).into_owned()));
-        }
-        name.push(line[i]);
-        i += 1;
+/// The first pass: reads `db`'s whole dump from the snapshot and checks it with a scanner
+/// for `map` on a server that also holds `others`, writing nothing anywhere.
+///
+/// Fails with the reason (the line and the rule) when the dump breaks a rule or is
+/// incomplete, or when it cannot be read.
+pub fn check(
+    restic: &Restic,
+    contents: &Contents,
+    db: &ManifestDatabase,
+    map: &[(String, String)],
+    others: &[String],
+) -> Result<Scanner, String> {
+    let mut scanner = Scanner::new(map.to_vec(), others);
+    let mut progress = Progress::new(format!("checking {}", db.name), Some(db.bytes));
+    let mut sink = CheckSink {
+        scanner: &mut scanner,
+        progress: &mut progress,
+        line: Vec::new(),
+        refusal: None,
+    };
+    let read = restic.dump(contents.id(), &contents.dump_path(db), &mut sink);
+    let (refusal, last) = (sink.refusal.take(), std::mem::take(&mut sink.line));
+    progress.finish();
+    if let Some(refusal) = refusal {
+        return Err(format!(
+            "the dump in snapshot {} was refused before anything was loaded: {refusal}",
+            contents.short()
+        ));
     }
-    None
+    read.map_err(|e| format!("reading the dump from the snapshot failed: {e}"))?;
+    if !last.is_empty() {
+        scanner
+            .line(&last, &mut io::sink())
+            .map_err(|e| format!("the dump in snapshot {} was refused: {e}", contents.short()))?;
+    }
+    scanner.finish(&mut io::sink()).map_err(|e| {
+        format!(
+            "the dump in snapshot {} was refused before anything was loaded: {e}",
+            contents.short()
+        )
+    })?;
+    Ok(scanner)
 }
 
 /// What loading one dump did.
@@ -287,12 +381,12 @@ pub struct Loaded {
     pub duration: Duration,
 }
 
-/// Streams `db`'s dump from the snapshot into the server, database names mapped by `map`,
-/// then compares the targets' tables with the dump's.
+/// Checks `db`'s dump whole (see [`check`]), then streams it from the snapshot into the
+/// server, database names mapped by `map`, then compares the targets' tables with the dump's.
 ///
-/// Fails when restic or the client fails, the dump lacks its completion trailer, or a table
-/// of the dump is missing afterwards. What was already loaded stays loaded: the message says
-/// so.
+/// Fails, before anything reaches the server, when the dump is refused; and when restic or
+/// the client fails, a bound runs out, or a table of the dump is missing afterwards (what was
+/// already loaded stays loaded: [`restore`] puts the previous content back).
 pub fn load(
     restic: &Restic,
     contents: &Contents,
@@ -302,52 +396,70 @@ pub fn load(
 ) -> Result<Loaded, RestoreError> {
     let targets: Vec<String> = map.iter().map(|(_, t)| t.clone()).collect();
     let what = format!("database {} into {}", db.name, targets.join(", "));
+    let others = conn
+        .databases()
+        .map_err(|e| RestoreError::failed(&what, e))?;
+    check(restic, contents, db, &map, &others).map_err(|e| RestoreError::refused(&what, e))?;
+    load_checked(restic, contents, db, conn, map, &others)
+}
+
+/// The second pass of [`load`], for a dump that passed [`check`].
+fn load_checked(
+    restic: &Restic,
+    contents: &Contents,
+    db: &ManifestDatabase,
+    conn: &Conn,
+    map: Vec<(String, String)>,
+    others: &[String],
+) -> Result<Loaded, RestoreError> {
+    let targets: Vec<String> = map.iter().map(|(_, t)| t.clone()).collect();
+    let what = format!("database {} into {}", db.name, targets.join(", "));
     let fail = |reason: String| RestoreError::failed(&what, reason);
     let start = Instant::now();
-    let mut rewrite = Rewrite::new(map.clone());
+    let mut scanner = Scanner::new(map.clone(), others);
     let mut progress = Progress::new(format!("loading {}", db.name), Some(db.bytes));
-    let client = conn.client();
+    let client = conn.loader();
     let piped = restic.dump_piped(
         contents.id(),
         &contents.dump_path(db),
         &client,
         &mut |line, out| {
             progress.add(line.len() as u64);
-            rewrite.line(line, out)
+            scanner.line(line, out)
         },
     );
     progress.finish();
-    let piped = piped?;
-    let partial = |why: String| {
-        fail(format!(
-            "{why}; {} may be partly loaded",
-            targets.join(", ")
-        ))
-    };
+    let piped = piped.map_err(|e| fail(e.to_string()))?;
     if !piped.consumer.status.success() {
-        return Err(partial(conn.creds.redact(&format!(
-            "the client {}: {}",
-            describe_status(piped.consumer.status),
-            piped.consumer.stderr.trim()
-        ))));
+        let stderr = piped.consumer.stderr.trim();
+        let why = if is_server_disk_full(stderr) {
+            format!(
+                "the MySQL server ran out of disk space while loading ({stderr}): free space in the server's data directory, then restore again"
+            )
+        } else {
+            format!(
+                "the client {}: {stderr}",
+                describe_status(piped.consumer.status)
+            )
+        };
+        return Err(fail(why));
     }
     if let Err(e) = piped.restic {
-        return Err(partial(format!(
+        return Err(fail(format!(
             "reading the dump from the snapshot failed: {e}"
         )));
     }
-    if !rewrite.trailer {
-        return Err(partial(format!(
-            "the dump in snapshot {} ends without its `-- Dump completed` trailer: it is incomplete",
-            contents.short()
-        )));
-    }
+    scanner.finish(&mut io::sink()).map_err(|e| {
+        fail(format!(
+            "the second read of the dump differs from the first: {e}"
+        ))
+    })?;
     let mut tables = Vec::new();
     let mut missing = Vec::new();
     let mut extra = Vec::new();
     for target in &targets {
         let now = conn.tables(target).map_err(&fail)?;
-        let dumped: Vec<&String> = rewrite
+        let dumped: Vec<&String> = scanner
             .tables
             .iter()
             .filter(|(d, _)| d == target)
@@ -375,9 +487,18 @@ pub fn load(
         databases: map,
         tables,
         extra,
-        bytes: rewrite.bytes,
+        bytes: scanner.bytes,
         duration: start.elapsed(),
     })
+}
+
+/// Whether the client's message says the server's disk is full (InnoDB: "The table ... is
+/// full", error 1114; the OS: errno 28; MariaDB's "Disk full").
+fn is_server_disk_full(message: &str) -> bool {
+    message.contains("ERROR 1114")
+        || message.contains("ERROR 1021")
+        || message.contains("Disk full")
+        || is_disk_full(message)
 }
 
 /// What a restore of one MySQL source did.
@@ -413,11 +534,14 @@ pub fn target_map(
     }
 }
 
-/// Restores `db` into the server of `src` (names mapped by `map`). A target that exists and
-/// is not empty needs `force`; it is then dumped into `keep_dir` before being overwritten.
+/// Restores `db` into the server of `src` (names mapped by `map`). The dump is checked
+/// whole first; a target that exists and is not empty needs `force`; every target that
+/// exists is dumped into `keep_dir` before it is overwritten, and put back from that copy
+/// when the load fails.
 ///
-/// Fails (changing nothing) when the server cannot be reached, a target is not empty without
-/// `force`, or the copy of the current content fails; and as [`load`] does.
+/// Fails (changing nothing) when the server cannot be reached, the dump is refused, a target
+/// is not empty without `force`, or the copy of the current content fails; and when the load
+/// fails (the targets put back as they were, the message says so).
 pub fn restore(
     restic: &Restic,
     contents: &Contents,
@@ -433,12 +557,14 @@ pub fn restore(
     let conn = Conn::new(src).map_err(&fail)?;
     conn.ping()
         .map_err(|e| fail(format!("cannot use the server: {}", e.message)))?;
+    let mut existing = Vec::new();
     let mut occupied = Vec::new();
     for target in &targets {
-        if let Some(n) = conn.contents(target).map_err(&fail)?
-            && n > 0
-        {
-            occupied.push((target.clone(), n));
+        if let Some(n) = conn.contents(target).map_err(&fail)? {
+            existing.push(target.clone());
+            if n > 0 {
+                occupied.push((target.clone(), n));
+            }
         }
     }
     if !occupied.is_empty() && !force {
@@ -454,10 +580,13 @@ pub fn restore(
             ),
         ));
     }
-    let mut previous = Vec::new();
-    if !occupied.is_empty() {
+    // The whole dump is checked before anything is copied or changed.
+    let others = conn.databases().map_err(&fail)?;
+    check(restic, contents, db, &map, &others).map_err(|e| RestoreError::refused(&what, e))?;
+    let mut previous: Vec<(String, PathBuf)> = Vec::new();
+    if !existing.is_empty() {
         crate::lock::create_private_dir(keep_dir).map_err(|e| fail(e.to_string()))?;
-        for (target, _) in &occupied {
+        for target in &existing {
             let out = super::unused_name(
                 &keep_dir.join(target),
                 &format!(".pre-restore-{}.sql", super::timestamp()),
@@ -471,91 +600,58 @@ pub fn restore(
                     "could not keep a copy of the current {target} before overwriting it: {e}. Nothing was changed; to restore anyway, drop the database first"
                 ))
             })?;
-            previous.push(out);
+            previous.push((target.clone(), out));
         }
     }
-    let loaded =
-        load(restic, contents, db, &conn, map).map_err(|e| match (e, previous.is_empty()) {
-            (RestoreError::Failed { what, reason }, false) => RestoreError::Failed {
+    match load_checked(restic, contents, db, &conn, map, &others) {
+        Ok(loaded) => Ok(Restored {
+            loaded,
+            previous: previous.into_iter().map(|(_, p)| p).collect(),
+        }),
+        Err(RestoreError::Failed { what, reason }) => {
+            let undo = roll_back(&conn, &targets, &previous);
+            Err(RestoreError::Failed {
                 what,
-                reason: format!(
-                    "{reason}. The content from before is in {}",
-                    previous
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            },
-            (e, _) => e,
-        })?;
-    Ok(Restored { loaded, previous })
+                reason: format!("{reason}. {undo}"),
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Puts `targets` back as they were before a failed load: each is dropped, and loaded again
+/// from its copy in `previous` if it existed. Returns what happened, for the message.
+fn roll_back(conn: &Conn, targets: &[String], previous: &[(String, PathBuf)]) -> String {
+    let mut said = Vec::new();
+    for target in targets {
+        let copy = previous.iter().find(|(t, _)| t == target).map(|(_, p)| p);
+        let result = conn.drop_database(target).and_then(|()| match copy {
+            Some(copy) => conn.load_copy(copy),
+            None => Ok(()),
+        });
+        said.push(match (result, copy) {
+            (Ok(()), Some(copy)) => format!(
+                "{target} was put back as it was before the restore, from {}",
+                copy.display()
+            ),
+            (Ok(()), None) => format!(
+                "{target}, which did not exist before the restore, was dropped again"
+            ),
+            (Err(e), Some(copy)) => format!(
+                "putting {target} back failed too ({e}): its content from before the restore is in {}; load it with the mariadb client",
+                copy.display()
+            ),
+            (Err(e), None) => format!(
+                "{target} may be partly loaded: dropping it failed too ({e})"
+            ),
+        });
+    }
+    said.join("; ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn run(rewrite: &mut Rewrite, text: &str) -> Result<String, io::Error> {
-        let mut out = Vec::new();
-        for line in text.split_inclusive('\n') {
-            rewrite.line(line.as_bytes(), &mut out)?;
-        }
-        Ok(String::from_utf8(out).unwrap())
-    }
-
-    const DUMP: &str = "-- MariaDB dump\n\
-        --\n-- Current Database: `shop`\n--\n\n\
-        CREATE DATABASE /*!32312 IF NOT EXISTS*/ `shop` /*!40100 DEFAULT CHARACTER SET latin1 */;\n\n\
-        USE `shop`;\n\
-        DROP TABLE IF EXISTS `orders`;\n\
-        CREATE TABLE `orders` (\n  `id` int(11) NOT NULL\n);\n\
-        INSERT INTO `orders` VALUES (1),(2);\n\
-        ALTER DATABASE `shop` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci ;\n\
-        CREATE TABLE `audit` (\n  `id` int(11)\n);\n\
-        -- Dump completed on 2026-11-22 23:00:00\n";
-
-    #[test]
-    fn database_lines_are_renamed_and_tables_noted() {
-        let mut r = Rewrite::new(vec![("shop".into(), "shop_copy".into())]);
-        let out = run(&mut r, DUMP).unwrap();
-        assert!(out.contains(
-            "CREATE DATABASE /*!32312 IF NOT EXISTS*/ `shop_copy` /*!40100 DEFAULT CHARACTER SET latin1 */;\n"
-        ));
-        assert!(out.contains("\nUSE `shop_copy`;\n"));
-        assert!(out.contains("\nALTER DATABASE `shop_copy` CHARACTER SET utf8mb4"));
-        // Everything else passes untouched, comments included.
-        assert!(out.contains("-- Current Database: `shop`\n"));
-        assert!(out.contains("INSERT INTO `orders` VALUES (1),(2);\n"));
-        assert_eq!(out.len(), DUMP.len() + 3 * "_copy".len());
-        assert_eq!(
-            r.tables,
-            [
-                ("shop_copy".to_string(), "orders".to_string()),
-                ("shop_copy".to_string(), "audit".to_string())
-            ]
-        );
-        assert!(r.trailer);
-        assert_eq!(r.bytes, DUMP.len() as u64);
-    }
-
-    #[test]
-    fn an_unmapped_database_stops_the_stream_before_its_use() {
-        let mut r = Rewrite::new(vec![("other".into(), "x".into())]);
-        let err = run(&mut r, DUMP).unwrap_err().to_string();
-        assert!(err.contains("`shop`"), "{err}");
-    }
-
-    #[test]
-    fn quoted_names_with_backticks_round_trip() {
-        assert_eq!(
-            first_ident(b"USE `we``ird`;\n"),
-            Some((4, 13, "we`ird".to_string()))
-        );
-        let mut r = Rewrite::new(vec![("we`ird".into(), "plain".into())]);
-        assert_eq!(run(&mut r, "USE `we``ird`;\n").unwrap(), "USE `plain`;\n");
-        assert_eq!(quote_ident("a`b"), "`a``b`");
-    }
 
     #[test]
     fn into_needs_one_database_and_a_plain_name() {
@@ -568,6 +664,7 @@ mod tests {
             tables: vec![],
             hash: None,
             incremental: None,
+            databases: None,
         };
         assert_eq!(
             target_map(&db, None).unwrap(),
@@ -583,5 +680,14 @@ mod tests {
         assert!(check_name(&"a".repeat(65)).is_err());
         assert_eq!(sql_string("it's").unwrap(), "'it''s'");
         assert!(sql_string("a\\b").is_err());
+        assert_eq!(quote_ident("a`b"), "`a``b`");
+    }
+
+    #[test]
+    fn a_full_server_disk_is_recognised() {
+        assert!(is_server_disk_full(
+            "ERROR 1114 (HY000) at line 40: The table `t` is full"
+        ));
+        assert!(!is_server_disk_full("ERROR 1045 (28000): Access denied"));
     }
 }
