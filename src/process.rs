@@ -12,6 +12,12 @@
 //! each child leads its own process group (so its own children are stopped with it, and a
 //! terminal's Ctrl-C reaches resticpilot alone, which then decides), and says which signal stops
 //! it cleanly (restic removes its repository lock on SIGINT, not on SIGTERM).
+//!
+//! A command may carry a [`Watch`]: it sees each line of the child's stderr as it comes, and is
+//! polled every half second on a watchdog thread; when it asks to stop the child (the child
+//! stopped making progress, a deadline passed, or its stderr says waiting is pointless), the
+//! child's group gets its stop signal, then SIGKILL if it does not go. This is how restic's
+//! waits on a repository server are bounded.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -21,7 +27,8 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -34,6 +41,18 @@ const STDERR_TAIL_BYTES: usize = 16 * 1024;
 const KILL_AFTER: Duration = Duration::from_secs(10);
 /// How long a cleanup child (an on_failure hook) may run once a shutdown stops work.
 const CLEANUP_LIMIT: Duration = Duration::from_secs(30);
+/// How often a [`Watch`] is polled.
+const WATCH_TICK: Duration = Duration::from_millis(500);
+
+/// Supervises one running child: sees its stderr lines, and is polled while it runs.
+pub trait Watch: Send + Sync {
+    /// One line of the child's stderr (also kept in the stderr tail as usual).
+    fn on_stderr(&self, _line: &str) {}
+    /// Called every half second while the child (`pid`, also its process group) runs.
+    /// `Some(reason)` stops it: its stop signal first, SIGKILL if it is still there
+    /// [`KILL_AFTER`] later. The watch keeps the reason for its owner to report.
+    fn poll(&self, pid: u32) -> Option<String>;
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
@@ -82,6 +101,8 @@ pub struct Cmd {
     stop_signal: StopSignal,
     /// Cleanup work (on_failure hooks): may start and run a while during a shutdown.
     cleanup: bool,
+    /// Supervision of the running child, if any.
+    watch: Option<Arc<dyn Watch>>,
 }
 
 /// How a child is asked to stop at shutdown.
@@ -110,7 +131,14 @@ impl Cmd {
             cwd: None,
             stop_signal: StopSignal::Terminate,
             cleanup: false,
+            watch: None,
         }
+    }
+
+    /// Supervises the child with `watch` (see [`Watch`]).
+    pub fn watch(mut self, watch: Arc<dyn Watch>) -> Self {
+        self.watch = Some(watch);
+        self
     }
 
     /// The signal that stops this program cleanly at shutdown (default SIGTERM).
@@ -206,17 +234,45 @@ impl Cmd {
                 source,
             })?;
         register(&child, self);
+        let watch = self.watch.clone();
         let stderr = child.stderr.take().map(|pipe| {
             std::thread::spawn(move || {
                 let mut tail = Tail::new(STDERR_TAIL_BYTES);
-                let _ = io::copy(&mut BufReader::new(pipe), &mut tail);
+                match watch {
+                    None => {
+                        let _ = io::copy(&mut BufReader::new(pipe), &mut tail);
+                    }
+                    Some(watch) => {
+                        let mut reader = BufReader::new(pipe);
+                        let mut line = Vec::new();
+                        while let Ok(n) = reader.read_until(b'\n', &mut line) {
+                            if n == 0 {
+                                break;
+                            }
+                            let _ = tail.write_all(&line);
+                            watch.on_stderr(String::from_utf8_lossy(&line).trim_end());
+                            line.clear();
+                        }
+                    }
+                }
                 tail.into_string()
             })
         });
+        let done = Arc::new(AtomicBool::new(false));
+        if let Some(watch) = &self.watch {
+            start_watchdog(
+                child.id(),
+                self.stop_signal,
+                watch.clone(),
+                done.clone(),
+                self.program_name(),
+            );
+        }
         Ok(Running {
             child: Some(child),
             stderr,
             program: self.program_name(),
+            done,
         })
     }
 
@@ -494,6 +550,8 @@ struct Running {
     child: Option<Child>,
     stderr: Option<JoinHandle<String>>,
     program: String,
+    /// Set once the child is reaped: its watchdog (if any) stops then.
+    done: Arc<AtomicBool>,
 }
 
 impl Running {
@@ -511,6 +569,7 @@ impl Running {
     fn wait(mut self) -> Result<(ExitStatus, String), ProcessError> {
         let mut child = self.child.take().expect("child present until waited");
         let waited = child.wait();
+        self.done.store(true, Ordering::SeqCst);
         unregister(child.id());
         let status = waited.map_err(|source| self.io_error(source))?;
         let stderr = self
@@ -529,6 +588,7 @@ impl Drop for Running {
             let _ = killpg(pgid(&child), Signal::SIGKILL);
             let _ = child.kill();
             let _ = child.wait();
+            self.done.store(true, Ordering::SeqCst);
             unregister(child.id());
         }
     }
@@ -611,6 +671,54 @@ pub fn stop_children() {
             }
             _ => {}
         }
+    }
+}
+
+/// Polls `watch` every [`WATCH_TICK`] until the child is reaped; stops the child's group when
+/// the watch asks (its stop signal, then SIGKILL after [`KILL_AFTER`]).
+fn start_watchdog(
+    pid: u32,
+    stop_signal: StopSignal,
+    watch: Arc<dyn Watch>,
+    done: Arc<AtomicBool>,
+    program: String,
+) {
+    let name = format!("watch {program}");
+    let spawned = std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            let group = Pid::from_raw(pid as i32);
+            let mut stop_sent: Option<Instant> = None;
+            loop {
+                std::thread::sleep(WATCH_TICK);
+                if done.load(Ordering::SeqCst) {
+                    return;
+                }
+                match stop_sent {
+                    None => {
+                        if let Some(reason) = watch.poll(pid) {
+                            tracing::warn!(
+                                "stopping {program} (pid {pid}) with {}: {reason}",
+                                stop_signal.signal()
+                            );
+                            let _ = killpg(group, stop_signal.signal());
+                            stop_sent = Some(Instant::now());
+                        }
+                    }
+                    Some(sent) if sent.elapsed() >= KILL_AFTER => {
+                        tracing::warn!(
+                            "{program} (pid {pid}) did not stop within {}s: killing it",
+                            KILL_AFTER.as_secs()
+                        );
+                        let _ = killpg(group, Signal::SIGKILL);
+                        stop_sent = Some(Instant::now());
+                    }
+                    Some(_) => {}
+                }
+            }
+        });
+    if let Err(err) = spawned {
+        tracing::warn!("cannot start the {name} thread: {err}");
     }
 }
 
@@ -761,6 +869,46 @@ mod tests {
         assert_eq!(piped.consumer.status.code(), Some(5));
         assert_eq!(piped.consumer.stderr.trim(), "bad input");
         assert!(!piped.producer.status.success());
+    }
+
+    /// A watch that stops the child once stderr said "stuck", and records what it saw.
+    struct StopOnStuck {
+        seen: Mutex<Vec<String>>,
+        stuck: AtomicBool,
+    }
+
+    impl Watch for StopOnStuck {
+        fn on_stderr(&self, line: &str) {
+            self.seen.lock().unwrap().push(line.to_string());
+            if line == "stuck" {
+                self.stuck.store(true, Ordering::SeqCst);
+            }
+        }
+        fn poll(&self, _pid: u32) -> Option<String> {
+            self.stuck
+                .load(Ordering::SeqCst)
+                .then(|| "it said it is stuck".to_string())
+        }
+    }
+
+    #[test]
+    fn watch_sees_stderr_lines_and_stops_a_hung_child() {
+        let watch = Arc::new(StopOnStuck {
+            seen: Mutex::new(Vec::new()),
+            stuck: AtomicBool::new(false),
+        });
+        // Without the watch this child would sleep for an hour.
+        let out = Cmd::new("sh")
+            .args(["-c", "echo working >&2; echo stuck >&2; exec sleep 3600"])
+            .watch(watch.clone())
+            .output()
+            .unwrap();
+        assert_eq!(
+            describe_status(out.status),
+            "was killed by signal 15 (SIGTERM)"
+        );
+        assert_eq!(*watch.seen.lock().unwrap(), ["working", "stuck"]);
+        assert_eq!(out.stderr, "working\nstuck\n");
     }
 
     #[test]
