@@ -43,6 +43,9 @@ const KILL_AFTER: Duration = Duration::from_secs(10);
 const CLEANUP_LIMIT: Duration = Duration::from_secs(30);
 /// How often a [`Watch`] is polled.
 const WATCH_TICK: Duration = Duration::from_millis(500);
+/// How long a child a [`Watch`] stopped gets to exit before it is killed (restic tries to
+/// remove its lock first; against a server that is gone that cannot work).
+const WATCH_KILL_AFTER: Duration = Duration::from_secs(5);
 
 /// Supervises one running child: sees its stderr lines, and is polled while it runs.
 pub trait Watch: Send + Sync {
@@ -50,7 +53,7 @@ pub trait Watch: Send + Sync {
     fn on_stderr(&self, _line: &str) {}
     /// Called every half second while the child (`pid`, also its process group) runs.
     /// `Some(reason)` stops it: its stop signal first, SIGKILL if it is still there
-    /// [`KILL_AFTER`] later. The watch keeps the reason for its owner to report.
+    /// [`WATCH_KILL_AFTER`] later. The watch keeps the reason for its owner to report.
     fn poll(&self, pid: u32) -> Option<String>;
 }
 
@@ -675,7 +678,7 @@ pub fn stop_children() {
 }
 
 /// Polls `watch` every [`WATCH_TICK`] until the child is reaped; stops the child's group when
-/// the watch asks (its stop signal, then SIGKILL after [`KILL_AFTER`]).
+/// the watch asks (its stop signal, then SIGKILL after [`WATCH_KILL_AFTER`]).
 fn start_watchdog(
     pid: u32,
     stop_signal: StopSignal,
@@ -705,10 +708,10 @@ fn start_watchdog(
                             stop_sent = Some(Instant::now());
                         }
                     }
-                    Some(sent) if sent.elapsed() >= KILL_AFTER => {
+                    Some(sent) if sent.elapsed() >= WATCH_KILL_AFTER => {
                         tracing::warn!(
                             "{program} (pid {pid}) did not stop within {}s: killing it",
-                            KILL_AFTER.as_secs()
+                            WATCH_KILL_AFTER.as_secs()
                         );
                         let _ = killpg(group, Signal::SIGKILL);
                         stop_sent = Some(Instant::now());

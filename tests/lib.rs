@@ -3,6 +3,7 @@
 
 mod harness;
 mod mariadb;
+mod servers;
 
 mod backup_mysql;
 mod backup_sqlite;
@@ -11,6 +12,7 @@ mod daemon;
 mod failures;
 mod maintenance;
 mod reflink;
+mod remote;
 mod report;
 mod restore;
 mod retention;

@@ -68,7 +68,16 @@ const UNREACHABLE: &[&str] = &[
     "unable to start the sftp session",
     "Connection timed out",
     "Connection refused",
+    // sftp: the ssh connection went away.
+    "connection lost",
+    "closed by remote host",
+    "ssh command exited",
 ];
+
+/// Whether `text` (a retry message) says the server could not be reached at all.
+pub fn is_unreachable(text: &str) -> bool {
+    UNREACHABLE.iter().any(|m| text.contains(m))
+}
 
 /// Messages with which a server refuses the credentials it was given.
 const REFUSED: &[&str] = &[

@@ -379,7 +379,11 @@ impl Restic {
             ));
         }
         if let Some(sftp) = &self.repo.sftp
-            && let Some(command) = sftp::command(sftp, &self.repo.url, self.repo.stall_timeout)
+            && let Some(command) = sftp::command(
+                sftp,
+                &self.repo.url,
+                self.repo.stall_timeout + Duration::from_secs(30),
+            )
         {
             full.push("-o".into());
             full.push(format!("sftp.command={command}"));
@@ -574,6 +578,19 @@ impl Restic {
                     "the server of repository {repo} stopped answering: restic {verb} made no progress for {}",
                     human_duration(waited)
                 );
+                if let (_, Some(last)) = watch.retries()
+                    && exit::is_unreachable(&last)
+                {
+                    // Retrying a server that refuses connections: it is down, not slow.
+                    return ResticError::Unreachable {
+                        repo,
+                        url,
+                        detail: format!(
+                            "the server stopped answering: no progress for {}{detail}",
+                            human_duration(waited)
+                        ),
+                    };
+                }
                 ResticError::Stalled {
                     verb: verb.into(),
                     repo,
@@ -1218,7 +1235,11 @@ pub fn summarize_stderr(stderr: &str) -> String {
     {
         parts.push(format!("ssh: {}", shorten(ssh)));
     }
-    match lines.iter().find_map(|l| l.strip_prefix("Fatal: ")) {
+    // restic may print "Fatal:" right after an unterminated line.
+    match lines
+        .iter()
+        .find_map(|l| l.find("Fatal: ").map(|i| &l[i + "Fatal: ".len()..]))
+    {
         Some(fatal) => parts.push(shorten(fatal)),
         None => {
             let tail: Vec<&str> = lines

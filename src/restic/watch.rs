@@ -20,6 +20,10 @@ use crate::process::Watch;
 /// a link of a few KB/s shows progress within a minute, large enough that a lock refresh or a
 /// request written to a server that never answers does not.
 const IO_PROGRESS_BYTES: u64 = 64 * 1024;
+/// CPU time within one poll that counts as progress (restic hashing, compressing or deriving
+/// its key, with no i/o to show for it yet): 40 % of the poll interval. A restic waiting on a
+/// server is idle.
+const CPU_PROGRESS: Duration = Duration::from_millis(200);
 /// During a shutdown, a restic that made no progress this long is stopped at once instead of
 /// waiting out the grace period.
 const SHUTDOWN_STALL: Duration = Duration::from_secs(10);
@@ -84,6 +88,8 @@ struct State {
     io_mark: Option<u64>,
     /// Whether `/proc/<pid>/io` could be read at all.
     io_seen: bool,
+    /// CPU time at the last poll.
+    cpu: Option<Duration>,
     /// Bytes restic wrote to our pipes (its own i/o counts them; they are not progress).
     piped: u64,
     /// The last progress key of stdout (status counters, or a line without its timer).
@@ -107,6 +113,7 @@ impl ResticWatch {
                 last_progress: now,
                 io_mark: None,
                 io_seen: false,
+                cpu: None,
                 piped: 0,
                 last_key: None,
                 status_stream: false,
@@ -193,6 +200,7 @@ impl Watch for ResticWatch {
     fn poll(&self, pid: u32) -> Option<String> {
         let now = Instant::now();
         let io = read_io(pid);
+        let cpu = read_cpu(pid);
         let mut s = self.state();
         if let Some(stop) = &s.stopped {
             return Some(stop.describe());
@@ -208,6 +216,12 @@ impl Watch for ResticWatch {
                 }
                 Some(_) => {}
             }
+        }
+        if let Some(cpu) = cpu {
+            if s.cpu.is_some_and(|before| cpu >= before + CPU_PROGRESS) {
+                s.last_progress = now;
+            }
+            s.cpu = Some(cpu);
         }
         if s.consumer_busy {
             s.last_progress = now;
@@ -259,6 +273,18 @@ fn read_io(pid: u32) -> Option<u64> {
         }
     }
     (found == 2).then_some(total)
+}
+
+/// CPU time (user + system, all threads) of `pid`, from `/proc/<pid>/stat`.
+fn read_cpu(pid: u32) -> Option<Duration> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let rest = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux reports them in USER_HZ, 100 per second on every architecture it runs on here.
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// The counters of a `--json` status line that move only when restic gets work done.
@@ -351,7 +377,15 @@ mod tests {
     }
 
     #[test]
-    fn own_io_is_readable() {
+    fn own_io_and_cpu_are_readable() {
         assert!(read_io(std::process::id()).is_some());
+        let before = read_cpu(std::process::id()).unwrap();
+        let start = Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(300) {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        std::hint::black_box(x);
+        assert!(read_cpu(std::process::id()).unwrap() > before);
     }
 }
