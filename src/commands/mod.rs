@@ -6,6 +6,7 @@ pub mod check;
 pub mod daemon;
 pub mod forget;
 pub mod health;
+pub mod prune;
 pub mod restore;
 pub mod snapshots;
 pub mod status;

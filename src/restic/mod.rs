@@ -770,29 +770,30 @@ impl Restic {
     ///
     /// Fails when restic cannot unlock or list the locks.
     pub fn remove_stale_locks(&self) -> Result<StaleLocks, ResticError> {
-        let mut unlocked = Vec::new();
-        self.check_sources()?;
-        let (out, watch) = self.exec(&args::unlock(false), None, &mut |l| {
-            if !l.trim().is_empty() {
-                unlocked.push(l.trim().to_string());
-            }
-        })?;
-        if let Some(stop) = watch.stopped() {
-            return Err(self.stop_error(stop, "unlock", &out, &watch));
+        let mut report = StaleLocks::default();
+        let before = self.locks()?;
+        if before.is_empty() {
+            tracing::info!(repository = %self.repo.name, "no locks in the repository");
+            return Ok(report);
         }
-        if !out.status.success() {
-            return Err(self.error(exit::classify(out.status, &out.stderr), "unlock", &out));
-        }
-        for line in &unlocked {
-            tracing::info!(repository = %self.repo.name, "restic unlock: {line}");
-        }
+        self.run_once(&args::unlock(false))?;
         let locks = self.locks()?;
+        for gone in before
+            .iter()
+            .filter(|b| !locks.iter().any(|l| l.id == b.id))
+        {
+            tracing::info!(
+                repository = %self.repo.name,
+                "restic unlock removed a stale {}",
+                gone.describe()
+            );
+            report.removed.push(gone.describe());
+        }
         let here = crate::config::local_hostname();
         let dead: Vec<&LockInfo> = locks
             .iter()
             .filter(|l| l.hostname == here && !is_live_restic(l.pid, &self.binary.path))
             .collect();
-        let mut report = StaleLocks::default();
         if !locks.is_empty() && dead.len() == locks.len() {
             for l in &dead {
                 tracing::warn!(
@@ -1140,8 +1141,9 @@ fn sleep_unless_stopping(d: Duration) {
     }
 }
 
-/// Whether `pid` on this machine is a running restic (`binary`, or any program named restic).
-/// A pid whose program cannot be read (another user's process) counts as live.
+/// Whether `pid` on this machine is a running restic (`binary`, or any program named restic),
+/// by its command name (`/proc/<pid>/comm`, which is readable where `exe` is not). A pid whose
+/// name cannot be read counts as live.
 fn is_live_restic(pid: u32, binary: &Path) -> bool {
     if pid == 0 {
         return false;
@@ -1150,17 +1152,15 @@ fn is_live_restic(pid: u32, binary: &Path) -> bool {
     if !proc.exists() {
         return false;
     }
-    match std::fs::read_link(proc.join("exe")) {
-        Ok(exe) => {
-            let name = exe
+    match std::fs::read_to_string(proc.join("comm")) {
+        Ok(comm) => {
+            let comm = comm.trim();
+            // The kernel keeps the first 15 bytes of the name.
+            let ours: String = binary
                 .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
+                .map(|n| n.to_string_lossy().chars().take(15).collect())
                 .unwrap_or_default();
-            let ours = binary
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            name.starts_with("restic") || (!ours.is_empty() && name.starts_with(&ours))
+            comm.starts_with("restic") || (!ours.is_empty() && comm == ours)
         }
         Err(_) => true,
     }
