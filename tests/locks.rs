@@ -119,6 +119,17 @@ fn a_lock_of_this_host_whose_pid_is_another_program_is_stale() {
     wait_until("the holder's lock", Duration::from_secs(30), || {
         (!locks(&sb).is_empty()).then_some(())
     });
+    // SIGKILL restic itself (the namespace's pid 1 takes it only from outside), then unshare.
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", holder.id())).unwrap();
+    let restic: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    kill(Pid::from_raw(restic), Signal::SIGKILL).unwrap();
+    wait_until("restic to die", Duration::from_secs(30), || {
+        (!std::path::Path::new(&format!("/proc/{restic}")).exists()
+            || std::fs::read_to_string(format!("/proc/{restic}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")))
+        .then_some(())
+    });
     let _ = kill(Pid::from_raw(holder.id() as i32), Signal::SIGKILL);
     let _ = holder.wait();
     std::thread::sleep(Duration::from_millis(500));

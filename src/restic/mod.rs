@@ -505,7 +505,8 @@ impl Restic {
     ) -> Result<(Output, bool), ResticError> {
         self.check_sources()?;
         let verb = args[0].clone();
-        let start = Instant::now();
+        // The lock wait starts once stale locks are gone.
+        let mut start = Instant::now();
         let mut cleared = false;
         let mut pause = Duration::from_secs(1);
         let mut retry_lock = None;
@@ -527,6 +528,7 @@ impl Restic {
                         if let Err(e) = self.remove_stale_locks() {
                             tracing::warn!(repository = %self.repo.name, "could not remove stale locks: {e}");
                         }
+                        start = Instant::now();
                         continue;
                     }
                     let remaining = self.timeouts.lock_wait.saturating_sub(start.elapsed());
@@ -536,7 +538,7 @@ impl Restic {
                     if self.binary.version.has_retry_lock() {
                         tracing::info!(
                             repository = %self.repo.name,
-                            "restic {verb}: the repository is locked by another process; restic waits up to {} for it",
+                            "restic {verb}: the repository is locked by another process; retrying for up to {} (restic --retry-lock)",
                             human_duration(remaining)
                         );
                         retry_lock = Some(remaining);
@@ -631,7 +633,19 @@ impl Restic {
     fn error(&self, outcome: Outcome, verb: &str, out: &Output) -> ResticError {
         let repo = self.repo.name.clone();
         let url = self.url();
-        let detail = self.redact(&summarize_stderr(&out.stderr));
+        let mut detail = self.redact(&summarize_stderr(&out.stderr));
+        let mut outcome = outcome;
+        if outcome == Outcome::Unreachable
+            && out.stderr.contains("unable to start the sftp session")
+            && !out.stderr.contains("subprocess ssh:")
+            && let Some(ssh) = self.probe_ssh()
+        {
+            // restic exited before it printed why ssh failed: ask ssh.
+            if let Some(o) = exit::backend_refusal(&ssh) {
+                outcome = o;
+            }
+            detail = format!("ssh: {}; {detail}", shorten(ssh.trim()));
+        }
         match outcome {
             Outcome::WrongPassword => ResticError::WrongPassword { repo, url },
             Outcome::NoRepository => ResticError::NoRepository { repo, url },
@@ -674,6 +688,29 @@ impl Restic {
                 detail,
             },
         }
+    }
+
+    /// Runs the sftp repository's ssh command with stdin closed and returns what ssh said
+    /// (its stderr), when it said anything.
+    fn probe_ssh(&self) -> Option<String> {
+        let timeout = self.repo.stall_timeout + Duration::from_secs(30);
+        let words = sftp::probe(self.repo.sftp.as_ref(), &self.repo.url, timeout)?;
+        let (program, args) = words.split_first()?;
+        let watch = Arc::new(ResticWatch::new(Limits {
+            stall: self.repo.stall_timeout,
+            deadline: Some((timeout, "stall_timeout")),
+            lock_wait: Duration::ZERO,
+        }));
+        let cmd = Cmd::new(program).args(args).watch(watch);
+        tracing::debug!(command = %cmd, "asking ssh why restic could not start its sftp session");
+        let out = cmd.output().ok()?;
+        let said: Vec<&str> = out
+            .stderr
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        (!said.is_empty()).then(|| said.join("; "))
     }
 
     /// The error for a lock that did not go away, naming whose locks are in the way.

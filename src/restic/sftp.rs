@@ -112,6 +112,37 @@ pub fn command(sftp: &Sftp, url: &str, connect_timeout: Duration) -> Option<Stri
     Some(parts.join(" "))
 }
 
+/// An ssh command that asks the server for the sftp subsystem with stdin closed, to learn why
+/// restic could not start its session (restic 0.14 may exit before it prints ssh's complaint):
+/// ssh says "Permission denied" or "Host key verification failed", or connects and ends at
+/// once. `None` for a whole `command:` of the user's.
+pub fn probe(sftp: Option<&Sftp>, url: &str, connect_timeout: Duration) -> Option<Vec<String>> {
+    let line = match sftp {
+        Some(Sftp::Command(_)) => return None,
+        Some(s) => command(s, url, connect_timeout)?,
+        None => command(&Sftp::Keys(SftpKeys::default()), url, connect_timeout)?,
+    };
+    // Our own command has no quoted words with spaces inside unless a path has them.
+    let mut words = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !current.is_empty() {
+                    words.push(std::mem::take(&mut current));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    Some(words)
+}
+
 /// The command that adds the server's host key to `known_hosts` (for error messages).
 pub fn keyscan_hint(url: &str, sftp: Option<&Sftp>) -> Option<String> {
     let target = Target::parse(url)?;
@@ -205,6 +236,31 @@ mod tests {
             )
             .unwrap(),
             "ssh-keyscan -p 2222 example.org >> /k"
+        );
+    }
+
+    #[test]
+    fn probe_words_keep_quoted_paths_whole() {
+        let keys = SftpKeys {
+            identity_file: Some("/run/my keys/k".into()),
+            ..Default::default()
+        };
+        let words = probe(
+            Some(&Sftp::Keys(keys)),
+            "sftp:u@h:/r",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(words[0], "ssh");
+        assert!(words.contains(&"/run/my keys/k".to_string()), "{words:?}");
+        assert_eq!(&words[words.len() - 3..], ["h", "-s", "sftp"]);
+        assert_eq!(
+            probe(
+                Some(&Sftp::Command("ssh x".into())),
+                "sftp:h:/r",
+                Duration::from_secs(5)
+            ),
+            None
         );
     }
 }
