@@ -611,3 +611,56 @@ fn sftp_unknown_host_key_says_how_to_add_it() {
         run.stderr
     );
 }
+
+/// SIGTERM while restic waits on a server that never answers: the grace period is for work
+/// that gets on, so the hung restic is stopped without waiting it out.
+#[test]
+fn sigterm_does_not_wait_the_grace_period_for_a_hung_restic() {
+    let r = Remote::new(Kind::Rest);
+    r.config(servers::silent().port, false, None);
+    // A stall timeout and a grace period far longer than the guard below.
+    let text = std::fs::read_to_string(r.sb.path("config.yaml"))
+        .unwrap()
+        .replace("stall_timeout: 5s", "stall_timeout: 10m")
+        .replace("open_timeout: 60s", "open_timeout: 10m");
+    std::fs::write(
+        r.sb.path("config.yaml"),
+        format!("grace_period: 10m\n{text}"),
+    )
+    .unwrap();
+    let mut child =
+        r.sb.command(&r.sb.path("config.yaml"), &["backup"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+    // restic is waiting on the silent server once it has a child.
+    crate::daemon::wait_until("restic to start", Duration::from_secs(60), || {
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id()))
+            .ok()
+            .filter(|c| !c.trim().is_empty())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let sent = Instant::now();
+    let out = loop {
+        if child.try_wait().unwrap().is_some() {
+            break to_run(child.wait_with_output().unwrap());
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(90),
+            "resticpilot still waits on a hung restic 90 s after SIGTERM (grace period 10m)"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!(
+        "SIGTERM with a hung restic: exited {:?} after the signal",
+        sent.elapsed()
+    );
+    out.assert_code(1);
+    assert!(out.stderr.contains("made no progress"), "{}", out.stderr);
+}
