@@ -927,10 +927,13 @@ impl Restic {
                 unreadable.push(summarize_stderr(&out.stderr));
             }
         }
-        let summary = summary.ok_or_else(|| ResticError::Parse {
+        let mut summary = summary.ok_or_else(|| ResticError::Parse {
             verb: "backup".into(),
             detail: "no summary message in its --json output".into(),
         })?;
+        // restic 0.14 reports the short id, 0.17 and later the full one: the short one
+        // everywhere (status, logs, notifications), as `restic snapshots` shows it.
+        summary.snapshot_id = json::short_id(&summary.snapshot_id).to_string();
         Ok(BackupOutcome {
             summary,
             unreadable,
