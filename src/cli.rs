@@ -91,8 +91,7 @@ pub enum Command {
     /// to its own tag and host, plus the hosts in its retention.other_hosts), then restic
     /// prune once, then restic check with --check. The profiles' locks are held throughout,
     /// so none of their backups runs meanwhile. Where many hosts share a repository, one runs
-    /// this (by hand, cron or the daemon's prune_schedule) and the others set
-    /// `retention: { prune: false }`.
+    /// this (by hand, from cron or a CronJob) and the others set `retention: { prune: false }`.
     Prune {
         /// The repository (a name under `repositories:`).
         #[arg(required_unless_present = "profile")]
