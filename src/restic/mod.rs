@@ -368,7 +368,8 @@ impl Restic {
         full.push(args[0].clone());
         if let Some(wait) = retry_lock.filter(|_| self.binary.version.has_retry_lock()) {
             full.push("--retry-lock".into());
-            full.push(format!("{}s", wait.as_secs().max(1)));
+            // Whole seconds, rounded up: restic waits at least what is left of lock_wait.
+            full.push(format!("{}s", wait.as_millis().div_ceil(1000).max(1)));
         }
         if self.binary.version.has_stuck_request_timeout() {
             // restic retries a request that got stuck well before resticpilot gives up.
@@ -533,7 +534,8 @@ impl Restic {
                     }
                     let remaining = self.timeouts.lock_wait.saturating_sub(start.elapsed());
                     if remaining.is_zero() || retry_lock.is_some() {
-                        return Err(self.locked_error(&out, start.elapsed()));
+                        // Waited all of lock_wait (restic's own wait counts whole seconds).
+                        return Err(self.locked_error(&out, self.timeouts.lock_wait));
                     }
                     if self.binary.version.has_retry_lock() {
                         tracing::info!(
