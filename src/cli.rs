@@ -85,6 +85,32 @@ pub enum Command {
         dry_run: bool,
     },
 
+    /// Repository maintenance, for the one host or job that owns it.
+    ///
+    /// Applies the retention of every profile of this config on the repository (each scoped
+    /// to its own tag and host, plus the hosts in its retention.other_hosts), then restic
+    /// prune once, then restic check with --check. The profiles' locks are held throughout,
+    /// so none of their backups runs meanwhile. Where many hosts share a repository, one runs
+    /// this (by hand, from cron or a CronJob) and the others set `retention: { prune: false }`.
+    Prune {
+        /// The repository (a name under `repositories:`).
+        #[arg(required_unless_present = "profile")]
+        repository: Option<String>,
+        /// Maintain the repository of this profile instead.
+        #[arg(long, value_name = "PROFILE", conflicts_with = "repository")]
+        profile: Option<String>,
+        /// Run restic check afterwards.
+        #[arg(long)]
+        check: bool,
+        /// With --check, the part of the data to read: n/t, a percentage or a size
+        /// (default: the first profile's check_subset, else none).
+        #[arg(long, value_name = "SUBSET", requires = "check")]
+        read_data_subset: Option<String>,
+        /// Show which snapshots retention would remove; prune nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+
     /// Restore a snapshot: files under a directory or in place, databases back where they live.
     ///
     /// Databases (--database) are checked before they replace anything: a SQLite copy must

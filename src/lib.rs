@@ -67,6 +67,22 @@ fn execute(cli: Cli) -> Result<Status, Error> {
             prune,
             dry_run,
         } => commands::forget::run(&ctx, &profile, prune, dry_run),
+        Command::Prune {
+            repository,
+            profile,
+            check,
+            read_data_subset,
+            dry_run,
+        } => commands::prune::run(
+            &ctx,
+            &commands::prune::Args {
+                repository,
+                profile,
+                check,
+                read_data_subset,
+                dry_run,
+            },
+        ),
         Command::Restore(args) => commands::restore::run(&ctx, &args.into()),
         Command::Verify {
             profile,

@@ -21,6 +21,12 @@
 //!
 //! Bounds: [`Cmd::time_limit`] stops a child that runs too long, [`Cmd::stall_limit`] one
 //! whose output stops growing; either way the error says which bound and how long.
+//!
+//! A command may carry a [`Watch`]: it sees each line of the child's stderr as it comes, and is
+//! polled every half second on a watchdog thread; when it asks to stop the child (the child
+//! stopped making progress, a deadline passed, or its stderr says waiting is pointless), the
+//! child's group gets its stop signal, then SIGKILL if it does not go. This is how restic's
+//! waits on a repository server are bounded.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -45,6 +51,21 @@ const STDERR_TAIL_BYTES: usize = 16 * 1024;
 const KILL_AFTER: Duration = Duration::from_secs(10);
 /// How long a cleanup child (an on_failure hook) may run once a shutdown stops work.
 const CLEANUP_LIMIT: Duration = Duration::from_secs(30);
+/// How often a [`Watch`] is polled.
+const WATCH_TICK: Duration = Duration::from_millis(500);
+/// How long a child a [`Watch`] stopped gets to exit before it is killed (restic tries to
+/// remove its lock first; against a server that is gone that cannot work).
+const WATCH_KILL_AFTER: Duration = Duration::from_secs(5);
+
+/// Supervises one running child: sees its stderr lines, and is polled while it runs.
+pub trait Watch: Send + Sync {
+    /// One line of the child's stderr (also kept in the stderr tail as usual).
+    fn on_stderr(&self, _line: &str) {}
+    /// Called every half second while the child (`pid`, also its process group) runs.
+    /// `Some(reason)` stops it: its stop signal first, SIGKILL if it is still there
+    /// [`WATCH_KILL_AFTER`] later. The watch keeps the reason for its owner to report.
+    fn poll(&self, pid: u32) -> Option<String>;
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
@@ -105,6 +126,8 @@ pub struct Cmd {
     stall_limit: Option<Limit>,
     /// A file to read as stdin (for [`Cmd::output`]).
     stdin: Option<PathBuf>,
+    /// Supervision of the running child, if any.
+    watch: Option<Arc<dyn Watch>>,
 }
 
 /// A bound on a child, with the config key that sets it (for the message).
@@ -211,6 +234,7 @@ impl Cmd {
             time_limit: None,
             stall_limit: None,
             stdin: None,
+            watch: None,
         }
     }
 
@@ -256,6 +280,12 @@ impl Cmd {
             after,
             key: key.to_string(),
         });
+        self
+    }
+
+    /// Supervises the child with `watch` (see [`Watch`]).
+    pub fn watch(mut self, watch: Arc<dyn Watch>) -> Self {
+        self.watch = Some(watch);
         self
     }
 
@@ -366,18 +396,46 @@ impl Cmd {
             source,
         })?;
         register(&child, self);
+        let watch = self.watch.clone();
         let stderr = child.stderr.take().map(|pipe| {
             std::thread::spawn(move || {
                 let mut tail = Tail::new(STDERR_TAIL_BYTES);
-                let _ = io::copy(&mut BufReader::new(pipe), &mut tail);
+                match watch {
+                    None => {
+                        let _ = io::copy(&mut BufReader::new(pipe), &mut tail);
+                    }
+                    Some(watch) => {
+                        let mut reader = BufReader::new(pipe);
+                        let mut line = Vec::new();
+                        while let Ok(n) = reader.read_until(b'\n', &mut line) {
+                            if n == 0 {
+                                break;
+                            }
+                            let _ = tail.write_all(&line);
+                            watch.on_stderr(String::from_utf8_lossy(&line).trim_end());
+                            line.clear();
+                        }
+                    }
+                }
                 tail.into_string()
             })
         });
+        let done = Arc::new(AtomicBool::new(false));
+        if let Some(watch) = &self.watch {
+            start_watchdog(
+                child.id(),
+                self.stop_signal,
+                watch.clone(),
+                done.clone(),
+                self.program_name(),
+            );
+        }
         Ok(Running {
             child: Some(child),
             stderr,
             program: self.program_name(),
             secrets: self.secrets.clone(),
+            done,
         })
     }
 
@@ -720,6 +778,8 @@ struct Running {
     stderr: Option<JoinHandle<String>>,
     program: String,
     secrets: Secrets,
+    /// Set once the child is reaped: its watchdog (if any) stops then.
+    done: Arc<AtomicBool>,
 }
 
 impl Running {
@@ -737,6 +797,7 @@ impl Running {
     fn wait(mut self) -> Result<(ExitStatus, String), ProcessError> {
         let mut child = self.child.take().expect("child present until waited");
         let waited = child.wait();
+        self.done.store(true, Ordering::SeqCst);
         unregister(child.id());
         let status = waited.map_err(|source| self.io_error(source))?;
         let stderr = self
@@ -755,6 +816,7 @@ impl Drop for Running {
             let _ = killpg(pgid(&child), Signal::SIGKILL);
             let _ = child.kill();
             let _ = child.wait();
+            self.done.store(true, Ordering::SeqCst);
             unregister(child.id());
         }
     }
@@ -951,6 +1013,54 @@ pub fn show_duration(d: Duration) -> String {
     }
 }
 
+/// Polls `watch` every [`WATCH_TICK`] until the child is reaped; stops the child's group when
+/// the watch asks (its stop signal, then SIGKILL after [`WATCH_KILL_AFTER`]).
+fn start_watchdog(
+    pid: u32,
+    stop_signal: StopSignal,
+    watch: Arc<dyn Watch>,
+    done: Arc<AtomicBool>,
+    program: String,
+) {
+    let name = format!("watch {program}");
+    let spawned = std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            let group = Pid::from_raw(pid as i32);
+            let mut stop_sent: Option<Instant> = None;
+            loop {
+                std::thread::sleep(WATCH_TICK);
+                if done.load(Ordering::SeqCst) {
+                    return;
+                }
+                match stop_sent {
+                    None => {
+                        if let Some(reason) = watch.poll(pid) {
+                            tracing::warn!(
+                                "stopping {program} (pid {pid}) with {}: {reason}",
+                                stop_signal.signal()
+                            );
+                            let _ = killpg(group, stop_signal.signal());
+                            stop_sent = Some(Instant::now());
+                        }
+                    }
+                    Some(sent) if sent.elapsed() >= WATCH_KILL_AFTER => {
+                        tracing::warn!(
+                            "{program} (pid {pid}) did not stop within {}s: killing it",
+                            WATCH_KILL_AFTER.as_secs()
+                        );
+                        let _ = killpg(group, Signal::SIGKILL);
+                        stop_sent = Some(Instant::now());
+                    }
+                    Some(_) => {}
+                }
+            }
+        });
+    if let Err(err) = spawned {
+        tracing::warn!("cannot start the {name} thread: {err}");
+    }
+}
+
 /// Keeps the last `cap` bytes written to it.
 struct Tail {
     buf: Vec<u8>,
@@ -1098,6 +1208,46 @@ mod tests {
         assert_eq!(piped.consumer.status.code(), Some(5));
         assert_eq!(piped.consumer.stderr.trim(), "bad input");
         assert!(!piped.producer.status.success());
+    }
+
+    /// A watch that stops the child once stderr said "stuck", and records what it saw.
+    struct StopOnStuck {
+        seen: Mutex<Vec<String>>,
+        stuck: AtomicBool,
+    }
+
+    impl Watch for StopOnStuck {
+        fn on_stderr(&self, line: &str) {
+            self.seen.lock().unwrap().push(line.to_string());
+            if line == "stuck" {
+                self.stuck.store(true, Ordering::SeqCst);
+            }
+        }
+        fn poll(&self, _pid: u32) -> Option<String> {
+            self.stuck
+                .load(Ordering::SeqCst)
+                .then(|| "it said it is stuck".to_string())
+        }
+    }
+
+    #[test]
+    fn watch_sees_stderr_lines_and_stops_a_hung_child() {
+        let watch = Arc::new(StopOnStuck {
+            seen: Mutex::new(Vec::new()),
+            stuck: AtomicBool::new(false),
+        });
+        // Without the watch this child would sleep for an hour.
+        let out = Cmd::new("sh")
+            .args(["-c", "echo working >&2; echo stuck >&2; exec sleep 3600"])
+            .watch(watch.clone())
+            .output()
+            .unwrap();
+        assert_eq!(
+            describe_status(out.status),
+            "was killed by signal 15 (SIGTERM)"
+        );
+        assert_eq!(*watch.seen.lock().unwrap(), ["working", "stuck"]);
+        assert_eq!(out.stderr, "working\nstuck\n");
     }
 
     #[test]

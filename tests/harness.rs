@@ -38,9 +38,30 @@ impl Run {
 /// Fails loudly when a tool the tests need is missing: CI must install it, not skip.
 #[track_caller]
 pub fn require(tool: &str) -> PathBuf {
-    which::which(tool).unwrap_or_else(|_| {
+    let path = which::which(tool).unwrap_or_else(|_| {
         panic!("{tool} is not installed: the tests need it (scripts/test.sh installs it)")
-    })
+    });
+    if tool == "restic" {
+        check_restic_version();
+    }
+    path
+}
+
+/// When scripts/test.sh picked a restic (`--restic`), every test runs that one: the restic on
+/// PATH must say the version it announced.
+fn check_restic_version() {
+    static CHECKED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    CHECKED.get_or_init(|| {
+        let Ok(expected) = std::env::var("RESTICPILOT_TEST_RESTIC_VERSION") else {
+            return;
+        };
+        let out = Command::new("restic").arg("version").output().unwrap();
+        let found = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            found.split_whitespace().nth(1) == Some(expected.as_str()),
+            "the tests were to run restic {expected}, and restic on PATH says {found:?}"
+        );
+    });
 }
 
 impl Sandbox {

@@ -3,6 +3,7 @@
 
 mod harness;
 mod mariadb;
+mod servers;
 
 mod backup_mysql;
 mod backup_sqlite;
@@ -13,9 +14,12 @@ mod failures;
 mod http;
 mod incomplete;
 mod incremental;
+mod locks;
 mod maintenance;
 mod mysql_trust;
+mod prune;
 mod reflink;
+mod remote;
 mod report;
 mod restore;
 mod retention;

@@ -22,23 +22,23 @@ const APP: &str = "profiles:
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
-struct Received {
-    method: String,
-    path: String,
-    content_type: String,
-    body: String,
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub content_type: String,
+    pub body: String,
 }
 
 /// A real HTTP server on 127.0.0.1 that records every request and answers 200; it stands in
 /// for healthchecks.io and a webhook endpoint, which are not reachable from here.
-struct Receiver {
+pub struct Receiver {
     server: Arc<tiny_http::Server>,
     got: Arc<Mutex<Vec<Received>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Receiver {
-    fn start() -> Receiver {
+    pub fn start() -> Receiver {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
         let got = Arc::new(Mutex::new(Vec::new()));
         let (s, g) = (server.clone(), got.clone());
@@ -68,11 +68,11 @@ impl Receiver {
         }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://{}", self.server.server_addr().to_ip().unwrap())
     }
 
-    fn requests(&self) -> Vec<Received> {
+    pub fn requests(&self) -> Vec<Received> {
         self.got.lock().unwrap().clone()
     }
 }

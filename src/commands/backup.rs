@@ -417,20 +417,23 @@ fn tree_size(path: &std::path::Path) -> u64 {
     }
 }
 
-/// Runs `restic unlock` (stale locks only) when a previous run of this profile was
-/// interrupted and may have left its lock in the repository. A failure is logged: the run goes
-/// on, and restic reports a lock that is really in the way.
+/// Removes stale restic locks (see [`Restic::remove_stale_locks`]) when a previous run of this
+/// profile failed or was interrupted and may have left its lock in the repository: a lock left
+/// by a server outage would otherwise block this run's retention. A failure is logged: the run
+/// goes on, and restic reports a lock that is really in the way.
 pub fn clear_stale_locks(restic: &Restic, profile: &Profile, job: &mut JobRun) {
     if !job.unlock_pending() {
         return;
     }
     tracing::info!(
         profile = %profile.name,
-        "a previous run was interrupted: removing stale restic locks (those whose process is gone)"
+        "a previous run failed or was interrupted: removing stale restic locks (those whose process is gone)"
     );
-    match restic.unlock() {
-        Ok(()) => job.unlocked(),
-        Err(e) => tracing::warn!(profile = %profile.name, "restic unlock failed: {e}"),
+    match restic.remove_stale_locks() {
+        Ok(_) => job.unlocked(),
+        Err(e) => {
+            tracing::warn!(profile = %profile.name, "removing stale restic locks failed: {e}")
+        }
     }
 }
 

@@ -6,6 +6,7 @@ pub mod check;
 pub mod daemon;
 pub mod forget;
 pub mod health;
+pub mod prune;
 pub mod restore;
 pub mod snapshots;
 pub mod status;
@@ -16,7 +17,7 @@ use std::cell::OnceCell;
 
 use crate::config::{Config, Profile};
 use crate::error::Error;
-use crate::restic::{Binary, Restic};
+use crate::restic::{Binary, Restic, Timeouts};
 
 /// How a command that did not fail ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +77,6 @@ impl Context {
             .state_dir
             .join("locks")
             .join(format!("repository-{}.lock", repo.name));
-        Ok(Restic::new(binary, repo, profile.lock_wait).with_init_lock(init_lock))
+        Ok(Restic::new(binary, repo, Timeouts::of(profile)).with_init_lock(init_lock))
     }
 }

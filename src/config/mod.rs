@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_saphyr::{Location, Spanned};
 
-use raw::{RawConfig, RawDatabase, RawDatabaseList, RawProfile, RawRepository, S};
+use raw::{RawConfig, RawDatabase, RawDatabaseList, RawProfile, RawRepository, RawSftp, S};
 
 pub use expand::expand;
 
@@ -23,6 +23,14 @@ pub const DEFAULT_CONFIG: &str = "/etc/resticpilot/config.yaml";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/resticpilot";
 /// Default for `lock_wait`: how long restic commands retry on a locked repository.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(120);
+/// Default for a repository's `stall_timeout`: a restic command that shows no progress (no
+/// network or disk i/o, no new output) this long is stopped.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default for a repository's `open_timeout`: deadline of opening the repository and the other
+/// short commands (init, snapshots, unlock, locks).
+pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default for a profile's `backup_timeout`, `retention_timeout` and `check_timeout`.
+pub const DEFAULT_PHASE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// Default for `maintenance.timeout`: how long Docker waits for a container to stop before
 /// killing it.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -125,6 +133,30 @@ pub struct Repository {
     /// Backend credentials and settings passed to restic's environment; values are secret.
     pub env: BTreeMap<String, Secret>,
     pub init: bool,
+    /// A restic command that shows no progress this long is stopped.
+    pub stall_timeout: Duration,
+    /// Deadline of opening the repository and the other short commands.
+    pub open_timeout: Duration,
+    /// How restic reaches an `sftp:` repository (`None`: restic's own ssh call).
+    pub sftp: Option<Sftp>,
+}
+
+/// How restic's sftp backend starts ssh: from keys, or a whole command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sftp {
+    Keys(SftpKeys),
+    /// restic's `sftp.command`, as written.
+    Command(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SftpKeys {
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub identity_file: Option<PathBuf>,
+    pub known_hosts_file: Option<PathBuf>,
+    /// Extra `ssh -o` options, "Key=Value".
+    pub options: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -149,6 +181,10 @@ pub struct Profile {
     pub schedule: Option<String>,
     pub keep_staging_on_failure: bool,
     pub lock_wait: Duration,
+    /// Deadlines of restic backup, of retention (forget, prune), of restic check.
+    pub backup_timeout: Duration,
+    pub retention_timeout: Duration,
+    pub check_timeout: Duration,
     /// Containers stopped before the dumps and started after them.
     pub maintenance: Option<Maintenance>,
     /// Cron schedules of the other jobs the daemon runs (checked cron expressions).
@@ -359,6 +395,9 @@ pub struct Retention {
     pub keep_yearly: Option<u32>,
     pub keep_within: Option<String>,
     pub prune: bool,
+    /// Other hosts whose snapshots of this profile `prune` (the maintenance command) thins
+    /// with these rules, each host's series separately.
+    pub other_hosts: Vec<String>,
 }
 
 /// A value that must never be printed. `Debug` and `Display` show `<redacted>`.
@@ -740,13 +779,134 @@ impl Resolver<'_> {
                 env.insert(key.clone(), Secret::new(v));
             }
         }
+        let key = |k: &str| format!("repositories.{name}.{k}");
+        let stall_timeout = self
+            .duration(r.stall_timeout.as_ref(), &key("stall_timeout"))
+            .unwrap_or(DEFAULT_STALL_TIMEOUT);
+        let open_timeout = self
+            .duration(r.open_timeout.as_ref(), &key("open_timeout"))
+            .unwrap_or(DEFAULT_OPEN_TIMEOUT);
+        for (k, s, d) in [
+            ("stall_timeout", &r.stall_timeout, stall_timeout),
+            ("open_timeout", &r.open_timeout, open_timeout),
+        ] {
+            if let Some(s) = s
+                && d < Duration::from_secs(1)
+            {
+                self.error(&s.referenced, format!("{k} must be at least 1s"));
+            }
+        }
+        let sftp = match &r.sftp {
+            Some(s) => {
+                let is_sftp = url.as_deref().is_some_and(|u| u.starts_with("sftp:"));
+                if !is_sftp {
+                    self.error(
+                        &s.referenced,
+                        format!("repository {name}: `sftp` applies to sftp: repositories, and url is not one"),
+                    );
+                }
+                self.sftp(name, s, url.as_deref().unwrap_or_default())
+            }
+            None => None,
+        };
         Some(Repository {
             name: name.to_string(),
             url: url?,
             password: password?,
             env,
             init: r.init,
+            stall_timeout,
+            open_timeout,
+            sftp,
         })
+    }
+
+    fn sftp(&mut self, repo: &str, s: &Spanned<RawSftp>, url: &str) -> Option<Sftp> {
+        let key = |k: &str| format!("repositories.{repo}.sftp.{k}");
+        let r = &s.value;
+        if let Some(cmd) = &r.command {
+            let set: Vec<&str> = [
+                ("port", r.port.is_some()),
+                ("user", r.user.is_some()),
+                ("identity_file", r.identity_file.is_some()),
+                ("known_hosts_file", r.known_hosts_file.is_some()),
+                ("options", !r.options.is_empty()),
+            ]
+            .iter()
+            .filter(|k| k.1)
+            .map(|k| k.0)
+            .collect();
+            if !set.is_empty() {
+                self.error(
+                    &cmd.referenced,
+                    format!(
+                        "repository {repo}: sftp.command is the whole ssh command; it cannot be combined with {}",
+                        set.join(", ")
+                    ),
+                );
+            }
+            return self.nonempty(cmd, &key("command")).map(Sftp::Command);
+        }
+        let mut keys = SftpKeys {
+            port: r.port.as_ref().map(|p| p.value),
+            user: r.user.as_ref().and_then(|u| self.nonempty(u, &key("user"))),
+            identity_file: r
+                .identity_file
+                .as_ref()
+                .and_then(|p| self.path(p, &key("identity_file"))),
+            known_hosts_file: r
+                .known_hosts_file
+                .as_ref()
+                .and_then(|p| self.path(p, &key("known_hosts_file"))),
+            options: Vec::new(),
+        };
+        if let Some(p) = &r.port
+            && p.value == 0
+        {
+            self.error(&p.referenced, "sftp.port must be 1 to 65535");
+        }
+        for o in &r.options {
+            let Some(opt) = self.nonempty(o, &key("options")) else {
+                continue;
+            };
+            let well_formed = opt.split_once('=').is_some_and(|(k, v)| {
+                !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric()) && !v.is_empty()
+            });
+            if !well_formed || opt.contains(['"', '\'', '\n']) {
+                self.error(
+                    &o.referenced,
+                    format!("sftp option {opt:?} is not an ssh option such as ServerAliveInterval=15 (Key=Value, no quotes)"),
+                );
+            } else {
+                keys.options.push(opt);
+            }
+        }
+        let mut quoted_paths = vec![];
+        if let Some(p) = &keys.identity_file {
+            quoted_paths.push(("identity_file", p.clone(), &r.identity_file));
+        }
+        if let Some(p) = &keys.known_hosts_file {
+            quoted_paths.push(("known_hosts_file", p.clone(), &r.known_hosts_file));
+        }
+        for (k, p, raw) in quoted_paths {
+            if p.to_string_lossy().contains(['"', '\'', '\n']) {
+                let at = raw.as_ref().map(|r| r.referenced).unwrap_or(s.referenced);
+                self.error(
+                    &at,
+                    format!("sftp.{k} {} must not contain quotes", p.display()),
+                );
+            }
+        }
+        if let (Some(port), Some(target)) = (keys.port, crate::restic::sftp::Target::parse(url))
+            && let Some(url_port) = target.port
+            && url_port != port
+        {
+            self.error(
+                &s.referenced,
+                format!("repository {repo}: sftp.port {port} and the port {url_port} in the url disagree: set one"),
+            );
+        }
+        Some(Sftp::Keys(keys))
     }
 
     fn profile(
@@ -916,6 +1076,15 @@ impl Resolver<'_> {
                 }
             })
             .unwrap_or(DEFAULT_LOCK_WAIT);
+        let backup_timeout = self
+            .duration(p.backup_timeout.as_ref(), &key("backup_timeout"))
+            .unwrap_or(DEFAULT_PHASE_TIMEOUT);
+        let retention_timeout = self
+            .duration(p.retention_timeout.as_ref(), &key("retention_timeout"))
+            .unwrap_or(DEFAULT_PHASE_TIMEOUT);
+        let check_timeout = self
+            .duration(p.check_timeout.as_ref(), &key("check_timeout"))
+            .unwrap_or(DEFAULT_PHASE_TIMEOUT);
         let maintenance = p
             .maintenance
             .as_ref()
@@ -934,6 +1103,9 @@ impl Resolver<'_> {
             schedule,
             keep_staging_on_failure: p.keep_staging_on_failure,
             lock_wait,
+            backup_timeout,
+            retention_timeout,
+            check_timeout,
             check_schedule,
             prune_schedule,
             verify_schedule,
@@ -1028,7 +1200,20 @@ impl Resolver<'_> {
                 None
             }
         });
+        let mut other_hosts = Vec::new();
+        for h in &v.other_hosts {
+            if let Some(host) =
+                self.nonempty(h, &format!("profiles.{profile}.retention.other_hosts"))
+            {
+                if host.contains(',') {
+                    self.error(&h.referenced, format!("host {host:?} must not contain ','"));
+                } else {
+                    other_hosts.push(host);
+                }
+            }
+        }
         let retention = Retention {
+            other_hosts,
             keep_last: v.keep_last,
             keep_hourly: v.keep_hourly,
             keep_daily: v.keep_daily,

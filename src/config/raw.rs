@@ -46,6 +46,36 @@ pub struct RawRepository {
     pub env: BTreeMap<String, S>,
     #[serde(default)]
     pub init: bool,
+    /// A restic command that shows no progress this long is stopped (the server stopped
+    /// answering).
+    #[serde(default)]
+    pub stall_timeout: Option<S>,
+    /// Deadline of the short commands: opening the repository, init, snapshots, locks.
+    #[serde(default)]
+    pub open_timeout: Option<S>,
+    /// How restic reaches an `sftp:` repository.
+    #[serde(default)]
+    pub sftp: Option<Spanned<RawSftp>>,
+}
+
+/// `sftp: { port, user, identity_file, known_hosts_file, options, command }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSftp {
+    #[serde(default)]
+    pub port: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub user: Option<S>,
+    #[serde(default)]
+    pub identity_file: Option<S>,
+    #[serde(default)]
+    pub known_hosts_file: Option<S>,
+    /// Extra `ssh -o` options, "Key=Value".
+    #[serde(default)]
+    pub options: Vec<S>,
+    /// The whole ssh command instead (restic's sftp.command).
+    #[serde(default)]
+    pub command: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +106,13 @@ pub struct RawProfile {
     /// How long a restic command waits for a repository lock held by another process.
     #[serde(default)]
     pub lock_wait: Option<S>,
+    /// Deadlines of restic's phases.
+    #[serde(default)]
+    pub backup_timeout: Option<S>,
+    #[serde(default)]
+    pub retention_timeout: Option<S>,
+    #[serde(default)]
+    pub check_timeout: Option<S>,
     /// Containers stopped around the dumps.
     #[serde(default)]
     pub maintenance: Option<Spanned<RawMaintenance>>,
@@ -222,4 +259,7 @@ pub struct RawRetention {
     pub keep_within: Option<S>,
     #[serde(default)]
     pub prune: bool,
+    /// Other hosts whose snapshots of this profile the `prune` command thins with these rules.
+    #[serde(default)]
+    pub other_hosts: Vec<S>,
 }

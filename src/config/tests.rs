@@ -465,6 +465,12 @@ fn the_published_json_schema_knows_exactly_the_keys_the_parser_accepts() {
             format!("{profile}    bogus_key: 1\n"),
         ),
         (
+            "/$defs/sftp/properties",
+            format!(
+                "repositories:\n  r:\n    url: sftp:h:/r\n    sftp: {{ bogus_key: 1 }}\n{profile}"
+            ),
+        ),
+        (
             "/$defs/database/properties",
             format!("{profile}    databases:\n      - {{ name: d, type: sqlite, bogus_key: 1 }}\n"),
         ),
@@ -583,6 +589,39 @@ fn sqlite_incremental_keys_resolve_with_defaults_and_checks() {
     ));
     assert!(
         errs[0].contains("convert_to_wal do not apply to type mysql"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn timeouts_and_sftp_keys_resolve_with_defaults_and_reject_bad_values() {
+    let text = GOOD.replace(
+        "    init: true\n",
+        "    init: true\n    stall_timeout: 90\n    open_timeout: 2m\n",
+    );
+    let c = parse_text(&text).unwrap();
+    let repo = c.repositories.values().next().unwrap();
+    assert_eq!(repo.stall_timeout, std::time::Duration::from_secs(90));
+    assert_eq!(repo.open_timeout, std::time::Duration::from_secs(120));
+    let p = c.profiles.values().next().unwrap();
+    assert_eq!(p.backup_timeout, crate::config::DEFAULT_PHASE_TIMEOUT);
+    let errs = errors(&GOOD.replace(
+        "    init: true\n",
+        "    init: true\n    stall_timeout: soon\n",
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e
+                .ends_with(r#"stall_timeout "soon" is not a duration such as 30s, 5m, 1h or 2d"#)),
+        "{errs:?}"
+    );
+    let errs = errors(&GOOD.replace(
+        "    init: true\n",
+        "    init: true\n    sftp: { port: 2222 }\n",
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("`sftp` applies to sftp: repositories")),
         "{errs:?}"
     );
 }

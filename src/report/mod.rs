@@ -137,7 +137,9 @@ impl<'a> JobRun<'a> {
         let duration = self.clock.elapsed();
         let started = self.started;
         let recorded = self.store.update(&self.profile.name, |s| {
-            if result == RunResult::Interrupted {
+            if !result.is_ok() {
+                // A failed run may have left a restic lock too (a server that went away
+                // mid-backup): the next run removes stale locks first.
                 s.unlock_pending = true;
             }
             let job = s.jobs.entry(self.kind).or_default();

@@ -126,9 +126,24 @@ pub fn tag_add(snapshot: &str, tag: &str) -> Vec<String> {
     ]
 }
 
-/// `restic unlock` without `--remove-all`: stale locks only.
-pub fn unlock() -> Vec<String> {
-    vec!["unlock".to_string()]
+/// `restic unlock`: stale locks only, or with `remove_all` every lock (only ever after
+/// resticpilot proved each of them stale).
+pub fn unlock(remove_all: bool) -> Vec<String> {
+    let mut args = vec!["unlock".to_string()];
+    if remove_all {
+        args.push("--remove-all".into());
+    }
+    args
+}
+
+/// The ids of the repository's locks, without taking one.
+pub fn list_locks() -> Vec<String> {
+    vec!["list".into(), "locks".into(), "--no-lock".into()]
+}
+
+/// One lock's content (JSON: time, exclusive, hostname, username, pid), without taking one.
+pub fn cat_lock(id: &str) -> Vec<String> {
+    vec!["cat".into(), "lock".into(), id.into(), "--no-lock".into()]
 }
 
 /// `restic check`, reading `subset` of the data packs when given ("5%", "1/10", "500M").

@@ -105,6 +105,11 @@ pub struct BackupSummary {
     pub total_duration: f64,
 }
 
+/// The short form of a snapshot id (its first 8 hex digits), as restic shows it.
+pub fn short_id(id: &str) -> &str {
+    &id[..id.len().min(8)]
+}
+
 /// One entry of `restic snapshots --json`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 pub struct Snapshot {
@@ -131,7 +136,7 @@ impl Snapshot {
 
     pub fn short(&self) -> &str {
         if self.short_id.is_empty() {
-            &self.id[..self.id.len().min(8)]
+            short_id(&self.id)
         } else {
             &self.short_id
         }

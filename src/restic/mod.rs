@@ -1,24 +1,33 @@
 //! Everything resticpilot knows about restic: finding the binary and checking its version,
 //! the environment that carries the repository and password (never arguments), running
-//! commands with a bounded wait on repository locks, mapping exit codes, and parsing `--json`.
+//! commands with every wait bounded (a stall timeout and phase deadlines, `watch`; a repository
+//! lock waited for up to `lock_wait`, stale locks removed first), mapping exit codes and
+//! messages to named errors, and parsing `--json`.
 
 pub mod args;
 pub mod exit;
 pub mod json;
+pub mod sftp;
+pub mod watch;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{Repository, RepositoryPassword, redact_url};
+use crate::config::{Profile, Repository, RepositoryPassword, Sftp, redact_url};
 use crate::process::{Cmd, LineFilter, Output, Piped, ProcessError, StopSignal, describe_status};
 
 pub use args::BackupArgs;
 use exit::Outcome;
 pub use json::{BackupSummary, ForgetGroup, LsLine, Snapshot};
+use watch::{Limits, ResticWatch, Stop};
 
 /// The oldest restic resticpilot drives: `--json` backup summaries with snapshot ids.
 pub const MIN_VERSION: Version = Version(0, 14, 0);
+
+/// How much of restic's stderr an error message keeps (the whole text goes to the debug log).
+const DETAIL_LINE_CHARS: usize = 300;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResticError {
@@ -42,11 +51,56 @@ pub enum ResticError {
         url: String,
         detail: String,
     },
-    #[error("repository {repo} stayed locked for {waited:?} by another restic process: {detail}")]
+    #[error("the server of repository {repo} ({url}) refused the credentials: {detail}; {fix}")]
+    CredentialsRefused {
+        repo: String,
+        url: String,
+        detail: String,
+        fix: String,
+    },
+    #[error(
+        "the SSH host key of repository {repo}'s server ({url}) is not known: {detail}; check the server's key fingerprint, then add it: {hint}"
+    )]
+    HostKeyUnknown {
+        repo: String,
+        url: String,
+        detail: String,
+        hint: String,
+    },
+    #[error(
+        "the SSH host key of repository {repo}'s server ({url}) has CHANGED: {detail}; if the server was reinstalled, replace its line in the known_hosts file ({hint}); otherwise someone may be intercepting the connection"
+    )]
+    HostKeyChanged {
+        repo: String,
+        url: String,
+        detail: String,
+        hint: String,
+    },
+    #[error("repository {repo} stayed locked for {waited} (lock_wait): {detail}")]
     Locked {
         repo: String,
-        waited: Duration,
+        waited: String,
         detail: String,
+    },
+    #[error(
+        "restic {verb} on repository {repo} ({url}) made no progress for {waited}: the server stopped answering{detail}; restic was stopped (raise the repository's stall_timeout if the link is that slow)"
+    )]
+    Stalled {
+        verb: String,
+        repo: String,
+        url: String,
+        waited: String,
+        detail: String,
+    },
+    #[error(
+        "restic {verb} on repository {repo} ({url}) did not finish within {after} ({key}): restic was stopped; raise {key} if it needs longer"
+    )]
+    Deadline {
+        verb: String,
+        repo: String,
+        url: String,
+        after: String,
+        key: &'static str,
     },
     #[error("restic {verb} on repository {repo} was interrupted ({how})")]
     Interrupted {
@@ -66,6 +120,13 @@ pub enum ResticError {
     #[error("password file {path} of repository {repo} is not readable: {detail}")]
     PasswordFile {
         repo: String,
+        path: String,
+        detail: String,
+    },
+    #[error("sftp.{key} {path} of repository {repo} is not readable: {detail}")]
+    SftpFile {
+        repo: String,
+        key: &'static str,
         path: String,
         detail: String,
     },
@@ -103,6 +164,11 @@ impl Version {
     /// `--retry-lock` appeared in restic 0.16.
     pub fn has_retry_lock(self) -> bool {
         self >= Version(0, 16, 0)
+    }
+
+    /// `--stuck-request-timeout` appeared in restic 0.18.
+    pub fn has_stuck_request_timeout(self) -> bool {
+        self >= Version(0, 18, 0)
     }
 }
 
@@ -144,12 +210,35 @@ impl Binary {
     }
 }
 
+/// How long each of a profile's restic phases may take (the repository's own bounds,
+/// `stall_timeout` and `open_timeout`, travel with the repository).
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// How long a command waits for a lock held by another process.
+    pub lock_wait: Duration,
+    pub backup: Duration,
+    /// forget and prune.
+    pub retention: Duration,
+    pub check: Duration,
+}
+
+impl Timeouts {
+    pub fn of(profile: &Profile) -> Self {
+        Timeouts {
+            lock_wait: profile.lock_wait,
+            backup: profile.backup_timeout,
+            retention: profile.retention_timeout,
+            check: profile.check_timeout,
+        }
+    }
+}
+
 /// restic bound to one repository.
 #[derive(Debug, Clone)]
 pub struct Restic {
     binary: Binary,
     repo: Repository,
-    lock_wait: Duration,
+    timeouts: Timeouts,
     /// A file locked while the repository is created, so two runs sharing it (two profiles,
     /// a daemon and a manual run) never both `restic init` it: concurrent inits of one
     /// repository leave keys that do not open its config.
@@ -164,12 +253,66 @@ pub struct BackupOutcome {
     pub unreadable: Vec<String>,
 }
 
+/// One lock in the repository, as `restic cat lock` describes it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct LockInfo {
+    #[serde(skip)]
+    pub id: String,
+    #[serde(default)]
+    pub time: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    pub exclusive: bool,
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub pid: u32,
+}
+
+impl LockInfo {
+    /// "exclusive lock 1a2b3c4d of host web-1 (pid 42, user backup), created 2024-05-02 03:00:01
+    /// UTC, 3m12s ago".
+    pub fn describe(&self) -> String {
+        let age = self.time.map(|t| {
+            let age = (chrono::Utc::now() - t).to_std().unwrap_or_default();
+            format!(
+                ", created {}, {} ago",
+                t.format("%Y-%m-%d %H:%M:%S UTC"),
+                human_duration(age)
+            )
+        });
+        format!(
+            "{} lock {} of host {} (pid {}, user {}){}",
+            if self.exclusive {
+                "exclusive"
+            } else {
+                "shared"
+            },
+            &self.id[..self.id.len().min(8)],
+            self.hostname,
+            self.pid,
+            self.username,
+            age.unwrap_or_default()
+        )
+    }
+}
+
+/// What [`Restic::remove_stale_locks`] found and did.
+#[derive(Debug, Clone, Default)]
+pub struct StaleLocks {
+    /// Locks removed by resticpilot's own rule (this host, process gone, pid reused).
+    pub removed: Vec<String>,
+    /// Locks still there afterwards, described.
+    pub remaining: Vec<String>,
+}
+
 impl Restic {
-    pub fn new(binary: Binary, repo: Repository, lock_wait: Duration) -> Self {
+    pub fn new(binary: Binary, repo: Repository, timeouts: Timeouts) -> Self {
         Restic {
             binary,
             repo,
-            lock_wait,
+            timeouts,
             init_lock: None,
         }
     }
@@ -184,6 +327,10 @@ impl Restic {
         self.binary.version
     }
 
+    pub fn repository(&self) -> &Repository {
+        &self.repo
+    }
+
     /// The repository URL with credentials masked.
     pub fn url(&self) -> String {
         redact_url(&self.repo.url)
@@ -191,7 +338,8 @@ impl Restic {
 
     /// A restic command for this repository. The repository and password travel in the
     /// environment; inherited RESTIC_* variables that could override them are removed.
-    pub fn command(&self, args: &[String]) -> Cmd {
+    /// `retry_lock`: let restic (>= 0.16) wait that long for a lock itself.
+    pub fn command(&self, args: &[String], retry_lock: Option<Duration>) -> Cmd {
         // restic removes its repository lock when interrupted (SIGINT); restic < 0.17 does
         // not catch SIGTERM and would leave the lock behind.
         let mut cmd = Cmd::new(&self.binary.path).stop_signal(StopSignal::Interrupt);
@@ -200,6 +348,7 @@ impl Restic {
             "RESTIC_PASSWORD_FILE",
             "RESTIC_PASSWORD_COMMAND",
             "RESTIC_REPOSITORY_FILE",
+            "RESTIC_PROGRESS_FPS",
         ] {
             cmd = cmd.env_remove(inherited);
         }
@@ -211,18 +360,62 @@ impl Restic {
         for (key, value) in &self.repo.env {
             cmd = cmd.secret_env(key, value.expose());
         }
-        let mut full = Vec::with_capacity(args.len() + 3);
+        if matches!(args[0].as_str(), "prune" | "check" | "restore") {
+            // Progress lines every 5 s on a pipe too: they show the command is getting on.
+            cmd = cmd.env("RESTIC_PROGRESS_FPS", "0.2");
+        }
+        let mut full = Vec::with_capacity(args.len() + 6);
         full.push(args[0].clone());
-        if self.binary.version.has_retry_lock() && takes_lock(&args[0]) {
+        if let Some(wait) = retry_lock.filter(|_| self.binary.version.has_retry_lock()) {
             full.push("--retry-lock".into());
-            full.push(format!("{}s", self.lock_wait.as_secs()));
+            // Whole seconds, rounded up: restic waits at least what is left of lock_wait.
+            full.push(format!("{}s", wait.as_millis().div_ceil(1000).max(1)));
+        }
+        if self.binary.version.has_stuck_request_timeout() {
+            // restic retries a request that got stuck well before resticpilot gives up.
+            full.push("--stuck-request-timeout".into());
+            full.push(format!(
+                "{}s",
+                (self.repo.stall_timeout / 2).as_secs().max(1)
+            ));
+        }
+        if let Some(sftp) = &self.repo.sftp
+            && let Some(command) = sftp::command(
+                sftp,
+                &self.repo.url,
+                self.repo.stall_timeout + Duration::from_secs(30),
+            )
+        {
+            full.push("-o".into());
+            full.push(format!("sftp.command={command}"));
         }
         full.extend(args[1..].iter().cloned());
         cmd.args(full)
     }
 
-    /// Checks the password file before restic reports a vaguer error.
-    fn check_password_source(&self) -> Result<(), ResticError> {
+    /// The bounds of one command: the repository's stall timeout, and the deadline of the
+    /// phase it belongs to.
+    fn limits(&self, verb: &str) -> Limits {
+        let deadline = match verb {
+            "cat" | "init" | "unlock" | "list" | "snapshots" | "key" => {
+                Some((self.repo.open_timeout, "open_timeout"))
+            }
+            "backup" => Some((self.timeouts.backup, "backup_timeout")),
+            "forget" | "prune" => Some((self.timeouts.retention, "retention_timeout")),
+            "check" => Some((self.timeouts.check, "check_timeout")),
+            // restore, dump, ls: as long as they get on (a restore of a large database takes
+            // what it takes).
+            _ => None,
+        };
+        Limits {
+            stall: self.repo.stall_timeout,
+            deadline,
+            lock_wait: self.timeouts.lock_wait,
+        }
+    }
+
+    /// Checks the files restic will need before restic reports a vaguer error.
+    fn check_sources(&self) -> Result<(), ResticError> {
         if let RepositoryPassword::File(path) = &self.repo.password
             && let Err(err) = std::fs::File::open(path)
         {
@@ -232,12 +425,78 @@ impl Restic {
                 detail: err.to_string(),
             });
         }
+        if let Some(Sftp::Keys(keys)) = &self.repo.sftp {
+            for (key, path) in [
+                ("identity_file", &keys.identity_file),
+                ("known_hosts_file", &keys.known_hosts_file),
+            ] {
+                if let Some(path) = path
+                    && let Err(err) = std::fs::File::open(path)
+                {
+                    return Err(ResticError::SftpFile {
+                        repo: self.repo.name.clone(),
+                        key,
+                        path: path.display().to_string(),
+                        detail: err.to_string(),
+                    });
+                }
+            }
+        }
         Ok(())
     }
 
-    /// Runs `args`, retrying while the repository is locked by someone else (up to the lock
-    /// wait, with a growing pause), and maps failure exits to named errors. `on_line` sees
-    /// every stdout line of the last attempt.
+    /// `text` with every backend secret (the repository's env values, a password in its URL)
+    /// masked.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        let mut secrets: Vec<&str> = self
+            .repo
+            .env
+            .values()
+            .map(|v| v.expose())
+            .filter(|v| v.len() >= 4)
+            .collect();
+        if let Some(pw) = url_password(&self.repo.url) {
+            secrets.push(pw);
+        }
+        for secret in secrets {
+            out = out.replace(secret, "***");
+        }
+        out
+    }
+
+    /// Runs `args` once, under a watch, handing stdout lines to `on_line`.
+    fn exec(
+        &self,
+        args: &[String],
+        retry_lock: Option<Duration>,
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<(Output, Arc<ResticWatch>), ResticError> {
+        let watch = Arc::new(ResticWatch::new(self.limits(&args[0])));
+        let cmd = self.command(args, retry_lock).watch(watch.clone());
+        tracing::debug!(command = %cmd, "restic");
+        let out = cmd.output_lines(|line| {
+            watch.on_stdout(line);
+            on_line(line)
+        })?;
+        self.log_stderr(&args[0], &out);
+        Ok((out, watch))
+    }
+
+    /// restic's whole stderr goes to the debug log (secrets masked); errors keep a summary.
+    fn log_stderr(&self, verb: &str, out: &Output) {
+        if !out.stderr.trim().is_empty() {
+            tracing::debug!(
+                "restic {verb} ({}) stderr:\n{}",
+                describe_status(out.status),
+                self.redact(out.stderr.trim_end())
+            );
+        }
+    }
+
+    /// Runs `args`, waiting up to `lock_wait` while the repository is locked by someone else
+    /// (stale locks are removed first), and maps failures to named errors. `on_line` sees
+    /// every stdout line.
     ///
     /// Returns the output and whether restic reported an incomplete snapshot (exit 3).
     fn run(
@@ -245,46 +504,180 @@ impl Restic {
         args: &[String],
         mut on_line: impl FnMut(&str),
     ) -> Result<(Output, bool), ResticError> {
-        self.check_password_source()?;
+        self.check_sources()?;
         let verb = args[0].clone();
-        let start = Instant::now();
+        // The lock wait starts once stale locks are gone.
+        let mut start = Instant::now();
+        let mut cleared = false;
         let mut pause = Duration::from_secs(1);
+        let mut retry_lock = None;
         loop {
-            let cmd = self.command(args);
-            tracing::debug!(command = %cmd, "restic");
-            let out = cmd.output_lines(&mut on_line)?;
+            let (out, watch) = self.exec(args, retry_lock, &mut on_line)?;
+            if let Some(stop) = watch.stopped() {
+                return Err(self.stop_error(stop, &verb, &out, &watch));
+            }
             match exit::classify(out.status, &out.stderr) {
                 Outcome::Success => return Ok((out, false)),
                 Outcome::Incomplete => return Ok((out, true)),
-                Outcome::Locked
-                    if !self.binary.version.has_retry_lock()
-                        && start.elapsed() + pause <= self.lock_wait =>
-                {
-                    tracing::info!(
-                        repository = %self.repo.name,
-                        "repository is locked by another process; retrying in {pause:?}"
-                    );
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_secs(30));
+                Outcome::Locked => {
+                    if !cleared {
+                        cleared = true;
+                        tracing::info!(
+                            repository = %self.repo.name,
+                            "restic {verb}: the repository is locked; removing stale locks before waiting"
+                        );
+                        if let Err(e) = self.remove_stale_locks() {
+                            tracing::warn!(repository = %self.repo.name, "could not remove stale locks: {e}");
+                        }
+                        start = Instant::now();
+                        continue;
+                    }
+                    let remaining = self.timeouts.lock_wait.saturating_sub(start.elapsed());
+                    if remaining.is_zero() || retry_lock.is_some() {
+                        // Waited all of lock_wait (restic's own wait counts whole seconds).
+                        return Err(self.locked_error(&out, self.timeouts.lock_wait));
+                    }
+                    if self.binary.version.has_retry_lock() {
+                        tracing::info!(
+                            repository = %self.repo.name,
+                            "restic {verb}: the repository is locked by another process; retrying for up to {} (restic --retry-lock)",
+                            human_duration(remaining)
+                        );
+                        retry_lock = Some(remaining);
+                    } else {
+                        let nap = pause.min(remaining);
+                        tracing::info!(
+                            repository = %self.repo.name,
+                            "restic {verb}: the repository is locked by another process; retrying in {} (waiting up to {} more)",
+                            human_duration(nap),
+                            human_duration(remaining)
+                        );
+                        sleep_unless_stopping(nap);
+                        crate::signals::check(&format!("restic {verb}"))
+                            .map_err(|e| ProcessError::ShuttingDown { program: e.0 })?;
+                        pause = (pause * 2).min(Duration::from_secs(30));
+                    }
                 }
-                outcome => return Err(self.error(outcome, &verb, &out, start.elapsed())),
+                outcome => return Err(self.error(outcome, &verb, &out)),
             }
         }
     }
 
-    fn error(&self, outcome: Outcome, verb: &str, out: &Output, waited: Duration) -> ResticError {
+    /// The error for a command the watch stopped.
+    fn stop_error(&self, stop: Stop, verb: &str, out: &Output, watch: &ResticWatch) -> ResticError {
         let repo = self.repo.name.clone();
         let url = self.url();
-        let detail = clean_stderr(&out.stderr);
+        match stop {
+            Stop::Stalled { waited, last_error } => {
+                let (retries, _) = watch.retries();
+                let detail = match last_error {
+                    Some(e) => format!(
+                        " (restic retried {retries} failed requests; the last: {})",
+                        shorten(&self.redact(e.trim()))
+                    ),
+                    None => String::new(),
+                };
+                tracing::error!(
+                    repository = %repo,
+                    "the server of repository {repo} stopped answering: restic {verb} made no progress for {}",
+                    human_duration(waited)
+                );
+                if let (_, Some(last)) = watch.retries()
+                    && exit::is_unreachable(&last)
+                {
+                    // Retrying a server that refuses connections: it is down, not slow.
+                    return ResticError::Unreachable {
+                        repo,
+                        url,
+                        detail: format!(
+                            "the server stopped answering: no progress for {}{detail}",
+                            human_duration(waited)
+                        ),
+                    };
+                }
+                ResticError::Stalled {
+                    verb: verb.into(),
+                    repo,
+                    url,
+                    waited: human_duration(waited),
+                    detail,
+                }
+            }
+            Stop::Deadline { after, key } => ResticError::Deadline {
+                verb: verb.into(),
+                repo,
+                url,
+                after: human_duration(after),
+                key,
+            },
+            Stop::Hopeless { outcome, line } => {
+                let mut out = Output {
+                    status: out.status,
+                    stdout: Vec::new(),
+                    stderr: format!("{}\nFatal: {line}", out.stderr),
+                };
+                if !out.stderr.contains(&line) {
+                    out.stderr.push('\n');
+                }
+                self.error(outcome, verb, &out)
+            }
+            Stop::Shutdown { waited } => ResticError::Interrupted {
+                verb: verb.into(),
+                repo,
+                how: format!(
+                    "stopped at shutdown: it made no progress for {}",
+                    human_duration(waited)
+                ),
+            },
+        }
+    }
+
+    fn error(&self, outcome: Outcome, verb: &str, out: &Output) -> ResticError {
+        let repo = self.repo.name.clone();
+        let url = self.url();
+        let mut detail = self.redact(&summarize_stderr(&out.stderr));
+        let mut outcome = outcome;
+        if outcome == Outcome::Unreachable
+            && out.stderr.contains("unable to start the sftp session")
+            && !out.stderr.contains("subprocess ssh:")
+            && let Some(ssh) = self.probe_ssh()
+        {
+            // restic exited before it printed why ssh failed: ask ssh.
+            if let Some(o) = exit::backend_refusal(&ssh) {
+                outcome = o;
+            }
+            detail = format!("ssh: {}; {detail}", shorten(ssh.trim()));
+        }
         match outcome {
             Outcome::WrongPassword => ResticError::WrongPassword { repo, url },
             Outcome::NoRepository => ResticError::NoRepository { repo, url },
             Outcome::Unreachable => ResticError::Unreachable { repo, url, detail },
-            Outcome::Locked => ResticError::Locked {
+            Outcome::CredentialsRefused => ResticError::CredentialsRefused {
+                fix: credentials_fix(&self.repo.url),
                 repo,
-                waited,
+                url,
                 detail,
             },
+            Outcome::HostKeyUnknown | Outcome::HostKeyChanged => {
+                let hint = sftp::keyscan_hint(&self.repo.url, self.repo.sftp.as_ref())
+                    .unwrap_or_else(|| "ssh-keyscan HOST >> ~/.ssh/known_hosts".into());
+                if outcome == Outcome::HostKeyUnknown {
+                    ResticError::HostKeyUnknown {
+                        repo,
+                        url,
+                        detail,
+                        hint,
+                    }
+                } else {
+                    ResticError::HostKeyChanged {
+                        repo,
+                        url,
+                        detail,
+                        hint,
+                    }
+                }
+            }
+            Outcome::Locked => self.locked_error(out, Duration::ZERO),
             Outcome::Interrupted => ResticError::Interrupted {
                 verb: verb.into(),
                 repo,
@@ -299,11 +692,171 @@ impl Restic {
         }
     }
 
+    /// Runs the sftp repository's ssh command with stdin closed and returns what ssh said
+    /// (its stderr), when it said anything.
+    fn probe_ssh(&self) -> Option<String> {
+        let timeout = self.repo.stall_timeout + Duration::from_secs(30);
+        let words = sftp::probe(self.repo.sftp.as_ref(), &self.repo.url, timeout)?;
+        let (program, args) = words.split_first()?;
+        let watch = Arc::new(ResticWatch::new(Limits {
+            stall: self.repo.stall_timeout,
+            deadline: Some((timeout, "stall_timeout")),
+            lock_wait: Duration::ZERO,
+        }));
+        let cmd = Cmd::new(program).args(args).watch(watch);
+        tracing::debug!(command = %cmd, "asking ssh why restic could not start its sftp session");
+        let out = cmd.output().ok()?;
+        let said: Vec<&str> = out
+            .stderr
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        (!said.is_empty()).then(|| said.join("; "))
+    }
+
+    /// The error for a lock that did not go away, naming whose locks are in the way.
+    fn locked_error(&self, out: &Output, waited: Duration) -> ResticError {
+        let locks = self.locks().unwrap_or_default();
+        let detail = if locks.is_empty() {
+            self.redact(&summarize_stderr(&out.stderr))
+        } else {
+            let mut text = locks
+                .iter()
+                .map(LockInfo::describe)
+                .collect::<Vec<_>>()
+                .join("; ");
+            let here = crate::config::local_hostname();
+            if locks.iter().any(|l| l.hostname != here) {
+                text.push_str(&format!(
+                    "; restic treats a lock of another host name than this one ({here}) as live until it is 30 minutes old: if that host was a container of this service that is gone, give the container a fixed host name (compose `hostname:`)"
+                ));
+            }
+            text
+        };
+        ResticError::Locked {
+            repo: self.repo.name.clone(),
+            waited: human_duration(waited),
+            detail,
+        }
+    }
+
+    /// Runs a short command without waiting for locks: unlock, list, cat lock.
+    fn run_once(&self, args: &[String]) -> Result<Output, ResticError> {
+        self.check_sources()?;
+        let (out, watch) = self.exec(args, None, &mut |_| {})?;
+        if let Some(stop) = watch.stopped() {
+            return Err(self.stop_error(stop, &args[0], &out, &watch));
+        }
+        match exit::classify(out.status, &out.stderr) {
+            Outcome::Success => Ok(out),
+            outcome => Err(self.error(outcome, &args[0], &out)),
+        }
+    }
+
+    /// The repository's locks, described (`restic list locks`, then `restic cat lock` each;
+    /// at most 20).
+    ///
+    /// Fails when restic cannot list them.
+    pub fn locks(&self) -> Result<Vec<LockInfo>, ResticError> {
+        let mut ids = Vec::new();
+        self.check_sources()?;
+        let (out, watch) = self.exec(&args::list_locks(), None, &mut |line| {
+            let id = line.trim();
+            if !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit()) {
+                ids.push(id.to_string());
+            }
+        })?;
+        if let Some(stop) = watch.stopped() {
+            return Err(self.stop_error(stop, "list", &out, &watch));
+        }
+        if let o @ (Outcome::Failed
+        | Outcome::Unreachable
+        | Outcome::NoRepository
+        | Outcome::WrongPassword
+        | Outcome::CredentialsRefused
+        | Outcome::Interrupted) = exit::classify(out.status, &out.stderr)
+        {
+            return Err(self.error(o, "list", &out));
+        }
+        let mut locks = Vec::new();
+        for id in ids.into_iter().take(20) {
+            let mut text = String::new();
+            // A lock removed meanwhile is simply gone.
+            if self
+                .exec(&args::cat_lock(&id), None, &mut |l| {
+                    text.push_str(l);
+                    text.push('\n');
+                })
+                .is_ok_and(|(o, w)| o.status.success() && w.stopped().is_none())
+                && let Ok(mut lock) = serde_json::from_str::<LockInfo>(text.trim())
+            {
+                lock.id = id;
+                locks.push(lock);
+            }
+        }
+        Ok(locks)
+    }
+
+    /// Removes stale locks before a run waits on them, and logs whose locks remain.
+    ///
+    /// First `restic unlock` (restic's own rules: locks of this host name whose process is
+    /// gone, and locks older than 30 minutes). Then resticpilot's one addition: a lock of this
+    /// host name whose pid now belongs to a program that is not restic (the pid was reused,
+    /// as happens in a recreated container with the same host name) is stale too. Such locks
+    /// can be removed only with `restic unlock --remove-all`, so that runs only when every lock
+    /// left is one of them; otherwise they are left for restic's 30-minute rule.
+    ///
+    /// Fails when restic cannot unlock or list the locks.
+    pub fn remove_stale_locks(&self) -> Result<StaleLocks, ResticError> {
+        let mut report = StaleLocks::default();
+        let before = self.locks()?;
+        if before.is_empty() {
+            tracing::info!(repository = %self.repo.name, "no locks in the repository");
+            return Ok(report);
+        }
+        self.run_once(&args::unlock(false))?;
+        let locks = self.locks()?;
+        for gone in before
+            .iter()
+            .filter(|b| !locks.iter().any(|l| l.id == b.id))
+        {
+            tracing::info!(
+                repository = %self.repo.name,
+                "restic unlock removed a stale {}",
+                gone.describe()
+            );
+            report.removed.push(gone.describe());
+        }
+        let here = crate::config::local_hostname();
+        let dead: Vec<&LockInfo> = locks
+            .iter()
+            .filter(|l| l.hostname == here && !is_live_restic(l.pid, &self.binary.path))
+            .collect();
+        if !locks.is_empty() && dead.len() == locks.len() {
+            for l in &dead {
+                tracing::warn!(
+                    repository = %self.repo.name,
+                    "removing a stale {}: no restic process has that pid on this host",
+                    l.describe()
+                );
+                report.removed.push(l.describe());
+            }
+            self.run_once(&args::unlock(true))?;
+        } else {
+            for l in &locks {
+                tracing::info!(repository = %self.repo.name, "repository lock in the way: {}", l.describe());
+                report.remaining.push(l.describe());
+            }
+        }
+        Ok(report)
+    }
+
     /// Makes sure the repository exists and opens with the password; creates it when it does
     /// not exist and the config says `init: true`.
     ///
-    /// Fails with a named error for a wrong password, a missing repository (without `init`) or
-    /// an unreachable one.
+    /// Fails with a named error for a wrong password, a missing repository (without `init`),
+    /// refused credentials or an unreachable one.
     pub fn ensure_repository(&self) -> Result<(), ResticError> {
         match self.run(&["cat".into(), "config".into()], |_| {}) {
             Ok(_) => Ok(()),
@@ -373,13 +926,16 @@ impl Restic {
                     .map(str::to_string),
             );
             if unreadable.is_empty() {
-                unreadable.push(clean_stderr(&out.stderr));
+                unreadable.push(summarize_stderr(&out.stderr));
             }
         }
-        let summary = summary.ok_or_else(|| ResticError::Parse {
+        let mut summary = summary.ok_or_else(|| ResticError::Parse {
             verb: "backup".into(),
             detail: "no summary message in its --json output".into(),
         })?;
+        // restic 0.14 reports the short id, 0.17 and later the full one: the short one
+        // everywhere (status, logs, notifications), as `restic snapshots` shows it.
+        summary.snapshot_id = json::short_id(&summary.snapshot_id).to_string();
         Ok(BackupOutcome {
             summary,
             unreadable,
@@ -425,7 +981,7 @@ impl Restic {
             &args::forget(host, profile_tag, retention, dry_run),
             |line| {
                 // forget prints JSON on one line; other lines are progress text.
-                if line.starts_with('[') || line.starts_with('{') {
+                if line.starts_with("[{") || line.starts_with('{') || line == "[]" {
                     stdout.push_str(line);
                     stdout.push('\n');
                 }
@@ -443,17 +999,6 @@ impl Restic {
     pub fn prune(&self) -> Result<(), ResticError> {
         self.run(&["prune".into()], |line| {
             tracing::debug!("restic prune: {line}")
-        })?;
-        Ok(())
-    }
-
-    /// Removes stale locks: those whose process is gone on this host (restic's own rule also
-    /// counts locks older than 30 minutes as stale). Live locks are left alone.
-    ///
-    /// Fails when restic fails.
-    pub fn unlock(&self) -> Result<(), ResticError> {
-        self.run(&args::unlock(), |line| {
-            tracing::debug!("restic unlock: {line}")
         })?;
         Ok(())
     }
@@ -596,19 +1141,26 @@ impl Restic {
         path: &str,
         sink: &mut dyn Write,
     ) -> Result<(), ResticError> {
-        self.check_password_source()?;
-        let cmd = self.command(&args::dump(snapshot, path));
+        self.check_sources()?;
+        let args = args::dump(snapshot, path);
+        let watch = Arc::new(ResticWatch::new(self.limits("dump")));
+        let cmd = self.command(&args, None).watch(watch.clone());
         tracing::debug!(command = %cmd, "restic");
-        let start = Instant::now();
         let out = cmd.output_to_writer(sink)?;
+        self.log_stderr("dump", &out);
+        if let Some(stop) = watch.stopped() {
+            return Err(self.stop_error(stop, "dump", &out, &watch));
+        }
         match exit::classify(out.status, &out.stderr) {
             Outcome::Success => Ok(()),
-            outcome => Err(self.error(outcome, "dump", &out, start.elapsed())),
+            outcome => Err(self.error(outcome, "dump", &out)),
         }
     }
 
     /// Streams the file `path` of `snapshot` into `consumer`'s stdin, each line through
     /// `filter`. No retry on a locked repository: data may already have reached the consumer.
+    /// restic is bounded by the stall timeout only while the consumer keeps up: time spent
+    /// waiting for the consumer to read is not restic's stall.
     ///
     /// Fails when either program cannot be started; how each side ended is in the result.
     pub fn dump_piped(
@@ -618,18 +1170,29 @@ impl Restic {
         consumer: &Cmd,
         filter: &mut LineFilter<'_>,
     ) -> Result<PipedDump, ResticError> {
-        self.check_password_source()?;
-        let cmd = self.command(&args::dump(snapshot, path));
+        self.check_sources()?;
+        let args = args::dump(snapshot, path);
+        let watch = Arc::new(ResticWatch::new(self.limits("dump")));
+        let cmd = self.command(&args, None).watch(watch.clone());
         tracing::debug!(command = %cmd, consumer = %consumer, "restic dump |");
-        let start = Instant::now();
+        let mut watched = |line: &[u8], out: &mut dyn Write| {
+            watch.consumer_busy(true);
+            let result = filter(line, out);
+            watch.consumer_busy(false);
+            result
+        };
         let Piped {
             producer,
             consumer,
             consumer_quit_early,
-        } = cmd.pipe_to(consumer, filter)?;
-        let restic = match exit::classify(producer.status, &producer.stderr) {
-            Outcome::Success => Ok(()),
-            outcome => Err(self.error(outcome, "dump", &producer, start.elapsed())),
+        } = cmd.pipe_to(consumer, &mut watched)?;
+        self.log_stderr("dump", &producer);
+        let restic = match watch.stopped() {
+            Some(stop) => Err(self.stop_error(stop, "dump", &producer, &watch)),
+            None => match exit::classify(producer.status, &producer.stderr) {
+                Outcome::Success => Ok(()),
+                outcome => Err(self.error(outcome, "dump", &producer)),
+            },
         };
         Ok(PipedDump {
             restic,
@@ -639,21 +1202,79 @@ impl Restic {
     }
 }
 
-/// Commands that take a repository lock (and so accept `--retry-lock` on restic >= 0.16).
-fn takes_lock(verb: &str) -> bool {
-    matches!(
-        verb,
-        "backup"
-            | "forget"
-            | "prune"
-            | "check"
-            | "restore"
-            | "snapshots"
-            | "dump"
-            | "ls"
-            | "cat"
-            | "tag"
-    )
+/// Sleeps `d`, waking early when a shutdown stops work.
+fn sleep_unless_stopping(d: Duration) {
+    let until = Instant::now() + d;
+    while Instant::now() < until && !crate::signals::terminating() {
+        std::thread::sleep((until - Instant::now()).min(Duration::from_millis(200)));
+    }
+}
+
+/// Whether `pid` on this machine is a running restic (`binary`, or any program named restic),
+/// by its command name (`/proc/<pid>/comm`, which is readable where `exe` is not). A pid whose
+/// name cannot be read counts as live.
+fn is_live_restic(pid: u32, binary: &Path) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    if !proc.exists() {
+        return false;
+    }
+    match std::fs::read_to_string(proc.join("comm")) {
+        Ok(comm) => {
+            let comm = comm.trim();
+            // The kernel keeps the first 15 bytes of the name.
+            let ours: String = binary
+                .file_name()
+                .map(|n| n.to_string_lossy().chars().take(15).collect())
+                .unwrap_or_default();
+            comm.starts_with("restic") || (!ours.is_empty() && comm == ours)
+        }
+        Err(_) => true,
+    }
+}
+
+/// The password in a repository URL's `user:password@`, if any.
+fn url_password(url: &str) -> Option<&str> {
+    let rest = &url[url.find("://")? + 3..];
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let userinfo = &authority[..authority.rfind('@')?];
+    let (_, pw) = userinfo.split_once(':')?;
+    (!pw.is_empty()).then_some(pw)
+}
+
+/// What to check when a server refuses the credentials, by backend.
+fn credentials_fix(url: &str) -> String {
+    if url.starts_with("s3:") {
+        "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the repository's env, and that the key may read and write the bucket".into()
+    } else if url.starts_with("rest:") {
+        "check the user and password in the rest: URL (or RESTIC_REST_USERNAME and RESTIC_REST_PASSWORD in the repository's env)".into()
+    } else if url.starts_with("sftp:") {
+        "check the key (the repository's sftp.identity_file), the user, and the server's authorized_keys for it".into()
+    } else {
+        "check the backend credentials in the repository's env".into()
+    }
+}
+
+/// A duration as people write it: "45s", "2m", "2m30s", "1h5m".
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs == 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(text: &str, verb: &str) -> Result<T, ResticError> {
@@ -663,15 +1284,74 @@ fn parse_json<T: serde::de::DeserializeOwned>(text: &str, verb: &str) -> Result<
     })
 }
 
-/// restic's stderr reduced to its meaningful lines, for error messages.
-fn clean_stderr(stderr: &str) -> String {
+/// restic's stderr reduced to what an error message needs: ssh's own complaint (sftp), the
+/// `Fatal:` line (else the last lines), and how many requests restic retried with the last
+/// retry's reason. The whole text goes to the debug log; this stays short whatever restic
+/// printed (a dead server makes restic print a retry line per request).
+pub fn summarize_stderr(stderr: &str) -> String {
     let lines: Vec<&str> = stderr
         .lines()
-        .map(str::trim)
+        .map(|l| strip_escapes(l).trim())
         .filter(|l| !l.is_empty())
         .collect();
-    let text = lines.join("; ");
-    text.strip_prefix("Fatal: ").unwrap_or(&text).to_string()
+    let is_retry = |l: &&str| l.contains("retrying after") || l.contains("returned error");
+    let retries: Vec<&str> = lines.iter().copied().filter(is_retry).collect();
+    let mut parts: Vec<String> = Vec::new();
+    for ssh in lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("subprocess ssh: "))
+        .take(2)
+    {
+        parts.push(format!("ssh: {}", shorten(ssh)));
+    }
+    // restic may print "Fatal:" right after an unterminated line.
+    match lines
+        .iter()
+        .find_map(|l| l.find("Fatal: ").map(|i| &l[i + "Fatal: ".len()..]))
+    {
+        Some(fatal) => parts.push(shorten(fatal)),
+        None => {
+            let tail: Vec<&str> = lines
+                .iter()
+                .copied()
+                .filter(|l| !is_retry(l) && !l.starts_with("subprocess ssh: "))
+                .collect();
+            for l in &tail[tail.len().saturating_sub(2)..] {
+                parts.push(shorten(l));
+            }
+        }
+    }
+    if let Some(last) = retries.last() {
+        parts.push(format!(
+            "restic retried {} failed requests; the last: {}",
+            retries.len(),
+            shorten(last)
+        ));
+    }
+    parts.dedup();
+    parts.join("; ")
+}
+
+/// `line` cut to [`DETAIL_LINE_CHARS`] characters.
+fn shorten(line: &str) -> String {
+    if line.chars().count() <= DETAIL_LINE_CHARS {
+        line.to_string()
+    } else {
+        let cut: String = line.chars().take(DETAIL_LINE_CHARS).collect();
+        format!("{cut}...")
+    }
+}
+
+/// `line` without terminal escape sequences ("\x1b[2K" before restic's last words).
+fn strip_escapes(line: &str) -> &str {
+    let mut l = line;
+    while let Some(rest) = l.strip_prefix('\u{1b}') {
+        let end = rest
+            .find(|c: char| c.is_ascii_alphabetic())
+            .map_or(rest.len(), |i| i + 1);
+        l = &rest[end..];
+    }
+    l
 }
 
 #[cfg(test)]
@@ -692,5 +1372,33 @@ mod tests {
         assert!(Version(0, 13, 1) < MIN_VERSION);
         assert!(!Version(0, 14, 0).has_retry_lock());
         assert!(Version(0, 17, 3).has_retry_lock());
+    }
+
+    #[test]
+    fn stderr_summary_keeps_the_fatal_line_and_counts_retries() {
+        let mut stderr = String::new();
+        for i in 0..400 {
+            stderr.push_str(&format!(
+                "Save(<data/{i:04x}>) returned error, retrying after 1.{i}s: Post \"http://127.0.0.1:9/r/data/{i:04x}\": dial tcp 127.0.0.1:9: connect: connection refused\n"
+            ));
+        }
+        stderr.push_str("\u{1b}[2KFatal: unable to save snapshot: dial tcp 127.0.0.1:9: connect: connection refused\n");
+        let s = summarize_stderr(&stderr);
+        assert!(s.len() < 700, "{} bytes: {s}", s.len());
+        assert!(s.starts_with("unable to save snapshot: dial tcp"), "{s}");
+        assert!(
+            s.contains("restic retried 400 failed requests; the last: Save(<data/018f>)"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn durations_read_like_config_values() {
+        assert_eq!(human_duration(Duration::from_secs(30)), "30s");
+        assert_eq!(human_duration(Duration::from_secs(150)), "2m30s");
+        assert_eq!(human_duration(Duration::from_secs(3900)), "1h5m");
+        assert_eq!(human_duration(Duration::from_millis(40)), "40ms");
+        assert_eq!(url_password("rest:http://u:pa:ss@h:1/r"), Some("pa:ss"));
+        assert_eq!(url_password("s3:https://h/b"), None);
     }
 }
