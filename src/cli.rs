@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// Exit codes: 0 success, 1 a run failed, 2 usage or config error (nothing was run),
 /// 3 finished with warnings (for example restic could not read some files).
 #[derive(Debug, Parser)]
-#[command(name = "resticpilot", version, max_term_width = 100)]
+#[command(name = "resticpilot", version = crate::VERSION, max_term_width = 100)]
 pub struct Cli {
     /// Config file.
     #[arg(

@@ -24,6 +24,14 @@ pub mod staging;
 
 use clap::Parser;
 
+/// The version and the commit it was built from, as `--version` prints them.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("RESTICPILOT_COMMIT"),
+    ")"
+);
+
 use cli::{Cli, Command, LogFormat};
 use commands::{Context, Status};
 use error::{Error, exit};

@@ -17,6 +17,7 @@ mod incremental;
 mod locks;
 mod maintenance;
 mod mysql_trust;
+mod operator;
 mod prune;
 mod reflink;
 mod remote;
