@@ -147,7 +147,12 @@ DOCKER_BUILDKIT=1 "$builder" build --quiet -f docker/Dockerfile \
   --build-arg RUNTIME_IMAGE="$runtime_base" \
   --build-arg VERSION="$version" --build-arg REVISION="$revision" \
   -t "$image" . >/dev/null
-docker run --rm "$image" --version >/dev/null || fail "the image's entrypoint does not run"
+image_version="$(docker run --rm "$image" --version)" || fail "the image's entrypoint does not run"
+[[ "$image_version" == *"(commit ${revision:0:12})" ]] ||
+  fail "--version does not name the commit ${revision:0:12}: $image_version"
+docker run --rm --entrypoint sh "$image" -c 'test -s /usr/share/bash-completion/completions/resticpilot &&
+  test -s /usr/share/zsh/vendor-completions/_resticpilot && test -s /usr/local/share/man/man1/resticpilot.1' ||
+  fail "the image lacks the shell completions or the manual page"
 [[ "$(docker image inspect -f '{{.Config.User}}' "$image")" == "1000:1000" ]] ||
   fail "the image does not run as 1000:1000"
 label() { docker image inspect -f "{{index .Config.Labels \"org.opencontainers.image.$1\"}}" "$image"; }

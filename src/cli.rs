@@ -175,6 +175,19 @@ pub enum Command {
         json: bool,
     },
 
+    /// Print a shell completion script on stdout.
+    ///
+    /// bash: `resticpilot completions bash > /etc/bash_completion.d/resticpilot`; zsh: into a
+    /// directory on $fpath as `_resticpilot`; fish: `~/.config/fish/completions/resticpilot.fish`.
+    /// The image has them installed. Reads no config.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the manual page (roff) on stdout: `resticpilot man | man -l -`. Reads no config.
+    Man,
+
     /// Ask a running daemon's /healthz: exit 0 when healthy, 1 otherwise (for HEALTHCHECK).
     ///
     /// Without --address it asks where `daemon` without --listen listens: the config's

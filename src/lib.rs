@@ -56,8 +56,13 @@ pub fn main() -> i32 {
 }
 
 fn execute(cli: Cli) -> Result<Status, Error> {
-    if let Command::Health { address } = &cli.command {
-        return commands::health::run(address.as_deref(), &cli.config);
+    match &cli.command {
+        Command::Health { address } => {
+            return commands::health::run(address.as_deref(), &cli.config);
+        }
+        Command::Completions { shell } => return print_completions(*shell),
+        Command::Man => return print_man_page(),
+        _ => {}
     }
     let config = config::load(&cli.config)?;
     if let Err(err) = signals::install(config.daemon.grace_period) {
@@ -104,8 +109,30 @@ fn execute(cli: Cli) -> Result<Status, Error> {
         } => commands::check::run(&ctx, &profile, read_data_subset.as_deref()),
         Command::Daemon { listen } => commands::daemon::run(&ctx, listen),
         Command::Status { profile, json } => commands::status::run(&ctx, profile.as_deref(), json),
-        Command::Health { .. } => unreachable!("answered before the config is read"),
+        Command::Health { .. } | Command::Completions { .. } | Command::Man => {
+            unreachable!("answered before the config is read")
+        }
     }
+}
+
+fn print_completions(shell: clap_complete::Shell) -> Result<Status, Error> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "resticpilot", &mut std::io::stdout());
+    Ok(Status::Success)
+}
+
+fn print_man_page() -> Result<Status, Error> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut out)
+        .and_then(|()| std::io::Write::write_all(&mut std::io::stdout(), &out))
+        .map_err(|source| Error::Io {
+            what: "cannot write the manual page".to_string(),
+            source,
+        })?;
+    Ok(Status::Success)
 }
 
 fn init_logging(cli: &Cli) {
