@@ -298,6 +298,26 @@ fn two_second_schedule_takes_several_snapshots_and_metrics_show_them() {
         &[("database", "app"), ("type", "sqlite")]
     )));
     assert!(scrape.contains_key(&series("resticpilot_backup_added_bytes", &[])));
+    // build_info names this build and the restic the runs used.
+    let restic = std::process::Command::new("restic")
+        .arg("version")
+        .output()
+        .unwrap();
+    let restic = String::from_utf8_lossy(&restic.stdout);
+    let restic_version = restic.split_whitespace().nth(1).unwrap();
+    let info = scrape
+        .iter()
+        .find(|(k, _)| k.starts_with("resticpilot_build_info{"))
+        .unwrap_or_else(|| panic!("no resticpilot_build_info in {metrics}"));
+    assert_eq!(
+        info.0,
+        &format!(
+            "resticpilot_build_info{{commit={},restic_version={restic_version},version={}}}",
+            env!("RESTICPILOT_COMMIT"),
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    assert_eq!(*info.1, 1.0);
     // The textfile collector's file holds the same series, complete.
     let file = std::fs::read_to_string(sb.path("metrics/rp.prom")).unwrap();
     let from_file = parse_metrics(&file);

@@ -237,8 +237,26 @@ pub fn render(config: &Config, statuses: &[ProfileStatus], now: DateTime<Utc>) -
         }
     }
 
+    let mut build_info = Family::new(
+        "resticpilot_build_info",
+        "gauge",
+        "1, labelled with resticpilot's version and commit and the restic it runs (unknown until it first ran restic).",
+    );
+    let restic_version = crate::restic::located_version()
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "unknown".to_string());
+    build_info.add(
+        &[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("commit", env!("RESTICPILOT_COMMIT")),
+            ("restic_version", &restic_version),
+        ],
+        1.0,
+    );
+
     let mut out = String::new();
     for family in [
+        build_info,
         last_success,
         last_run,
         last_duration,

@@ -206,8 +206,17 @@ impl Binary {
                 found: version,
             });
         }
+        let _ = LOCATED.set(version);
         Ok(Binary { path, version })
     }
+}
+
+/// The version of the first restic [`Binary::locate`] accepted in this process.
+static LOCATED: std::sync::OnceLock<Version> = std::sync::OnceLock::new();
+
+/// The restic version this process runs, once it has looked for restic (for build_info).
+pub fn located_version() -> Option<Version> {
+    LOCATED.get().copied()
 }
 
 /// How long each of a profile's restic phases may take (the repository's own bounds,
