@@ -27,8 +27,14 @@ pub struct Cli {
     )]
     pub config: PathBuf,
 
-    /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    /// Log format on stderr: text, or JSON lines (every line, the final error too).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "RESTICPILOT_LOG_FORMAT",
+        default_value_t = LogFormat::Text
+    )]
     pub log_format: LogFormat,
 
     /// More detail in logs (-v: debug, -vv: trace). RUST_LOG overrides.

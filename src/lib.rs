@@ -22,8 +22,6 @@ pub mod signals;
 pub mod space;
 pub mod staging;
 
-use clap::Parser;
-
 /// The version and the commit it was built from, as `--version` prints them.
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -38,16 +36,26 @@ use error::{Error, exit};
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
+        Err(err) => return usage_error(err),
+    };
     init_logging(&cli);
-    let code = match execute(cli) {
+    let json = cli.log_format == LogFormat::Json;
+    let config_from = match matches.value_source("config") {
+        Some(clap::parser::ValueSource::CommandLine) => "-c",
+        Some(clap::parser::ValueSource::EnvVariable) => "RESTICPILOT_CONFIG",
+        _ => "the default path (neither -c nor RESTICPILOT_CONFIG is set)",
+    };
+    let code = match execute(cli, config_from) {
         Ok(Status::Success) => exit::SUCCESS,
         Ok(Status::Warnings) => exit::WARNINGS,
         Err(err) => {
-            match &err {
-                Error::Config(_) => eprintln!("error: invalid config:\n{err}"),
-                _ => eprintln!("error: {err}"),
-            }
+            print_error(&err, json);
             err.exit_code()
         }
     };
@@ -55,7 +63,91 @@ pub fn main() -> i32 {
     code
 }
 
-fn execute(cli: Cli) -> Result<Status, Error> {
+/// The run's final error: a line of text, or with `--log-format json` a JSON event like every
+/// other line (one per config error, with its position as numbers). Written directly, not
+/// through the log filter: RUST_LOG or -q never hide it.
+fn print_error(err: &Error, json: bool) {
+    let code = err.exit_code();
+    match (err, json) {
+        (Error::Config(errors), true) => {
+            for e in &errors.0 {
+                error_event(
+                    &format!("invalid config: {}", e.message),
+                    code,
+                    serde_json::json!({
+                        "file": e.file.display().to_string(),
+                        "line": e.line,
+                        "column": e.column,
+                    }),
+                );
+            }
+        }
+        (_, true) => error_event(&err.to_string(), code, serde_json::json!({})),
+        (Error::Config(_), false) => eprintln!("error: invalid config:\n{err}"),
+        (_, false) => eprintln!("error: {err}"),
+    }
+}
+
+/// One JSON line on stderr in the shape of the log's events (timestamp, level, message, fields).
+fn error_event(message: &str, exit_code: i32, fields: serde_json::Value) {
+    let mut event = serde_json::json!({
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "level": "ERROR",
+        "message": message,
+        "exit_code": exit_code,
+    });
+    if let (Some(event), serde_json::Value::Object(fields)) = (event.as_object_mut(), fields) {
+        event.extend(fields);
+    }
+    eprintln!("{event}");
+}
+
+/// Arguments clap refused (exit 2), or --help/--version (exit 0, on stdout). With the JSON log
+/// format asked for (by option or RESTICPILOT_LOG_FORMAT), the refusal is a JSON event too.
+fn usage_error(err: clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    let informational = matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if informational || !json_asked() {
+        err.exit();
+    }
+    let text = err.render().to_string();
+    let message = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    error_event(
+        message.strip_prefix("error: ").unwrap_or(&message),
+        exit::USAGE,
+        serde_json::json!({}),
+    );
+    exit::USAGE
+}
+
+/// Whether the command line or the environment asks for JSON logs (read before clap could
+/// parse them, for clap's own errors).
+fn json_asked() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    let mut from_args = None;
+    for (i, a) in args.iter().enumerate() {
+        if let Some(v) = a.strip_prefix("--log-format=") {
+            from_args = Some(v.to_string());
+        } else if a == "--log-format" {
+            from_args = args.get(i + 1).cloned();
+        }
+    }
+    from_args
+        .or_else(|| std::env::var("RESTICPILOT_LOG_FORMAT").ok())
+        .is_some_and(|v| v == "json")
+}
+
+fn execute(cli: Cli, config_from: &str) -> Result<Status, Error> {
     match &cli.command {
         Command::Health { address } => {
             return commands::health::run(address.as_deref(), &cli.config);
@@ -64,7 +156,18 @@ fn execute(cli: Cli) -> Result<Status, Error> {
         Command::Man => return print_man_page(),
         _ => {}
     }
-    let config = config::load(&cli.config)?;
+    let config = config::load(&cli.config).map_err(|mut errors| {
+        if !cli.config.exists()
+            && let Some(e) = errors.0.first_mut()
+        {
+            e.message = format!(
+                "{}; this path comes from {config_from}. Choose another with -c FILE or \
+                 RESTICPILOT_CONFIG=FILE (profiles/*.yaml in the repository are examples)",
+                e.message
+            );
+        }
+        errors
+    })?;
     if let Err(err) = signals::install(config.daemon.grace_period) {
         tracing::warn!("cannot catch SIGTERM/SIGINT: {err}");
     }
@@ -149,13 +252,16 @@ fn init_logging(cli: &Cli) {
     report::progress::enable(
         cli.log_format == LogFormat::Text && !cli.quiet && std::io::stderr().is_terminal(),
     );
-    // Colours only on a terminal: container logs and log collectors get plain text.
+    // Colours only on a terminal, and never with NO_COLOR set (no-color.org): container logs
+    // and log collectors get plain text.
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .with_writer(report::progress::StderrWriter);
     match cli.log_format {
-        LogFormat::Json => builder.json().init(),
+        // The event's fields beside its message, not nested under "fields".
+        LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.with_target(false).init(),
     }
 }

@@ -64,3 +64,145 @@ fn completions_and_the_manual_page_need_no_config() {
         assert!(page.contains(command), "the manual page lacks {command}");
     }
 }
+
+/// Every line of stderr, parsed as JSON: a line that is not JSON fails the test.
+fn json_lines(stderr: &str) -> Vec<serde_json::Value> {
+    stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?}")))
+        .collect()
+}
+
+#[test]
+fn json_logs_are_json_from_the_first_line_to_the_final_error() {
+    use crate::harness::{Sandbox, make_sqlite};
+    let sb = Sandbox::new();
+    drop(make_sqlite(&sb.path("data/app.db"), 10));
+    sb.config(
+        "profiles:\n  app:\n    repository: local\n    databases:\n      - { name: app, type: sqlite, path: '{dir}/data/app.db' }\n      - { name: gone, type: sqlite, path: '{dir}/data/gone.db' }\n",
+    );
+    // The environment variable selects the format, as the image's default command would.
+    let out = sb
+        .command(&sb.path("config.yaml"), &["backup"])
+        .env("RESTICPILOT_LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let events = json_lines(&stderr);
+    assert!(events.len() >= 3, "{stderr}");
+    // Fields beside the message, not nested.
+    assert!(
+        events
+            .iter()
+            .any(|e| e["profile"] == "app" && e["message"].is_string()),
+        "{stderr}"
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last["level"], "ERROR", "{stderr}");
+    assert_eq!(last["exit_code"], 1, "{stderr}");
+    assert!(
+        last["message"].as_str().unwrap().contains("gone"),
+        "{stderr}"
+    );
+
+    // Config errors: one event each, positions as numbers.
+    let bad = sb.write_config(
+        "bad.yaml",
+        "repositories:\n  local: { url: '{dir}/repo', password_file: '{dir}/restic-password' }\nprofiles:\n  a: { repository: nowhere, paths: ['{dir}/data'] }\n  b: { repository: elsewhere, paths: ['{dir}/data'] }\n",
+    );
+    let run = sb.run_with(&bad, &["--log-format", "json", "validate"]);
+    run.assert_code(2);
+    let events = json_lines(&run.stderr);
+    assert!(events.len() >= 2, "{}", run.stderr);
+    for e in &events {
+        assert_eq!(e["level"], "ERROR");
+        assert!(e["line"].as_u64().unwrap() >= 4, "{e}");
+        assert!(e["column"].is_u64(), "{e}");
+        assert_eq!(e["exit_code"], 2);
+    }
+
+    // clap's own refusals too.
+    let run = sb.run(&["--log-format=json", "restore"]);
+    run.assert_code(2);
+    let events = json_lines(&run.stderr);
+    assert_eq!(events.len(), 1, "{}", run.stderr);
+    assert!(events[0]["message"].as_str().unwrap().contains("<PROFILE>"));
+}
+
+#[test]
+fn a_missing_config_says_where_the_path_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.yaml");
+    let missing = missing.to_str().unwrap();
+    let out = resticpilot(&["-c", missing, "status"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains(missing) && stderr.contains("comes from -c"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("RESTICPILOT_CONFIG=FILE"), "{stderr}");
+    let out = Command::new(env!("CARGO_BIN_EXE_resticpilot"))
+        .arg("status")
+        .env("RESTICPILOT_CONFIG", missing)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("comes from RESTICPILOT_CONFIG"), "{stderr}");
+}
+
+/// Colours on a terminal (a pseudo-terminal from util-linux's `script`), none with NO_COLOR.
+#[test]
+fn no_color_turns_colours_off_on_a_terminal() {
+    crate::harness::require("script");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(dir.path().join("pw"), "a password").unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir: {0}/state\nrepositories:\n  r: {{ url: '{0}/repo', password_file: '{0}/pw', init: true }}\nprofiles:\n  p: {{ repository: r, paths: ['{0}/data'] }}\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let run = |no_color: Option<&str>| {
+        let line = format!(
+            "{} -c {} backup",
+            env!("CARGO_BIN_EXE_resticpilot"),
+            config.display()
+        );
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"])
+            .env_remove("RUST_LOG")
+            .env_remove("RESTICPILOT_LOG_FORMAT")
+            .env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        let out = cmd.output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    // A colour is an SGR sequence, ESC [ digits;... m (the progress line's ESC [2K is not one).
+    let has_colour = |text: &str| {
+        text.split('\u{1b}').skip(1).any(|seq| {
+            seq.strip_prefix('[').is_some_and(|rest| {
+                let end = rest.find(|c: char| !(c.is_ascii_digit() || c == ';'));
+                end.is_some_and(|i| rest[i..].starts_with('m'))
+            })
+        })
+    };
+    let coloured = run(None);
+    assert!(
+        has_colour(&coloured),
+        "no colour on a terminal: {coloured:?}"
+    );
+    let plain = run(Some("1"));
+    assert!(!has_colour(&plain), "colour despite NO_COLOR: {plain:?}");
+    assert!(
+        plain.contains("INFO") || plain.contains("WARN"),
+        "{plain:?}"
+    );
+}
