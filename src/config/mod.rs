@@ -682,7 +682,7 @@ impl Resolver<'_> {
             None => {
                 self.error(
                     &s.referenced,
-                    format!("{short} {v:?} is not a duration such as 30s, 5m, 1h or 2d"),
+                    format!("{short} {v:?} is not a duration such as 30s, 5m, 1h30m, 2d or a number of seconds"),
                 );
                 None
             }
@@ -1666,21 +1666,41 @@ fn is_restic_duration(s: &str) -> bool {
     digits == 0 && units > 0
 }
 
-/// "90s", "5m", "2h", "7d", or a plain number of seconds.
+/// A duration: "90s", "5m", "2h", "7d", compounds of them largest unit first ("1h30m",
+/// "1d 12h", "2m30s"), or a plain number of seconds ("90").
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
-    let (num, mult) = match s.chars().last()? {
-        's' => (&s[..s.len() - 1], 1),
-        'm' => (&s[..s.len() - 1], 60),
-        'h' => (&s[..s.len() - 1], 3600),
-        'd' => (&s[..s.len() - 1], 86400),
-        c if c.is_ascii_digit() => (s, 1),
-        _ => return None,
-    };
-    num.trim()
-        .parse::<u64>()
-        .ok()
-        .map(|n| Duration::from_secs(n * mult))
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse::<u64>().ok().map(Duration::from_secs);
+    }
+    if s.is_empty() {
+        return None;
+    }
+    let mut total: u64 = 0;
+    // Each unit at most once, in falling order: "30m1h" and "1h1h" are typos, not durations.
+    let mut last_unit = u64::MAX;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let n: u64 = rest[..digits].parse().ok()?;
+        let unit = match rest.as_bytes().get(digits)? {
+            b's' => 1,
+            b'm' => 60,
+            b'h' => 3600,
+            b'd' => 86400,
+            _ => return None,
+        };
+        if unit >= last_unit {
+            return None;
+        }
+        last_unit = unit;
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        rest = rest[digits + 1..].trim_start();
+    }
+    Some(Duration::from_secs(total))
 }
 
 #[cfg(test)]

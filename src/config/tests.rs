@@ -207,6 +207,13 @@ fn durations() {
     assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
     assert_eq!(parse_duration("12"), Some(Duration::from_secs(12)));
     assert_eq!(parse_duration("soon"), None);
+    assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+    assert_eq!(parse_duration("1d 12h"), Some(Duration::from_secs(129_600)));
+    assert_eq!(parse_duration("2m30s"), Some(Duration::from_secs(150)));
+    assert_eq!(parse_duration(" 45 "), Some(Duration::from_secs(45)));
+    for bad in ["", "h", "1h30", "30m1h", "1h1h", "1.5h", "-5s", "5 s", "1w"] {
+        assert_eq!(parse_duration(bad), None, "{bad:?}");
+    }
     assert!(is_restic_duration("1y6m"));
     assert!(!is_restic_duration("7 days"));
 }
