@@ -171,3 +171,74 @@ fn the_docker_stack_profiles_show_their_maintenance_window() {
         assert!(stdout.contains("maintenance: stop"), "{file}: {stdout}");
     }
 }
+
+/// Numbers, booleans and durations from the environment, as compose users write them; the
+/// errors say what the key wants, in words, with the position once.
+#[test]
+fn environment_variables_give_numbers_booleans_and_durations() {
+    let sb = Sandbox::new();
+    let config = sb.write_config(
+        "env.yaml",
+        "state_dir: {dir}/state\nrepositories:\n  local: { url: '{dir}/repo', password_file: '{dir}/restic-password', init: ${INIT:-true} }\nprofiles:\n  app:\n    repository: local\n    lock_wait: ${LOCK_WAIT:-1h30m}\n    databases:\n      - { name: m, type: mysql, host: 127.0.0.1, port: ${MYSQL_PORT:-3306}, user: backup, password_file: '{dir}/restic-password', databases: [shop] }\n",
+    );
+    let validate = |env: &[(&str, &str)]| {
+        let mut cmd = sb.command(&config, &["validate"]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        crate::harness::to_run(cmd.output().unwrap())
+    };
+    validate(&[]).assert_code(0);
+    validate(&[
+        ("MYSQL_PORT", "3307"),
+        ("INIT", "false"),
+        ("LOCK_WAIT", "90"),
+    ])
+    .assert_code(0);
+
+    let run = validate(&[("MYSQL_PORT", "99999")]);
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains(":9:56: \"99999\" is not a whole number from 0 to 65535"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("u16") && !run.stderr.contains("at line"),
+        "{}",
+        run.stderr
+    );
+
+    let run = validate(&[("INIT", "maybe")]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("\"maybe\" is not true or false"),
+        "{}",
+        run.stderr
+    );
+
+    let run = validate(&[("LOCK_WAIT", "soon")]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("lock_wait \"soon\" is not a duration"),
+        "{}",
+        run.stderr
+    );
+
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("${MYSQL_PORT:-3306}", "${MYSQL_PORT}"),
+    )
+    .unwrap();
+    let run = validate(&[]);
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains(":9:56: environment variable MYSQL_PORT is not set"),
+        "{}",
+        run.stderr
+    );
+}

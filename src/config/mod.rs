@@ -477,22 +477,26 @@ pub fn parse(
     env: &dyn Fn(&str) -> Option<String>,
     hostname: &dyn Fn() -> String,
 ) -> Result<Config, ConfigErrors> {
-    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|err| {
+    // Whole `${...}` scalars first, so numbers, booleans and durations can come from the
+    // environment; the rest of the strings are expanded as they are resolved.
+    let (expanded, unexpanded) = expand::expand_plain_scalars(text, env);
+    let raw: RawConfig = serde_saphyr::from_str(&expanded).map_err(|err| {
         let (line, column) = err
             .location()
             .map(|l| (l.line(), l.column()))
             .unwrap_or((0, 0));
-        let message = err.without_snippet().to_string();
-        // The plain message starts with "line L column C: " which our prefix already says.
-        let message = match message.split_once(": ") {
-            Some((head, rest)) if head.starts_with("line ") => rest.to_string(),
-            _ => message,
+        let message = match unexpanded
+            .iter()
+            .find(|u| u.line == line && u.column == column)
+        {
+            Some(u) => u.message.clone(),
+            None => type_message(&err.without_snippet().to_string(), &expanded, line, column),
         };
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),
             line,
             column,
-            message: message.lines().next().unwrap_or_default().to_string(),
+            message,
         }])
     })?;
     let base = path
@@ -516,6 +520,45 @@ pub fn parse(
         resolver.errors.sort_by_key(|e| (e.line, e.column));
         Err(ConfigErrors(resolver.errors))
     }
+}
+
+/// The YAML parser's message in words: the position is said once (by the caller), the value
+/// is quoted, and Rust's type names become what the key wants.
+fn type_message(message: &str, text: &str, line: u64, column: u64) -> String {
+    let first = message.lines().next().unwrap_or_default();
+    // "line L column C: ..." at the front, " at line L, column C" at the end: the prefix says it.
+    let first = match first.split_once(": ") {
+        Some((head, rest)) if head.starts_with("line ") => rest,
+        _ => first,
+    };
+    let first = match first.rfind(" at line ") {
+        Some(i) => &first[..i],
+        None => first,
+    };
+    let wanted = match first {
+        "invalid u8" => Some("a whole number from 0 to 255"),
+        "invalid u16" => Some("a whole number from 0 to 65535 (a port number, for one)"),
+        "invalid u32" => Some("a whole number from 0 to 4294967295"),
+        "invalid u64" | "invalid usize" => Some("a whole number, 0 or more"),
+        "invalid i32" | "invalid i64" => Some("a whole number"),
+        "invalid f32" | "invalid f64" => Some("a number"),
+        "invalid boolean" | "invalid bool" => Some("true or false"),
+        _ => None,
+    };
+    match (wanted, value_at(text, line, column)) {
+        (Some(wanted), Some(value)) => format!("{value:?} is not {wanted}"),
+        (Some(wanted), None) => format!("expected {wanted}"),
+        _ => first.to_string(),
+    }
+}
+
+/// The plain scalar at `line`:`column` (1-based) of `text`.
+fn value_at(text: &str, line: u64, column: u64) -> Option<String> {
+    let l = text.lines().nth(line.checked_sub(1)? as usize)?;
+    let rest: String = l.chars().skip(column.checked_sub(1)? as usize).collect();
+    let end = rest.find([',', '}', ']', '#']).unwrap_or(rest.len());
+    let v = rest[..end].trim();
+    (!v.is_empty()).then(|| v.to_string())
 }
 
 /// The machine's name, the default `host` of a profile.

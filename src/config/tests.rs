@@ -619,7 +619,7 @@ fn timeouts_and_sftp_keys_resolve_with_defaults_and_reject_bad_values() {
     assert!(
         errs.iter()
             .any(|e| e
-                .ends_with(r#"stall_timeout "soon" is not a duration such as 30s, 5m, 1h or 2d"#)),
+                .ends_with(r#"stall_timeout "soon" is not a duration such as 30s, 5m, 1h30m, 2d or a number of seconds"#)),
         "{errs:?}"
     );
     let errs = errors(&GOOD.replace(
