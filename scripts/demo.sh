@@ -47,3 +47,19 @@ copy="$restore$demo/state/staging/demo/app.sqlite3"
 echo "restored copy: integrity $(sqlite3 "$copy" 'PRAGMA integrity_check'), $(sqlite3 "$copy" 'SELECT count(*) FROM torrents') torrents"
 rm -rf "$restore"
 echo "demo done: repository $demo/repository, config profiles/demo.yaml"
+
+# What to run next. profiles/demo.yaml finds ./demo by itself; another RESTICPILOT_DEMO_DIR
+# must be exported for it.
+env_prefix=""
+if [[ "$(realpath "$demo")" != "$(realpath "$PWD/demo")" ]]; then
+  env_prefix="RESTICPILOT_DEMO_DIR=$demo "
+fi
+cat <<EOF
+
+Next, from $PWD:
+  ${env_prefix}./target/debug/resticpilot -c profiles/demo.yaml status                 # the last runs
+  ${env_prefix}./target/debug/resticpilot -c profiles/demo.yaml backup --dry-run       # what a run does
+  ${env_prefix}./target/debug/resticpilot -c profiles/demo.yaml restore demo --target /tmp/demo-restore --database app
+  ${env_prefix}./target/debug/resticpilot -c profiles/demo.yaml verify demo            # the restore drill
+  ${env_prefix}./target/debug/resticpilot -c profiles/demo.yaml --help
+EOF

@@ -36,6 +36,7 @@ use error::{Error, exit};
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
+    quiet_broken_pipe();
     use clap::{CommandFactory, FromArgMatches};
     let parsed = Cli::command()
         .try_get_matches()
@@ -61,6 +62,26 @@ pub fn main() -> i32 {
     };
     report::notify::flush(std::time::Duration::from_secs(15));
     code
+}
+
+/// `resticpilot snapshots | head`: stdout closed by its reader ends the process quietly with
+/// the shell's code for SIGPIPE (141), as a process killed by it would, instead of a panic.
+/// (SIGPIPE itself stays ignored: a child that exits before reading its stdin must give an
+/// error to handle, not kill resticpilot.)
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 /// The run's final error: a line of text, or with `--log-format json` a JSON event like every
@@ -221,8 +242,9 @@ fn execute(cli: Cli, config_from: &str) -> Result<Status, Error> {
 fn print_completions(shell: clap_complete::Shell) -> Result<Status, Error> {
     use clap::CommandFactory;
     let mut cmd = Cli::command();
-    clap_complete::generate(shell, &mut cmd, "resticpilot", &mut std::io::stdout());
-    Ok(Status::Success)
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "resticpilot", &mut out);
+    write_stdout(&out, "the completion script")
 }
 
 fn print_man_page() -> Result<Status, Error> {
@@ -230,12 +252,25 @@ fn print_man_page() -> Result<Status, Error> {
     let mut out = Vec::new();
     clap_mangen::Man::new(Cli::command())
         .render(&mut out)
-        .and_then(|()| std::io::Write::write_all(&mut std::io::stdout(), &out))
         .map_err(|source| Error::Io {
-            what: "cannot write the manual page".to_string(),
+            what: "cannot render the manual page".to_string(),
             source,
         })?;
-    Ok(Status::Success)
+    write_stdout(&out, "the manual page")
+}
+
+/// `bytes` on stdout; a reader that went away ends the process as [`quiet_broken_pipe`] says.
+fn write_stdout(bytes: &[u8], what: &str) -> Result<Status, Error> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(Status::Success),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(141),
+        Err(source) => Err(Error::Io {
+            what: format!("cannot write {what}"),
+            source,
+        }),
+    }
 }
 
 fn init_logging(cli: &Cli) {

@@ -206,3 +206,62 @@ fn no_color_turns_colours_off_on_a_terminal() {
         "{plain:?}"
     );
 }
+
+/// `resticpilot ... | head`: the reader goes away, resticpilot ends quietly (141, as if killed
+/// by SIGPIPE), no panic on stderr.
+#[test]
+fn a_closed_stdout_ends_the_process_quietly() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        "repositories:\n  r: { url: /srv/repo, password_file: /srv/pw }\nprofiles:\n  p: { repository: r, paths: [/srv/data] }\n",
+    )
+    .unwrap();
+    // A generated script, and the printed lines of `validate`.
+    for args in [
+        vec!["completions", "bash"],
+        vec!["-c", config.to_str().unwrap(), "validate"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_resticpilot"))
+            .args(&args)
+            .env_remove("RUST_BACKTRACE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
+    }
+}
+
+/// The demo's config finds the demo's directory (./demo beside profiles/) from anywhere, so the
+/// commands scripts/demo.sh prints at its end work as printed.
+#[test]
+fn the_demo_config_points_at_the_demo_directory() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(env!("CARGO_BIN_EXE_resticpilot"))
+        .args(["-c", &format!("{root}/profiles/demo.yaml"), "validate"])
+        .current_dir("/")
+        .env_remove("RESTICPILOT_DEMO_DIR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "repository local ({root}/profiles/../demo/repository)"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("sqlite {root}/profiles/../demo/data/app.db")),
+        "{stdout}"
+    );
+    let script = std::fs::read_to_string(format!("{root}/scripts/demo.sh")).unwrap();
+    assert!(script.contains("-c profiles/demo.yaml verify demo"));
+}

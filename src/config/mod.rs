@@ -505,11 +505,14 @@ pub fn parse(
         .unwrap_or_else(|| PathBuf::from("."));
     let mut resolver = Resolver {
         file: path.to_path_buf(),
-        base: if base.as_os_str().is_empty() {
-            PathBuf::from(".")
+        // Absolute, so what the config names stays where it is whatever a child's working
+        // directory (the plan, restic's -r and the logs say the full path).
+        base: std::path::absolute(if base.as_os_str().is_empty() {
+            Path::new(".")
         } else {
-            base
-        },
+            &base
+        })
+        .unwrap_or(base),
         env,
         errors: Vec::new(),
     };
@@ -520,6 +523,23 @@ pub fn parse(
         resolver.errors.sort_by_key(|e| (e.line, e.column));
         Err(ConfigErrors(resolver.errors))
     }
+}
+
+/// A local repository's relative path taken from the config file's directory, like every
+/// other path of the config (restic would take it from wherever it was started). Backend URLs
+/// (`sftp:`, `rest:`, `s3:`...) are left alone.
+fn local_url(base: &Path, url: String) -> String {
+    let (prefix, path) = match url.strip_prefix("local:") {
+        Some(path) => ("local:", path),
+        None => ("", url.as_str()),
+    };
+    let scheme = path
+        .split_once(':')
+        .is_some_and(|(s, _)| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if path.starts_with('/') || (prefix.is_empty() && scheme) {
+        return url;
+    }
+    format!("{prefix}{}", base.join(path).display())
 }
 
 /// The YAML parser's message in words: the position is said once (by the caller), the value
@@ -782,7 +802,9 @@ impl Resolver<'_> {
     fn repository(&mut self, name: &str, repo: &Spanned<RawRepository>) -> Option<Repository> {
         let at = &repo.referenced;
         let r = &repo.value;
-        let url = self.nonempty(&r.url, &format!("repositories.{name}.url"));
+        let url = self
+            .nonempty(&r.url, &format!("repositories.{name}.url"))
+            .map(|u| local_url(&self.base, u));
         let password = match (&r.password_file, &r.password_command) {
             (Some(file), None) => self
                 .path(file, &format!("repositories.{name}.password_file"))

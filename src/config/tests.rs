@@ -632,3 +632,26 @@ fn timeouts_and_sftp_keys_resolve_with_defaults_and_reject_bad_values() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn local_repository_paths_are_taken_from_the_config_directory() {
+    let base = Path::new("/etc/rp");
+    assert_eq!(super::local_url(base, "repo".into()), "/etc/rp/repo");
+    assert_eq!(
+        super::local_url(base, "../demo/repo".into()),
+        "/etc/rp/../demo/repo"
+    );
+    assert_eq!(
+        super::local_url(base, "local:repo".into()),
+        "local:/etc/rp/repo"
+    );
+    for kept in [
+        "/srv/repo",
+        "local:/srv/repo",
+        "sftp:u@h:/r",
+        "rest:http://h/",
+        "s3:h/b",
+    ] {
+        assert_eq!(super::local_url(base, kept.into()), kept);
+    }
+}
