@@ -242,3 +242,32 @@ fn environment_variables_give_numbers_booleans_and_durations() {
         run.stderr
     );
 }
+
+/// Editors find the schema: every example config starts with the YAML language server's
+/// modeline pointing at the repository's config.schema.json, and the schema's `$id` is the
+/// address of that file in the repository.
+#[test]
+fn every_example_config_names_the_schema_for_editors() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let schema = root.join("config.schema.json").canonicalize().unwrap();
+    for path in example_configs() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let first = text.lines().next().unwrap_or_default();
+        let target = first
+            .strip_prefix("# yaml-language-server: $schema=")
+            .unwrap_or_else(|| panic!("{}: the first line is not the modeline", path.display()));
+        let resolved = path.parent().unwrap().join(target);
+        assert_eq!(
+            resolved.canonicalize().ok().as_ref(),
+            Some(&schema),
+            "{}: the modeline names {target}",
+            path.display()
+        );
+    }
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&schema).unwrap()).unwrap();
+    assert_eq!(
+        schema["$id"],
+        "https://raw.githubusercontent.com/resticpilot/resticpilot/main/config.schema.json"
+    );
+}
