@@ -21,6 +21,7 @@ pub struct Cli {
         short,
         long,
         global = true,
+        help_heading = "Global options",
         env = "RESTICPILOT_CONFIG",
         default_value = crate::config::DEFAULT_CONFIG,
         value_name = "FILE"
@@ -31,6 +32,7 @@ pub struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = "Global options",
         value_enum,
         env = "RESTICPILOT_LOG_FORMAT",
         default_value_t = LogFormat::Text
@@ -38,11 +40,17 @@ pub struct Cli {
     pub log_format: LogFormat,
 
     /// More detail in logs (-v: debug, -vv: trace). RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, help_heading = "Global options", action = clap::ArgAction::Count)]
     pub verbose: u8,
 
     /// Only warnings and errors in logs.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        help_heading = "Global options",
+        conflicts_with = "verbose"
+    )]
     pub quiet: bool,
 
     #[command(subcommand)]
@@ -74,6 +82,7 @@ pub enum Command {
 
     /// List a profile's snapshots (default: every profile's).
     Snapshots {
+        /// Only this profile's snapshots (default: every profile's).
         profile: Option<String>,
         /// JSON array of snapshots, each with its profile.
         #[arg(long)]
@@ -82,6 +91,7 @@ pub enum Command {
 
     /// Apply the profile's retention alone (restic forget, scoped to the profile and host).
     Forget {
+        /// The profile whose retention to apply.
         profile: String,
         /// Prune unreferenced data afterwards, even if the profile's retention doesn't say so.
         #[arg(long)]
@@ -152,6 +162,7 @@ pub enum Command {
 
     /// Check the profile's repository (restic check), reading its `check_subset` of the data.
     Check {
+        /// The profile whose repository to check.
         profile: String,
         /// Part of the data to read and verify: n/t (1/10), a percentage (5%) or a size
         /// (500M). Overrides the profile's check_subset.
@@ -162,7 +173,8 @@ pub enum Command {
     /// Scheduler for containers: run each profile's jobs on their cron schedules.
     ///
     /// Backups on `schedule`, `restic check` on `check_schedule`, retention and prune on
-    /// `prune_schedule`. A run missed while the daemon was down runs once at start
+    /// `prune_schedule`, the restore drill on `verify_schedule` (cron expressions, 5 fields or 6
+    /// with seconds first, in the profile's `timezone`, spread by `jitter`). A run missed while the daemon was down runs once at start
     /// (`catch_up`). On SIGTERM/SIGINT nothing new starts, running jobs get `grace_period` to
     /// finish, then their processes are stopped; the exit is 0.
     Daemon {
@@ -262,5 +274,20 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    /// `--help` of every command describes each of its positional arguments.
+    #[test]
+    fn every_positional_argument_is_described() {
+        for sub in Cli::command().get_subcommands() {
+            for arg in sub.get_positionals() {
+                assert!(
+                    arg.get_help().is_some(),
+                    "{} {}: no help text",
+                    sub.get_name(),
+                    arg.get_id()
+                );
+            }
+        }
     }
 }

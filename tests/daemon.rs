@@ -607,6 +607,14 @@ fn daemon_without_any_schedule_is_a_usage_error() {
     let run = sb.run(&["daemon"]);
     run.assert_code(2);
     assert!(run.stderr.contains("nothing to schedule"), "{}", run.stderr);
+    for key in [
+        "schedule",
+        "check_schedule",
+        "prune_schedule",
+        "verify_schedule",
+    ] {
+        assert!(run.stderr.contains(&format!("`{key}`")), "{}", run.stderr);
+    }
 }
 
 #[test]

@@ -55,9 +55,15 @@ pub fn run(ctx: &Context, listen: Option<SocketAddr>) -> Result<Status, Error> {
     let store = StatusStore::new(&config.state_dir);
     let planned = plan(config, &store);
     if planned.is_empty() {
+        let keys: Vec<String> = crate::schedule::JobKind::ALL
+            .iter()
+            .map(|k| format!("`{}` ({})", k.schedule_key(), k.name()))
+            .collect();
         return Err(Error::Usage(format!(
-            "nothing to schedule: no profile in {} has `schedule`, `check_schedule` or `prune_schedule`",
-            config.file.display()
+            "nothing to schedule: no profile in {} has any of {}; add one to a profile \
+             (a cron expression: 5 fields, or 6 with seconds first; e.g. schedule: '0 3 * * *')",
+            config.file.display(),
+            keys.join(", ")
         )));
     }
     let implied = health::daemon_address(config.daemon.listen)?;
