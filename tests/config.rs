@@ -271,3 +271,49 @@ fn every_example_config_names_the_schema_for_editors() {
         "https://raw.githubusercontent.com/resticpilot/resticpilot/main/config.schema.json"
     );
 }
+
+/// Every unknown key in one pass, each with its position once and the key it most likely
+/// meant; nothing else is reported until the keys are right.
+#[test]
+fn every_unknown_key_is_reported_at_once_with_a_suggestion() {
+    let sb = Sandbox::new();
+    let config = sb.write_config(
+        "typos.yaml",
+        "repositories:
+  local: { url: /tmp/x, password_file: /tmp/pw, initt: true }
+profiles:
+  app:
+    repository: local
+    pathz: [/etc]
+    databses:
+      - { name: a, type: sqlite, path: /x }
+    retention:
+      keep_lats: 3
+    frobnicate: 1
+",
+    );
+    let run = sb.run_with(&config, &["validate"]);
+    run.assert_code(2);
+    let path = config.display().to_string();
+    for (at, message) in [
+        ("2:49", "unknown key `initt`: did you mean `init`?"),
+        ("6:5", "unknown key `pathz`: did you mean `paths`?"),
+        ("7:5", "unknown key `databses`: did you mean `databases`?"),
+        ("10:7", "unknown key `keep_lats`: did you mean `keep_last`?"),
+        ("11:5", "unknown key `frobnicate`; known here: repository,"),
+    ] {
+        assert!(
+            run.stderr.contains(&format!("{path}:{at}: {message}")),
+            "{at} {message}\n{}",
+            run.stderr
+        );
+    }
+    assert!(!run.stderr.contains("at line"), "{}", run.stderr);
+    assert!(!run.stderr.contains("nothing to back up"), "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("unknown key").count(),
+        5,
+        "{}",
+        run.stderr
+    );
+}

@@ -6,6 +6,7 @@
 mod expand;
 mod raw;
 mod staging;
+mod unknown;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -479,26 +480,50 @@ pub fn parse(
 ) -> Result<Config, ConfigErrors> {
     // Whole `${...}` scalars first, so numbers, booleans and durations can come from the
     // environment; the rest of the strings are expanded as they are resolved.
-    let (expanded, unexpanded) = expand::expand_plain_scalars(text, env);
-    let raw: RawConfig = serde_saphyr::from_str(&expanded).map_err(|err| {
+    let (mut expanded, unexpanded) = expand::expand_plain_scalars(text, env);
+    // Every unknown key in one pass: each is reported, blanked out, and the text parsed again.
+    let mut errors: Vec<ConfigError> = Vec::new();
+    let raw: RawConfig = loop {
+        let err = match serde_saphyr::from_str(&expanded) {
+            Ok(raw) => break raw,
+            Err(err) => err,
+        };
         let (line, column) = err
             .location()
             .map(|l| (l.line(), l.column()))
             .unwrap_or((0, 0));
+        let plain = err.without_snippet().to_string();
+        let plain = strip_position(plain.lines().next().unwrap_or_default());
+        if let Some(message) = unknown::message(plain) {
+            errors.push(ConfigError {
+                file: path.to_path_buf(),
+                line,
+                column,
+                message,
+            });
+            match unknown::blank_entry(&expanded, line, column) {
+                Some(blanked) if errors.len() < 100 => {
+                    expanded = blanked;
+                    continue;
+                }
+                _ => return Err(ConfigErrors(errors)),
+            }
+        }
         let message = match unexpanded
             .iter()
             .find(|u| u.line == line && u.column == column)
         {
             Some(u) => u.message.clone(),
-            None => type_message(&err.without_snippet().to_string(), &expanded, line, column),
+            None => type_message(plain, &expanded, line, column),
         };
-        ConfigErrors(vec![ConfigError {
+        errors.push(ConfigError {
             file: path.to_path_buf(),
             line,
             column,
             message,
-        }])
-    })?;
+        });
+        return Err(ConfigErrors(errors));
+    };
     let base = path
         .parent()
         .map(Path::to_path_buf)
@@ -516,6 +541,11 @@ pub fn parse(
         env,
         errors: Vec::new(),
     };
+    // The values are checked once the keys are right: a blanked-out key would only bring
+    // errors that follow from it ("nothing to back up" after a misspelt `paths`).
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
     let config = resolver.config(raw, hostname);
     if resolver.errors.is_empty() {
         Ok(config)
@@ -544,17 +574,7 @@ fn local_url(base: &Path, url: String) -> String {
 
 /// The YAML parser's message in words: the position is said once (by the caller), the value
 /// is quoted, and Rust's type names become what the key wants.
-fn type_message(message: &str, text: &str, line: u64, column: u64) -> String {
-    let first = message.lines().next().unwrap_or_default();
-    // "line L column C: ..." at the front, " at line L, column C" at the end: the prefix says it.
-    let first = match first.split_once(": ") {
-        Some((head, rest)) if head.starts_with("line ") => rest,
-        _ => first,
-    };
-    let first = match first.rfind(" at line ") {
-        Some(i) => &first[..i],
-        None => first,
-    };
+fn type_message(first: &str, text: &str, line: u64, column: u64) -> String {
     let wanted = match first {
         "invalid u8" => Some("a whole number from 0 to 255"),
         "invalid u16" => Some("a whole number from 0 to 65535 (a port number, for one)"),
@@ -569,6 +589,19 @@ fn type_message(message: &str, text: &str, line: u64, column: u64) -> String {
         (Some(wanted), Some(value)) => format!("{value:?} is not {wanted}"),
         (Some(wanted), None) => format!("expected {wanted}"),
         _ => first.to_string(),
+    }
+}
+
+/// The parser's message without its position ("line L column C: ..." at the front, " at line
+/// L, column C" at the end): the error's prefix says it once.
+fn strip_position(message: &str) -> &str {
+    let message = match message.split_once(": ") {
+        Some((head, rest)) if head.starts_with("line ") => rest,
+        _ => message,
+    };
+    match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
     }
 }
 

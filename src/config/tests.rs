@@ -438,7 +438,7 @@ fn maintenance_window_needs_containers_and_databases() {
 fn accepted_keys(text_with_bogus_key: &str) -> BTreeSet<String> {
     let errs = errors(text_with_bogus_key);
     let list = errs[0]
-        .split("expected one of ")
+        .split("known here: ")
         .nth(1)
         .unwrap_or_else(|| panic!("no key list in {errs:?}"));
     let list = list.split(" at line ").next().unwrap();
