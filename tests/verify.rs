@@ -224,3 +224,49 @@ fn configured_path_missing_from_the_snapshot_fails_the_drill() {
     );
     assert_eq!(r["files"]["paths"][1]["present"], false);
 }
+
+/// A drill run by hand counts like the daemon's: it waits for no backup (it takes the
+/// profile's lock, so a running backup refuses it) and it is recorded in the status file.
+#[test]
+fn a_manual_drill_takes_the_lock_and_is_recorded() {
+    let sb = Sandbox::new();
+    drop(crate::harness::make_sqlite(&sb.path("data/app.db"), 10));
+    sb.config(
+        "profiles:
+  app:
+    repository: local
+    databases:
+      - { name: app, type: sqlite, path: '{dir}/data/app.db' }
+    hooks:
+      before: ['if [ -f {dir}/slow ]; then touch {dir}/started; sleep 4; fi']
+",
+    );
+    sb.run(&["backup"]).assert_code(0);
+    sb.run(&["verify", "app"]).assert_code(0);
+    let status = crate::daemon::status(&sb, "app");
+    let verify = &status["jobs"]["verify"];
+    assert_eq!(verify["runs"], 1, "{status:#}");
+    assert_eq!(verify["last_result"], "success", "{status:#}");
+
+    std::fs::write(sb.path("slow"), "").unwrap();
+    let backup = sb
+        .command(&sb.path("config.yaml"), &["backup"])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !sb.path("started").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backup never reached its hook"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let drill = sb.run(&["verify", "app"]);
+    drill.assert_code(1);
+    assert!(
+        drill.stderr.contains("profile app is already running"),
+        "{}",
+        drill.stderr
+    );
+    assert!(backup.wait_with_output().unwrap().status.success());
+}

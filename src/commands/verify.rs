@@ -13,8 +13,9 @@ use crate::report::JobRun;
 use crate::restore::{self, drill};
 use crate::schedule::JobKind;
 
-/// Fails when the profile is unknown, restic fails, the snapshot is not resticpilot's, or the
-/// drill finds a problem (after printing its report).
+/// Fails when the profile is unknown or busy, restic fails, the snapshot is not resticpilot's,
+/// or the drill finds a problem (after printing its report). Like the daemon's scheduled drill
+/// it holds the profile's lock and is recorded in the status file and the metrics.
 pub fn run(
     ctx: &Context,
     profile: &str,
@@ -23,32 +24,45 @@ pub fn run(
     scratch: Option<&Path>,
 ) -> Result<Status, Error> {
     let profile = ctx.profile(profile)?;
-    let report = drill_profile(ctx, profile, snapshot, scratch)?;
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("report serialises")
-        );
-    } else {
-        print!("{}", drill::render(&report));
-    }
-    outcome(&report)
+    recorded(ctx, profile, |ctx| {
+        let report = drill_profile(ctx, profile, snapshot, scratch)?;
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("report serialises")
+            );
+        } else {
+            print!("{}", drill::render(&report));
+        }
+        outcome(&report)
+    })
 }
 
-/// The drill of `profile`'s latest snapshot, as the daemon runs it: under the profile's lock
-/// (so it never overlaps the profile's backup), recorded in its status file, the report logged.
+/// The drill of `profile`'s latest snapshot, as the daemon runs it: the report logged.
 ///
 /// Fails when the profile is busy, restic fails or the drill finds a problem.
 pub fn run_scheduled(ctx: &Context, profile: &Profile) -> Result<(), Error> {
-    let _lock = ProfileLock::acquire(&ctx.config.state_dir, &profile.name)?;
-    let job = JobRun::begin(&ctx.config, profile, JobKind::Verify);
-    tracing::info!(profile = %profile.name, "restore drill started");
-    let result = drill_profile(ctx, profile, "latest", None).and_then(|report| {
+    recorded(ctx, profile, |ctx| {
+        let report = drill_profile(ctx, profile, "latest", None)?;
         for line in drill::render(&report).lines() {
             tracing::info!(profile = %profile.name, "{line}");
         }
         outcome(&report)
-    });
+    })
+    .map(|_| ())
+}
+
+/// `drill` under the profile's lock (so it never overlaps the profile's backup or another
+/// drill), recorded in its status file (and so the metrics) as a `verify` job.
+fn recorded(
+    ctx: &Context,
+    profile: &Profile,
+    drill: impl FnOnce(&Context) -> Result<Status, Error>,
+) -> Result<Status, Error> {
+    let _lock = ProfileLock::acquire(&ctx.config.state_dir, &profile.name)?;
+    let job = JobRun::begin(&ctx.config, profile, JobKind::Verify);
+    tracing::info!(profile = %profile.name, "restore drill started");
+    let result = drill(ctx);
     match &result {
         Ok(Status::Success) => job.succeeded(Vec::new(), None),
         Ok(Status::Warnings) => job.succeeded(
@@ -60,7 +74,7 @@ pub fn run_scheduled(ctx: &Context, profile: &Profile) -> Result<(), Error> {
             job.failed(err);
         }
     }
-    result.map(|_| ())
+    result
 }
 
 fn drill_profile(
