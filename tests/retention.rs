@@ -60,7 +60,39 @@ fn forget_keeps_n_of_this_profile_and_nothing_else_is_touched() {
     std::fs::write(sb.path("config.yaml"), text).unwrap();
     let dry = sb.run(&["forget", "alpha", "--dry-run"]);
     dry.assert_code(0);
-    assert!(dry.stderr.contains("would remove 1"), "{}", dry.stderr);
+    // The answer is on stdout: each snapshot, kept (and by which rule) or removed.
+    let mine: Vec<serde_json::Value> = {
+        let mut v: Vec<_> = sb
+            .snapshots()
+            .into_iter()
+            .filter(|s| {
+                s["hostname"] == "host-one"
+                    && s["tags"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|t| t == "profile:alpha")
+            })
+            .collect();
+        v.sort_by_key(|s| s["time"].as_str().unwrap().to_string());
+        v
+    };
+    let short = |s: &serde_json::Value| s["short_id"].as_str().unwrap().to_string();
+    let lines: Vec<&str> = dry.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", dry.stdout);
+    assert!(lines[0].contains("dry run"), "{}", dry.stdout);
+    assert!(
+        lines[1].starts_with(&format!("  keep    {}", short(&mine[1])))
+            && lines[1].ends_with("last snapshot"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        lines[2].starts_with(&format!("  remove  {}", short(&mine[0]))),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(lines[3], "would keep 1 snapshot, remove 1 snapshot");
     assert_eq!(count("host-one", "profile:alpha"), 2);
     sb.run(&["forget", "alpha", "--prune"]).assert_code(0);
     assert_eq!(count("host-one", "profile:alpha"), 1);

@@ -4,6 +4,7 @@ use super::{Context, Status};
 use crate::commands::backup::apply_retention;
 use crate::error::Error;
 use crate::lock::ProfileLock;
+use crate::restic::json::ForgetGroup;
 
 /// Fails when the profile is unknown or has no retention, is busy, or restic fails.
 pub fn run(ctx: &Context, name: &str, prune: bool, dry_run: bool) -> Result<Status, Error> {
@@ -15,6 +16,11 @@ pub fn run(ctx: &Context, name: &str, prune: bool, dry_run: bool) -> Result<Stat
     })?;
     let _lock = ProfileLock::acquire(&ctx.config.state_dir, &profile.name)?;
     let restic = ctx.restic(profile)?;
+    if dry_run {
+        let groups = restic.forget(&profile.host, &profile.profile_tag(), retention, true)?;
+        print!("{}", render_dry_run(&profile.name, &groups));
+        return Ok(Status::Success);
+    }
     apply_retention(
         &restic,
         profile,
@@ -23,4 +29,56 @@ pub fn run(ctx: &Context, name: &str, prune: bool, dry_run: bool) -> Result<Stat
         prune || retention.prune,
     )?;
     Ok(Status::Success)
+}
+
+/// The answer of `forget --dry-run`: each snapshot kept (with the rules that keep it) or
+/// removed, newest first, then the counts.
+fn render_dry_run(profile: &str, groups: &[ForgetGroup]) -> String {
+    let mut rows: Vec<(String, &str, String, String)> = Vec::new();
+    for g in groups {
+        for s in g.keep.iter().flatten() {
+            rows.push((s.time.clone(), "keep", s.short().to_string(), {
+                let why = g.reasons_for(s);
+                if why.is_empty() {
+                    String::new()
+                } else {
+                    why.join(", ")
+                }
+            }));
+        }
+        for s in g.remove.iter().flatten() {
+            rows.push((
+                s.time.clone(),
+                "remove",
+                s.short().to_string(),
+                String::new(),
+            ));
+        }
+    }
+    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    let kept = rows.iter().filter(|r| r.1 == "keep").count();
+    let removed = rows.len() - kept;
+    let mut out = format!("retention of profile {profile} (dry run: nothing is removed)\n");
+    for (time, action, id, why) in &rows {
+        let time = chrono::DateTime::parse_from_rfc3339(time)
+            .map(|t| {
+                t.with_timezone(&chrono::Utc)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            })
+            .unwrap_or_else(|_| time.clone());
+        let line = format!("  {action:<7} {id}  {time}  {why}");
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "would keep {}, remove {}\n",
+        count(kept, "snapshot", "snapshots"),
+        count(removed, "snapshot", "snapshots")
+    ));
+    out
+}
+
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }

@@ -179,6 +179,41 @@ pub struct ForgetGroup {
     pub keep: Option<Vec<Snapshot>>,
     #[serde(default)]
     pub remove: Option<Vec<Snapshot>>,
+    /// Why each kept snapshot is kept.
+    #[serde(default)]
+    pub reasons: Option<Vec<KeepReason>>,
+}
+
+impl ForgetGroup {
+    /// The rules that keep `snapshot` ("last snapshot", "daily snapshot"...). restic 0.14 names
+    /// the snapshot of a reason by its time and tree only, so those are compared.
+    pub fn reasons_for(&self, snapshot: &Snapshot) -> Vec<String> {
+        self.reasons
+            .iter()
+            .flatten()
+            .find(|r| match &r.snapshot.id {
+                Some(id) => *id == snapshot.id,
+                None => r.snapshot.time == snapshot.time,
+            })
+            .map(|r| r.matches.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// One entry of a forget group's `reasons`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct KeepReason {
+    pub snapshot: ReasonSnapshot,
+    #[serde(default)]
+    pub matches: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReasonSnapshot {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub time: String,
 }
 
 #[cfg(test)]
