@@ -15,12 +15,15 @@ mod torrust;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use resticpilot::config::{
-    DEFAULT_WRITER_HOLD_LIMIT, DatabaseSource, MysqlSelection, MysqlSource, RestoreCheck,
-    SourceKind, SqliteMethod, SqliteSource, SqliteVerify,
+use resticpilot::config::DatabaseSource;
+use resticpilot::source::Source;
+use resticpilot::source::mysql::{MysqlSelection, MysqlSource};
+use resticpilot::source::sqlite::{
+    DEFAULT_WRITER_HOLD_LIMIT, RestoreCheck, SqliteMethod, SqliteSource, SqliteVerify,
 };
 
 use measure::{Timed, WriterStats, run, with_writer};
@@ -134,7 +137,7 @@ fn main() {
     }
 }
 
-/// `suite dump`: one dump through `resticpilot::dump::dump`; prints its report as JSON.
+/// `suite dump`: one dump through `resticpilot::source::dump`; prints its report as JSON.
 fn dump_main(
     sqlite: Option<&Path>,
     method: &str,
@@ -146,8 +149,8 @@ fn dump_main(
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-    let kind = match (sqlite, socket) {
-        (Some(path), _) => SourceKind::Sqlite(SqliteSource {
+    let source: Arc<dyn Source> = match (sqlite, socket) {
+        (Some(path), _) => Arc::new(SqliteSource {
             path: path.to_path_buf(),
             method: match method {
                 "online" => SqliteMethod::Online,
@@ -161,7 +164,7 @@ fn dump_main(
             writer_hold_limit: DEFAULT_WRITER_HOLD_LIMIT,
             incremental: None,
         }),
-        (None, Some(socket)) => SourceKind::Mysql(MysqlSource {
+        (None, Some(socket)) => Arc::new(MysqlSource {
             host: None,
             port: None,
             socket: Some(socket.to_path_buf()),
@@ -172,19 +175,19 @@ fn dump_main(
             binary: None,
             restore_user: None,
             restore_password_file: None,
-            connect_timeout: resticpilot::config::DEFAULT_MYSQL_CONNECT_TIMEOUT,
-            lock_wait_timeout: resticpilot::config::DEFAULT_MYSQL_LOCK_WAIT_TIMEOUT,
-            dump_timeout: resticpilot::config::DEFAULT_MYSQL_DUMP_TIMEOUT,
-            restore_timeout: resticpilot::config::DEFAULT_MYSQL_RESTORE_TIMEOUT,
+            connect_timeout: resticpilot::source::mysql::DEFAULT_MYSQL_CONNECT_TIMEOUT,
+            lock_wait_timeout: resticpilot::source::mysql::DEFAULT_MYSQL_LOCK_WAIT_TIMEOUT,
+            dump_timeout: resticpilot::source::mysql::DEFAULT_MYSQL_DUMP_TIMEOUT,
+            restore_timeout: resticpilot::source::mysql::DEFAULT_MYSQL_RESTORE_TIMEOUT,
         }),
         (None, None) => panic!("--sqlite or --mysql-socket"),
     };
     let source = DatabaseSource {
         name: "tracker".into(),
-        kind,
+        source,
     };
     std::fs::create_dir_all(dir).unwrap();
-    match resticpilot::dump::dump(&source, dir) {
+    match resticpilot::source::dump(&source, dir) {
         Ok(report) => println!("{}", serde_json::to_string(&report).unwrap()),
         Err(e) => {
             eprintln!("{e}");
@@ -1148,7 +1151,7 @@ profiles:
                     Command::new("sh").arg("-c").arg(format!(
                         "mariadb-dump --defaults-extra-file={} {} --databases tracker > {}",
                         cnf.display(),
-                        resticpilot::dump::mysql::DUMP_FLAGS.join(" "),
+                        resticpilot::source::mysql::dump::DUMP_FLAGS.join(" "),
                         file.display()
                     )),
                     None,
@@ -1216,7 +1219,7 @@ profiles:
         self.say("| --- | --- | --- | --- | --- |");
         self.say(&format!(
             "| bare: `mariadb-dump {} --databases tracker > file` | {} | 1.00x | {:.0} | - |",
-            resticpilot::dump::mysql::DUMP_FLAGS.join(" "),
+            resticpilot::source::mysql::dump::DUMP_FLAGS.join(" "),
             secs(bare),
             mib(dump_size) / bare
         ));

@@ -5,11 +5,11 @@
 
 use crate::config::ConfigErrors;
 use crate::dirs::DirError;
-use crate::dump::DumpError;
 use crate::maintenance::MaintenanceError;
 use crate::process::ProcessError;
 use crate::restic::ResticError;
 use crate::restore::RestoreError;
+use crate::source::DumpError;
 
 /// Process exit codes (DESIGN.md, "Command line").
 pub mod exit {

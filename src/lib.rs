@@ -1,14 +1,13 @@
 //! resticpilot: database backups with restic, made safe and boring.
 //!
 //! The pipeline: `cli` parses arguments into plain data, `config` turns the YAML into a
-//! resolved plan, `commands` run it. `dump` writes verified database dumps, `restic` is the
+//! resolved plan, `commands` run it. `source` holds the database engines (dump, restore, drill), `restic` is the
 //! only module that knows restic, `process` the only one that starts children.
 
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod dirs;
-pub mod dump;
 pub mod error;
 pub mod hooks;
 pub mod lock;
@@ -19,6 +18,7 @@ pub mod restic;
 pub mod restore;
 pub mod schedule;
 pub mod signals;
+pub mod source;
 pub mod space;
 pub mod staging;
 

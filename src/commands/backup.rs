@@ -11,7 +11,6 @@ use serde::Serialize;
 
 use super::{Context, Status};
 use crate::config::Profile;
-use crate::dump::{self, DumpReport, human_bytes};
 use crate::error::Error;
 use crate::hooks::{self, HookKind};
 use crate::lock::ProfileLock;
@@ -21,6 +20,7 @@ use crate::restic::args::INCOMPLETE_TAG;
 use crate::restic::{BackupArgs, BackupSummary, Restic, args};
 use crate::schedule::JobKind;
 use crate::signals;
+use crate::source::{DumpReport, human_bytes};
 use crate::staging::Staging;
 
 /// The manifest written into staging next to the dumps: what each file is, for restores.
@@ -220,9 +220,9 @@ fn attempt(
         tracing::info!(profile = %profile.name, database = %source.name, "dumping {} database", source.type_name());
         let watch = report::progress::watch_file(
             format!("dumping {}", source.name),
-            dump::partial_path(source, staging.path()),
+            crate::source::partial_path(source, staging.path()),
         );
-        let report = dump::dump(source, staging.path());
+        let report = crate::source::dump(source, staging.path());
         drop(watch);
         let report = report?;
         tracing::info!(
@@ -254,7 +254,7 @@ fn attempt(
     }
     let mut sources: Vec<PathBuf> = vec![staging.path().to_path_buf()];
     // SQLite `method: incremental`: the chains (bases and deltas) live beside staging.
-    sources.extend(dump::incremental::roots(&profile.databases));
+    sources.extend(crate::source::backup_roots(&profile.databases));
     for path in &profile.paths {
         if path.symlink_metadata().is_ok() {
             sources.push(path.clone());
@@ -598,41 +598,14 @@ fn print_plan(ctx: &Context, p: &Profile) {
         );
     }
     for source in &p.databases {
-        let how = match &source.kind {
-            crate::config::SourceKind::Sqlite(s) => format!(
-                "sqlite {} ({:?}, verify {:?})",
-                s.path.display(),
-                s.method,
-                s.verify
-            )
-            .to_lowercase(),
-            crate::config::SourceKind::Mysql(m) => format!(
-                "{} {}",
-                dump::mysql::dump_tool(m)
-                    .map(|t| t.display().to_string())
-                    .unwrap_or_else(|e| format!("<{e}>")),
-                dump::mysql::DUMP_FLAGS.join(" ")
-            ),
-        };
-        let to = match &source.kind {
-            crate::config::SourceKind::Sqlite(s) if s.incremental.is_some() => {
-                let inc = s.incremental.as_ref().expect("checked");
-                format!(
-                    "a base or a page delta in {} (page index in {})",
-                    inc.chain_dir.display(),
-                    inc.index_dir.display()
-                )
-            }
-            _ => p
-                .staging_dir
-                .join(source.dump_file_name())
-                .display()
-                .to_string(),
-        };
+        let how = source.source.dump_plan();
+        let to = source
+            .source
+            .dump_target(&p.staging_dir.join(source.dump_file_name()));
         println!("  dump      {}: {how} -> {to}", source.name);
     }
     let mut sources = vec![p.staging_dir.clone()];
-    sources.extend(dump::incremental::roots(&p.databases));
+    sources.extend(crate::source::backup_roots(&p.databases));
     sources.extend(p.paths.iter().cloned());
     let backup = args::backup(&BackupArgs {
         host: p.host.clone(),

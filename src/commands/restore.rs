@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::{Context, Status};
-use crate::config::{DatabaseSource, Profile, SourceKind};
-use crate::dump::human_bytes;
+use crate::config::{DatabaseSource, Profile};
 use crate::error::Error;
 use crate::lock::ProfileLock;
 use crate::restic::Restic;
-use crate::restore::{self, Contents, ManifestDatabase, RestoreError, files, mysql, sqlite};
+use crate::restore::{self, Contents, ManifestDatabase, RestoreError, files};
+use crate::source::human_bytes;
 
 /// The command line of `restore`, as plain data.
 #[derive(Debug, Clone, Default)]
@@ -125,100 +125,23 @@ pub fn run(ctx: &Context, args: &Args) -> Result<Status, Error> {
         done.push(restore::count(r.files, "file"));
     }
 
+    let run = restore_run(ctx, &restic, profile, &contents, args);
     for (source, db) in &pairs {
-        match (&args.target, &source.kind) {
-            (Some(dir), _) => {
-                let (path, checked) = database_to_dir(&restic, &contents, db, source, dir)?;
-                println!(
-                    "database {}: copy written to {} ({checked})",
-                    db.name,
-                    path.display()
-                );
+        if let Some(dir) = &args.target {
+            let (path, checked) = database_to_dir(&restic, &contents, db, source, dir)?;
+            println!(
+                "database {}: copy written to {} ({checked})",
+                db.name,
+                path.display()
+            );
+        } else {
+            let r = source.source.restore(&run, db)?;
+            for line in &r.lines {
+                println!("{line}");
             }
-            (None, SourceKind::Sqlite(s)) => {
-                let r = sqlite::restore_in_place(
-                    &restic,
-                    &contents,
-                    db,
-                    &s.path,
-                    args.force,
-                    s.restore_check,
-                )?;
-                let kept = match &r.previous {
-                    Some(p) => format!("previous file kept as {}", p.display()),
-                    None => "there was no live file".into(),
-                };
-                let chain = match r.extracted.chain_length {
-                    Some(n) => format!(
-                        " (rebuilt from base + {})",
-                        restore::count((n - 1) as u64, "delta")
-                    ),
-                    None => String::new(),
-                };
-                println!(
-                    "database {} (sqlite): {}{chain} restored to {} in {:.1}s, {}, {}; {kept}",
-                    db.name,
-                    human_bytes(r.extracted.bytes),
-                    r.live.display(),
-                    r.extracted.duration.as_secs_f64(),
-                    r.extracted.check,
-                    restore::count(r.extracted.tables.len() as u64, "table")
-                );
-                if r.extracted.tables.is_empty() {
-                    let w = format!(
-                        "database {}: the restored copy has no tables (the database was empty when it was backed up); the previous file is kept",
-                        db.name
-                    );
-                    println!("warning: {w}");
-                    warnings.push(w);
-                }
-                if !r.forced_over.is_empty() {
-                    let w = format!(
-                        "database {} was in use and replaced because of --force: {}; restart what uses it",
-                        db.name,
-                        r.forced_over.join("; ")
-                    );
-                    println!("warning: {w}");
-                    warnings.push(w);
-                }
-            }
-            (None, SourceKind::Mysql(m)) => {
-                let map = mysql::target_map(db, args.into.as_deref())
-                    .map_err(|e| RestoreError::failed(format!("database {}", db.name), e))?;
-                let keep = ctx.config.state_dir.join("pre-restore").join(&profile.name);
-                let r = mysql::restore(&restic, &contents, db, m, map, args.force, &keep)?;
-                let names: Vec<String> = r
-                    .loaded
-                    .databases
-                    .iter()
-                    .map(|(from, to)| {
-                        if from == to {
-                            to.clone()
-                        } else {
-                            format!("{to} (from {from})")
-                        }
-                    })
-                    .collect();
-                println!(
-                    "database {} (mysql): {} loaded into {} in {:.1}s; {}, as in the dump",
-                    db.name,
-                    human_bytes(r.loaded.bytes),
-                    names.join(", "),
-                    r.loaded.duration.as_secs_f64(),
-                    restore::count(r.loaded.tables.len() as u64, "table")
-                );
-                for p in &r.previous {
-                    println!("  previous content kept in {}", p.display());
-                }
-                if !r.loaded.extra.is_empty() {
-                    let w = format!(
-                        "database {}: tables not in the dump were left as they were: {}",
-                        db.name,
-                        r.loaded.extra.join(", ")
-                    );
-                    println!("warning: {w}");
-                    warnings.push(w);
-                }
+            for w in r.warnings {
+                println!("warning: {w}");
+                warnings.push(w);
             }
         }
         done.push(format!("database {}", db.name));
@@ -296,19 +219,41 @@ fn check_args<'p>(profile: &'p Profile, args: &Args) -> Result<Vec<&'p DatabaseS
         }
     }
     if let Some(into) = &args.into {
-        mysql::check_name(into).map_err(|e| Error::Usage(format!("--into: {e}")))?;
-        let only_mysql =
-            matches!(selected.as_slice(), [one] if matches!(one.kind, SourceKind::Mysql(_)));
-        if !only_mysql {
-            return usage(
-                "--into restores one MySQL database under another name: give exactly one --database NAME of type mysql".into(),
-            );
+        match selected.as_slice() {
+            [one] => match one.source.check_into(into) {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return usage(format!("--into: {e}")),
+                None => return usage(into_usage()),
+            },
+            _ => return usage(into_usage()),
         }
         if args.target.is_some() {
             return usage("--into and --target don't go together: --target writes the dump file into a directory".into());
         }
     }
     Ok(selected)
+}
+
+/// The usage error of an `--into` that does not fit: which sources take it.
+fn into_usage() -> String {
+    "--into restores one MySQL database under another name: give exactly one --database NAME of type mysql".into()
+}
+
+/// What each database's restore has at hand.
+fn restore_run<'a>(
+    ctx: &Context,
+    restic: &'a Restic,
+    profile: &Profile,
+    contents: &'a Contents,
+    args: &'a Args,
+) -> crate::source::Restore<'a> {
+    crate::source::Restore {
+        restic,
+        contents,
+        force: args.force,
+        into: args.into.as_deref(),
+        keep_dir: ctx.config.state_dir.join("pre-restore").join(&profile.name),
+    }
 }
 
 /// Writes a checked copy of `db` into `dir`: SQLite as a file that passed its check (the hash
@@ -334,58 +279,8 @@ fn database_to_dir(
         )
         .into());
     }
-    if let SourceKind::Sqlite(s) = &source.kind {
-        let x = sqlite::extract_checked(
-            restic,
-            contents,
-            db,
-            &dest,
-            s.restore_check,
-            "free space there, or choose another --target",
-        )?;
-        let chain = match x.chain_length {
-            Some(n) => format!(
-                "; rebuilt from base + {}",
-                restore::count((n - 1) as u64, "delta")
-            ),
-            None => String::new(),
-        };
-        return Ok((
-            dest,
-            format!(
-                "checked: {}, {}{chain}",
-                x.check,
-                restore::count(x.tables.len() as u64, "table")
-            ),
-        ));
-    }
-    let file = crate::process::create_private(&dest)
-        .map_err(|e| Error::io(format!("cannot create {}", dest.display()), e))?;
-    let mut sink = std::io::BufWriter::new(file);
-    let result = restic
-        .dump(contents.id(), &contents.dump_path(db), &mut sink)
-        .map_err(Error::from)
-        .and_then(|()| {
-            let file = sink
-                .into_inner()
-                .map_err(|e| Error::io(format!("cannot write {}", dest.display()), e.into_error()))?;
-            file.sync_all()
-                .map_err(|e| Error::io(format!("cannot write {}", dest.display()), e))?;
-            match crate::dump::mysql::has_trailer(&dest) {
-                Ok(true) => Ok(()),
-                Ok(false) => Err(RestoreError::failed(
-                    format!("database {}", db.name),
-                    "the dump in the snapshot lacks its `-- Dump completed` trailer: it is incomplete",
-                )
-                .into()),
-                Err(e) => Err(Error::io(format!("cannot read {}", dest.display()), e)),
-            }
-        });
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&dest);
-        return Err(e);
-    }
-    Ok((dest, "checked".to_string()))
+    let checked = source.source.restore_to_file(restic, contents, db, &dest)?;
+    Ok((dest, checked))
 }
 
 fn print_plan(
@@ -442,6 +337,7 @@ fn print_plan(
             }
         }
     }
+    let run = restore_run(ctx, restic, profile, contents, args);
     for (source, db) in pairs {
         let from = match &db.incremental {
             Some(c) => format!(
@@ -452,80 +348,16 @@ fn print_plan(
             ),
             None => format!("{} ({})", contents.dump_path(db), human_bytes(db.bytes)),
         };
-        match (&args.target, &source.kind) {
-            (Some(dir), _) => println!(
+        match &args.target {
+            Some(dir) => println!(
                 "  database  {} ({}): {from} -> {} (checked)",
                 db.name,
                 db.kind,
                 dir.join(&db.file).display()
             ),
-            (None, SourceKind::Sqlite(s)) => {
-                let users = sqlite::in_use(&s.path);
-                let state = if !s.path.exists() {
-                    "no live file now".to_string()
-                } else if users.is_empty() {
-                    format!(
-                        "previous file kept as {}.pre-restore-<time>",
-                        s.path.display()
-                    )
-                } else {
-                    format!("IN USE ({}): refused without --force", users.join("; "))
-                };
-                let how = match (&db.hash, &db.incremental, s.restore_check) {
-                    (None, None, _) => "integrity_check".to_string(),
-                    (_, _, check) => format!(
-                        "the backup's hash{}",
-                        match check {
-                            crate::config::RestoreCheck::Quick => " and quick_check",
-                            crate::config::RestoreCheck::Hash => " (restore_check: hash)",
-                            crate::config::RestoreCheck::Full => " and integrity_check",
-                        }
-                    ),
-                };
-                println!(
-                    "  database  {} (sqlite): {from} -> {}, checked with {how} first; {state}",
-                    db.name,
-                    s.path.display()
-                );
-            }
-            (None, SourceKind::Mysql(m)) => {
-                let map = match mysql::target_map(db, args.into.as_deref()) {
-                    Ok(map) => map,
-                    Err(e) => {
-                        println!("  database  {} (mysql): cannot restore: {e}", db.name);
-                        continue;
-                    }
-                };
-                let server = m
-                    .socket
-                    .as_ref()
-                    .map(|s| s.display().to_string())
-                    .or_else(|| {
-                        m.host
-                            .as_ref()
-                            .map(|h| format!("{h}:{}", m.port.unwrap_or(3306)))
-                    })
-                    .unwrap_or_else(|| "the default server".into());
-                let keep = ctx.config.state_dir.join("pre-restore").join(&profile.name);
-                for (from_db, to_db) in map {
-                    let state = match mysql::Conn::new(m).map(|c| c.contents(&to_db)) {
-                        Ok(Ok(None)) => "does not exist: created".to_string(),
-                        Ok(Ok(Some(0))) => "exists, empty".to_string(),
-                        Ok(Ok(Some(n))) => format!(
-                            "exists with {n} tables and routines: needs --force, and its content is dumped into {} first",
-                            keep.display()
-                        ),
-                        Ok(Err(e)) | Err(e) => format!("cannot inspect it now: {e}"),
-                    };
-                    println!(
-                        "  database  {} (mysql): {from} -> {server} database {to_db}{} ({state})",
-                        db.name,
-                        if from_db == to_db {
-                            String::new()
-                        } else {
-                            format!(" (renamed from {from_db})")
-                        }
-                    );
+            None => {
+                for line in source.source.restore_plan(&run, db, &from) {
+                    println!("  {line}");
                 }
             }
         }

@@ -5,10 +5,10 @@ use chrono::{DateTime, Local, Utc};
 
 use super::{Context, Status};
 use crate::config::Profile;
-use crate::dump::human_bytes;
 use crate::error::Error;
 use crate::report::{JobStatus, ProfileStatus, StatusStore};
 use crate::schedule::{JobKind, Schedule, Zone};
+use crate::source::human_bytes;
 
 /// Prints the status of every profile (or of `profile`).
 ///

@@ -2,7 +2,7 @@
 //! describes so the operator can see it was read as meant.
 
 use super::{Context, Status};
-use crate::config::{SourceKind, redact_url};
+use crate::config::redact_url;
 
 pub fn run(ctx: &Context) -> Status {
     let c = &ctx.config;
@@ -22,16 +22,7 @@ pub fn run(ctx: &Context) -> Status {
             p.host
         );
         for db in &p.databases {
-            let what = match &db.kind {
-                SourceKind::Sqlite(s) => format!("sqlite {}", s.path.display()),
-                SourceKind::Mysql(m) => format!(
-                    "mysql {}",
-                    match &m.databases {
-                        crate::config::MysqlSelection::All => "all databases".to_string(),
-                        crate::config::MysqlSelection::Named(n) => n.join(", "),
-                    }
-                ),
-            };
+            let what = db.source.describe();
             println!("    database {}: {what}", db.name);
         }
         for path in &p.paths {

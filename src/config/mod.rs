@@ -4,18 +4,19 @@
 //! commands execute; no command reads YAML.
 
 mod expand;
-mod raw;
+pub mod raw;
 mod staging;
 mod unknown;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_saphyr::{Location, Spanned};
 
-use raw::{RawConfig, RawDatabase, RawDatabaseList, RawProfile, RawRepository, RawSftp, S};
+use raw::{RawConfig, RawDatabase, RawProfile, RawRepository, RawSftp, S};
 
 pub use expand::expand;
 
@@ -35,13 +36,6 @@ pub const DEFAULT_PHASE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// Default for `maintenance.timeout`: how long Docker waits for a container to stop before
 /// killing it.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
-/// Defaults of a MySQL source's bounds: connecting (and the server's greeting), a lock held
-/// by another session (the dump: no byte written for this long), the whole dump, the whole
-/// load of a restore or drill.
-pub const DEFAULT_MYSQL_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-pub const DEFAULT_MYSQL_LOCK_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
-pub const DEFAULT_MYSQL_DUMP_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
-pub const DEFAULT_MYSQL_RESTORE_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
 /// The longest file name most filesystems take (bytes).
 pub const MAX_FILE_NAME: usize = 255;
 
@@ -247,136 +241,23 @@ impl Profile {
     }
 }
 
+/// One database of a profile: its name and its engine's resolved source.
 #[derive(Debug, Clone)]
 pub struct DatabaseSource {
     pub name: String,
-    pub kind: SourceKind,
+    pub source: Arc<dyn crate::source::Source>,
 }
 
 impl DatabaseSource {
     /// The dump's file name inside the staging directory.
     pub fn dump_file_name(&self) -> String {
-        match self.kind {
-            SourceKind::Sqlite(_) => format!("{}.sqlite3", self.name),
-            SourceKind::Mysql(_) => format!("{}.sql", self.name),
-        }
+        format!("{}.{}", self.name, self.source.engine().extension())
     }
 
+    /// The engine's name: what the manifest records as the dump's `type`.
     pub fn type_name(&self) -> &'static str {
-        match self.kind {
-            SourceKind::Sqlite(_) => "sqlite",
-            SourceKind::Mysql(_) => "mysql",
-        }
+        self.source.engine().name()
     }
-}
-
-/// A handful of sources per profile: the size of the larger variant does not matter.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone)]
-pub enum SourceKind {
-    Sqlite(SqliteSource),
-    Mysql(MysqlSource),
-}
-
-#[derive(Debug, Clone)]
-pub struct SqliteSource {
-    pub path: PathBuf,
-    pub method: SqliteMethod,
-    pub verify: SqliteVerify,
-    /// How a restore checks a copy whose hash the manifest records.
-    pub restore_check: RestoreCheck,
-    /// Switch a rollback-journal database to WAL (persistent) before its backup.
-    pub convert_to_wal: bool,
-    /// A rollback-journal database whose copy holds writers out for more than half of this
-    /// gets a warning.
-    pub writer_hold_limit: Duration,
-    /// Set for `method: incremental`.
-    pub incremental: Option<Incremental>,
-}
-
-/// Default `writer_hold_limit`: the Torrust tracker's busy timeout (it drops a write that
-/// waits longer).
-pub const DEFAULT_WRITER_HOLD_LIMIT: Duration = Duration::from_secs(5);
-/// Default `max_delta_share`.
-pub const DEFAULT_MAX_DELTA_SHARE: f64 = 0.5;
-/// Default `rebase_after`: a week.
-pub const DEFAULT_REBASE_AFTER: Duration = Duration::from_secs(7 * 86400);
-
-/// `method: incremental`: where the chain (base + deltas, backed up) and its page index (not
-/// backed up) live, and when a new base is taken.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Incremental {
-    /// `<state_dir>/chains/<profile>/<database>`; its parent is a restic backup source.
-    pub chain_dir: PathBuf,
-    /// `<state_dir>/page-index/<profile>`: `<database>.json` and `<database>.pages`.
-    pub index_dir: PathBuf,
-    pub max_delta_share: f64,
-    pub rebase_after: Duration,
-}
-
-/// How `restore` and `verify` check a SQLite copy. Without a hash in the manifest (dumps by
-/// older versions) the check is always `integrity_check`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RestoreCheck {
-    /// The hash, then `quick_check`.
-    Quick,
-    /// The hash alone.
-    Hash,
-    /// The hash, then `integrity_check`.
-    Full,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SqliteMethod {
-    /// The online backup API, all pages in one step.
-    Online,
-    /// `VACUUM INTO`: a compacted copy.
-    Vacuum,
-    /// A copy-on-write clone of the file under a read lock (FICLONE); falls back to `Online`
-    /// where the filesystem cannot clone.
-    Reflink,
-    /// The online copy, stored as a base plus page deltas (`dump::incremental`).
-    Incremental,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SqliteVerify {
-    Quick,
-    Full,
-    None,
-}
-
-#[derive(Debug, Clone)]
-pub struct MysqlSource {
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    pub socket: Option<PathBuf>,
-    pub user: Option<String>,
-    pub password_file: Option<PathBuf>,
-    pub databases: MysqlSelection,
-    pub options: Vec<String>,
-    /// The dump tool; found on PATH (`mariadb-dump`, then `mysqldump`) when not set.
-    pub binary: Option<PathBuf>,
-    /// Who `restore` and `verify` connect as, when not `user` / `password_file`: loading a
-    /// dump needs CREATE, DROP, INSERT, ALTER, TRIGGER... that a backup user should not have.
-    pub restore_user: Option<String>,
-    pub restore_password_file: Option<PathBuf>,
-    /// How long connecting may take, the server's greeting included (`connect_timeout`).
-    pub connect_timeout: Duration,
-    /// How long a statement may wait for a lock another session holds; the dump, which
-    /// cannot be told, is stopped when it writes nothing for this long (`lock_wait_timeout`).
-    pub lock_wait_timeout: Duration,
-    /// The whole dump (`dump_timeout`).
-    pub dump_timeout: Duration,
-    /// The whole load of a restore or of the drill (`restore_timeout`).
-    pub restore_timeout: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MysqlSelection {
-    /// Every database but the server's own (`mysql`, `sys`, the schemas).
-    All,
-    Named(Vec<String>),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -624,7 +505,9 @@ pub fn local_hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-struct Resolver<'a> {
+/// Resolves the raw config, collecting every problem with its position. Engines resolve
+/// their sources' keys through its helpers (`source::Engine::resolve`).
+pub struct Resolver<'a> {
     file: PathBuf,
     base: PathBuf,
     env: &'a dyn Fn(&str) -> Option<String>,
@@ -632,7 +515,12 @@ struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
-    fn error(&mut self, at: &Location, message: impl Into<String>) {
+    /// The environment `${VAR}` is expanded from.
+    pub fn env(&self) -> &dyn Fn(&str) -> Option<String> {
+        self.env
+    }
+
+    pub fn error(&mut self, at: &Location, message: impl Into<String>) {
         self.errors.push(ConfigError {
             file: self.file.clone(),
             line: at.line(),
@@ -642,7 +530,7 @@ impl Resolver<'_> {
     }
 
     /// The expanded value of `s`, or `None` after recording why not.
-    fn string(&mut self, s: &S, key: &str) -> Option<String> {
+    pub fn string(&mut self, s: &S, key: &str) -> Option<String> {
         match expand(&s.value, self.env) {
             Ok(v) => Some(v),
             Err(msg) => {
@@ -652,7 +540,7 @@ impl Resolver<'_> {
         }
     }
 
-    fn nonempty(&mut self, s: &S, key: &str) -> Option<String> {
+    pub fn nonempty(&mut self, s: &S, key: &str) -> Option<String> {
         let v = self.string(s, key)?;
         if v.trim().is_empty() {
             self.error(&s.referenced, format!("{key} must not be empty"));
@@ -662,7 +550,7 @@ impl Resolver<'_> {
     }
 
     /// An expanded path; relative paths are taken from the config file's directory.
-    fn path(&mut self, s: &S, key: &str) -> Option<PathBuf> {
+    pub fn path(&mut self, s: &S, key: &str) -> Option<PathBuf> {
         let v = self.nonempty(s, key)?;
         let p = PathBuf::from(v);
         Some(if p.is_absolute() {
@@ -769,7 +657,7 @@ impl Resolver<'_> {
     }
 
     /// A duration such as 90s, 5m, 2h or 1d, or `None` after recording why not.
-    fn duration(&mut self, s: Option<&S>, key: &str) -> Option<Duration> {
+    pub fn duration(&mut self, s: Option<&S>, key: &str) -> Option<Duration> {
         let s = s?;
         let v = self.nonempty(s, key)?;
         let short = key.rsplit('.').next().unwrap_or(key);
@@ -1349,6 +1237,8 @@ impl Resolver<'_> {
     ) -> Option<DatabaseSource> {
         let d = &db.value;
         let name = self.nonempty(&d.name, &format!("profiles.{profile}.databases.name"))?;
+        let kind = d.kind.value.as_str();
+        let engine = crate::source::engine(kind);
         if !is_safe_name(&name) || name.starts_with('-') {
             self.error(
                 &d.name.referenced,
@@ -1356,10 +1246,7 @@ impl Resolver<'_> {
             );
         } else {
             // The dump is written as <name><suffix>.partial: all of it must fit in a name.
-            let suffix = match d.kind.value.as_str() {
-                "sqlite" => ".sqlite3.partial",
-                _ => ".sql.partial",
-            };
+            let suffix = format!(".{}.partial", engine.map_or("sql", |e| e.extension()));
             let max = MAX_FILE_NAME - suffix.len();
             if name.len() > max {
                 self.error(
@@ -1373,39 +1260,21 @@ impl Resolver<'_> {
                 );
             }
         }
-        let key = |k: &str| format!("profiles.{profile}.databases.{name}.{k}");
-        let kind = d.kind.value.as_str();
-        let sqlite_keys: [(&str, bool); 8] = [
-            ("path", d.path.is_some()),
-            ("method", d.method.is_some()),
-            ("verify", d.verify.is_some()),
-            ("restore_check", d.restore_check.is_some()),
-            ("convert_to_wal", d.convert_to_wal.is_some()),
-            ("writer_hold_limit", d.writer_hold_limit.is_some()),
-            ("max_delta_share", d.max_delta_share.is_some()),
-            ("rebase_after", d.rebase_after.is_some()),
-        ];
-        let mysql_keys: [(&str, bool); 14] = [
-            ("host", d.host.is_some()),
-            ("port", d.port.is_some()),
-            ("socket", d.socket.is_some()),
-            ("user", d.user.is_some()),
-            ("password_file", d.password_file.is_some()),
-            ("databases", d.databases.is_some()),
-            ("options", !d.options.is_empty()),
-            ("binary", d.binary.is_some()),
-            ("restore_user", d.restore_user.is_some()),
-            ("restore_password_file", d.restore_password_file.is_some()),
-            ("connect_timeout", d.connect_timeout.is_some()),
-            ("lock_wait_timeout", d.lock_wait_timeout.is_some()),
-            ("dump_timeout", d.dump_timeout.is_some()),
-            ("restore_timeout", d.restore_timeout.is_some()),
-        ];
-        let foreign: Vec<&str> = match kind {
-            "sqlite" => mysql_keys.iter().filter(|k| k.1).map(|k| k.0).collect(),
-            "mysql" | "mariadb" => sqlite_keys.iter().filter(|k| k.1).map(|k| k.0).collect(),
-            _ => Vec::new(),
+        let Some(engine) = engine else {
+            self.error(
+                &d.kind.referenced,
+                format!(
+                    "database {name}: unknown type {kind:?} (supported: {})",
+                    crate::source::known_types()
+                ),
+            );
+            return None;
         };
+        let foreign: Vec<&str> = d
+            .keys_set()
+            .into_iter()
+            .filter(|k| !engine.keys().contains(k))
+            .collect();
         if !foreign.is_empty() {
             self.error(
                 &db.referenced,
@@ -1415,285 +1284,21 @@ impl Resolver<'_> {
                 ),
             );
         }
-        let source = match kind {
-            "sqlite" => {
-                let Some(path_s) = &d.path else {
-                    self.error(
-                        &db.referenced,
-                        format!("database {name}: sqlite needs `path`"),
-                    );
-                    return None;
-                };
-                let path = self.path(path_s, &key("path"))?;
-                let method = match d.method.as_ref().map(|m| (m, m.value.as_str())) {
-                    None | Some((_, "online")) => SqliteMethod::Online,
-                    Some((_, "vacuum")) => SqliteMethod::Vacuum,
-                    Some((_, "reflink")) => SqliteMethod::Reflink,
-                    Some((_, "incremental")) => SqliteMethod::Incremental,
-                    Some((m, other)) => {
-                        self.error(
-                            &m.referenced,
-                            format!(
-                                "database {name}: method {other:?} is not one of online, vacuum, reflink, incremental"
-                            ),
-                        );
-                        return None;
-                    }
-                };
-                let verify = match d.verify.as_ref().map(|m| (m, m.value.as_str())) {
-                    None | Some((_, "quick")) => SqliteVerify::Quick,
-                    Some((_, "full")) => SqliteVerify::Full,
-                    Some((_, "none")) => SqliteVerify::None,
-                    Some((m, other)) => {
-                        self.error(
-                            &m.referenced,
-                            format!(
-                                "database {name}: verify {other:?} is not one of quick, full, none"
-                            ),
-                        );
-                        return None;
-                    }
-                };
-                let restore_check = match d.restore_check.as_ref().map(|m| (m, m.value.as_str())) {
-                    None | Some((_, "quick")) => RestoreCheck::Quick,
-                    Some((_, "hash")) => RestoreCheck::Hash,
-                    Some((_, "full")) => RestoreCheck::Full,
-                    Some((m, other)) => {
-                        self.error(
-                            &m.referenced,
-                            format!(
-                                "database {name}: restore_check {other:?} is not one of quick, hash, full"
-                            ),
-                        );
-                        return None;
-                    }
-                };
-                let writer_hold_limit = match &d.writer_hold_limit {
-                    None => DEFAULT_WRITER_HOLD_LIMIT,
-                    s => self.duration(s.as_ref(), &key("writer_hold_limit"))?,
-                };
-                let incremental = self.incremental(profile, &name, d, method, state_dir)?;
-                SourceKind::Sqlite(SqliteSource {
-                    path,
-                    method,
-                    verify,
-                    restore_check,
-                    convert_to_wal: d.convert_to_wal.as_ref().is_some_and(|b| b.value),
-                    writer_hold_limit,
-                    incremental,
-                })
-            }
-            "mysql" | "mariadb" => SourceKind::Mysql(self.mysql(&name, d, &db.referenced)?),
-            "postgres" | "postgresql" => {
-                self.error(
-                    &d.kind.referenced,
-                    format!("database {name}: type {kind} is not supported yet (supported: sqlite, mysql)"),
-                );
-                return None;
-            }
-            other => {
-                self.error(
-                    &d.kind.referenced,
-                    format!("database {name}: unknown type {other:?} (supported: sqlite, mysql)"),
-                );
-                return None;
-            }
-        };
-        Some(DatabaseSource { name, kind: source })
-    }
-
-    /// The settings of `method: incremental` (`Some(None)` for the other methods, whose
-    /// incremental keys are errors). The chain and its page index live under the state
-    /// directory, per profile and database: see `dump::incremental`.
-    fn incremental(
-        &mut self,
-        profile: &str,
-        name: &str,
-        d: &RawDatabase,
-        method: SqliteMethod,
-        state_dir: &Path,
-    ) -> Option<Option<Incremental>> {
-        if method != SqliteMethod::Incremental {
-            for (k, at) in [
-                (
-                    "max_delta_share",
-                    d.max_delta_share.as_ref().map(|v| &v.referenced),
-                ),
-                (
-                    "rebase_after",
-                    d.rebase_after.as_ref().map(|v| &v.referenced),
-                ),
-            ] {
-                if let Some(at) = at {
-                    self.error(
-                        at,
-                        format!("database {name}: {k} applies only to method: incremental"),
-                    );
-                }
-            }
-            return Some(None);
-        }
-        let max_delta_share = match &d.max_delta_share {
-            None => DEFAULT_MAX_DELTA_SHARE,
-            Some(v) if v.value.is_finite() && v.value > 0.0 && v.value <= 100.0 => v.value,
-            Some(v) => {
-                self.error(
-                    &v.referenced,
-                    format!(
-                        "database {name}: max_delta_share {} must be a number above 0 (a share of the database: 0.5 takes a new base once the deltas add up to half its size)",
-                        v.value
-                    ),
-                );
-                return None;
-            }
-        };
-        let key = format!("profiles.{profile}.databases.{name}.rebase_after");
-        let rebase_after = match &d.rebase_after {
-            None => DEFAULT_REBASE_AFTER,
-            s => self.duration(s.as_ref(), &key)?,
-        };
-        Some(Some(Incremental {
-            chain_dir: state_dir.join("chains").join(profile).join(name),
-            index_dir: state_dir.join("page-index").join(profile),
-            max_delta_share,
-            rebase_after,
-        }))
-    }
-
-    fn mysql(&mut self, name: &str, d: &RawDatabase, at: &Location) -> Option<MysqlSource> {
-        let key = |k: &str| format!("databases.{name}.{k}");
-        let databases = match &d.databases {
-            None => {
-                self.error(
-                    at,
-                    format!("database {name}: mysql needs `databases`: a list of names, or `all`"),
-                );
-                return None;
-            }
-            Some(list) => match &list.value {
-                RawDatabaseList::Keyword(k) if k == "all" => MysqlSelection::All,
-                RawDatabaseList::Keyword(k) => {
-                    self.error(
-                        &list.referenced,
-                        format!(
-                            "database {name}: databases must be a list of names or `all`, not {k:?}"
-                        ),
-                    );
-                    return None;
-                }
-                RawDatabaseList::Names(names) if names.is_empty() => {
-                    self.error(
-                        &list.referenced,
-                        format!("database {name}: databases is empty"),
-                    );
-                    return None;
-                }
-                RawDatabaseList::Names(names) => {
-                    let mut out = Vec::new();
-                    for n in names {
-                        // Items of a list that may also be a word carry no position of their
-                        // own: the list's is the nearest.
-                        let at = if n.referenced.line() == 0 {
-                            &list.referenced
-                        } else {
-                            &n.referenced
-                        };
-                        match expand(&n.value, self.env) {
-                            Ok(v) => match check_mysql_name(&v) {
-                                Ok(()) => out.push(v),
-                                Err(why) => self.error(
-                                    at,
-                                    format!("database {name}: databases entry {v:?} {why}"),
-                                ),
-                            },
-                            Err(msg) => self.error(at, format!("{}: {msg}", key("databases"))),
-                        }
-                    }
-                    MysqlSelection::Named(out)
-                }
+        let source = engine.resolve(
+            self,
+            &crate::source::SourceAt {
+                profile,
+                name: &name,
+                raw: d,
+                at: &db.referenced,
+                state_dir,
             },
-        };
-        let mut options = Vec::new();
-        for o in &d.options {
-            let Some(opt) = self.nonempty(o, &key("options")) else {
-                continue;
-            };
-            let flag = opt.split('=').next().unwrap_or_default();
-            let forbidden = [
-                (
-                    "--skip-comments",
-                    "the `-- Dump completed` trailer that proves a dump finished needs comments",
-                ),
-                (
-                    "--compact",
-                    "it drops the `-- Dump completed` trailer that proves a dump finished",
-                ),
-                (
-                    "--password",
-                    "passwords go in password_file, never on a command line",
-                ),
-                ("--result-file", "resticpilot writes the dump file itself"),
-                ("--tab", "resticpilot needs one SQL file per source"),
-                (
-                    "--defaults-file",
-                    "resticpilot passes the connection through its own options file",
-                ),
-                (
-                    "--defaults-extra-file",
-                    "resticpilot passes the connection through its own options file",
-                ),
-            ];
-            if let Some((_, why)) = forbidden.iter().find(|(f, _)| *f == flag) {
-                self.error(
-                    &o.referenced,
-                    format!("database {name}: option {flag} is not allowed: {why}"),
-                );
-            } else if flag.starts_with("-p") || flag.starts_with("-r") || flag == "-T" {
-                self.error(
-                    &o.referenced,
-                    format!("database {name}: short option {flag} is not allowed: use the long form (passwords go in password_file)"),
-                );
-            } else {
-                options.push(opt);
-            }
-        }
-        Some(MysqlSource {
-            host: d.host.as_ref().and_then(|s| self.nonempty(s, &key("host"))),
-            port: d.port.as_ref().map(|p| p.value),
-            socket: d.socket.as_ref().and_then(|s| self.path(s, &key("socket"))),
-            user: d.user.as_ref().and_then(|s| self.nonempty(s, &key("user"))),
-            password_file: d
-                .password_file
-                .as_ref()
-                .and_then(|s| self.path(s, &key("password_file"))),
-            databases,
-            options,
-            binary: d.binary.as_ref().and_then(|s| self.path(s, &key("binary"))),
-            restore_user: d
-                .restore_user
-                .as_ref()
-                .and_then(|s| self.nonempty(s, &key("restore_user"))),
-            restore_password_file: d
-                .restore_password_file
-                .as_ref()
-                .and_then(|s| self.path(s, &key("restore_password_file"))),
-            connect_timeout: self
-                .timeout(d.connect_timeout.as_ref(), &key("connect_timeout"))
-                .unwrap_or(DEFAULT_MYSQL_CONNECT_TIMEOUT),
-            lock_wait_timeout: self
-                .timeout(d.lock_wait_timeout.as_ref(), &key("lock_wait_timeout"))
-                .unwrap_or(DEFAULT_MYSQL_LOCK_WAIT_TIMEOUT),
-            dump_timeout: self
-                .timeout(d.dump_timeout.as_ref(), &key("dump_timeout"))
-                .unwrap_or(DEFAULT_MYSQL_DUMP_TIMEOUT),
-            restore_timeout: self
-                .timeout(d.restore_timeout.as_ref(), &key("restore_timeout"))
-                .unwrap_or(DEFAULT_MYSQL_RESTORE_TIMEOUT),
-        })
+        )?;
+        Some(DatabaseSource { name, source })
     }
 
     /// A duration of at least one second, or `None` after recording why not.
-    fn timeout(&mut self, s: Option<&S>, key: &str) -> Option<Duration> {
+    pub fn timeout(&mut self, s: Option<&S>, key: &str) -> Option<Duration> {
         let d = self.duration(s, key)?;
         if d.is_zero() {
             let short = key.rsplit('.').next().unwrap_or(key);
@@ -1704,30 +1309,6 @@ impl Resolver<'_> {
             return None;
         }
         Some(d)
-    }
-}
-
-/// Whether `name` can be a MySQL database name that resticpilot passes to the dump tool:
-/// 1 to 64 characters, no control characters, no leading '-' (it would become an option),
-/// no trailing space (the server refuses it).
-///
-/// Fails with the reason, to follow the quoted name in a message.
-pub fn check_mysql_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        Err("is empty".into())
-    } else if name.chars().count() > 64 {
-        Err(format!(
-            "is {} characters long: MySQL database names have at most 64",
-            name.chars().count()
-        ))
-    } else if name.starts_with('-') {
-        Err("starts with '-': the dump tool would take it for an option".into())
-    } else if name.chars().any(char::is_control) {
-        Err("holds a control character".into())
-    } else if name.ends_with(' ') {
-        Err("ends with a space, which MySQL does not allow".into())
-    } else {
-        Ok(())
     }
 }
 

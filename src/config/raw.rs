@@ -159,7 +159,9 @@ pub struct RawMaintenance {
 }
 
 /// One database source. A flat struct rather than a tagged enum so every key keeps its
-/// position for error messages; which keys suit which `type` is checked in `resolve`.
+/// position for error messages; which keys suit which `type` is checked in `resolve` against
+/// the engine's `keys()` (`source::Engine`). An engine's new key is a field here and a line of
+/// `keys_set`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDatabase {
@@ -219,6 +221,44 @@ pub struct RawDatabase {
     pub dump_timeout: Option<S>,
     #[serde(default)]
     pub restore_timeout: Option<S>,
+}
+
+impl RawDatabase {
+    /// The keys set on this source besides `name` and `type`, in the order they are declared
+    /// here: an engine rejects those not in its `keys()`.
+    pub fn keys_set(&self) -> Vec<&'static str> {
+        [
+            ("path", self.path.is_some()),
+            ("method", self.method.is_some()),
+            ("verify", self.verify.is_some()),
+            ("restore_check", self.restore_check.is_some()),
+            ("convert_to_wal", self.convert_to_wal.is_some()),
+            ("writer_hold_limit", self.writer_hold_limit.is_some()),
+            ("max_delta_share", self.max_delta_share.is_some()),
+            ("rebase_after", self.rebase_after.is_some()),
+            ("host", self.host.is_some()),
+            ("port", self.port.is_some()),
+            ("socket", self.socket.is_some()),
+            ("user", self.user.is_some()),
+            ("password_file", self.password_file.is_some()),
+            ("databases", self.databases.is_some()),
+            ("options", !self.options.is_empty()),
+            ("binary", self.binary.is_some()),
+            ("restore_user", self.restore_user.is_some()),
+            (
+                "restore_password_file",
+                self.restore_password_file.is_some(),
+            ),
+            ("connect_timeout", self.connect_timeout.is_some()),
+            ("lock_wait_timeout", self.lock_wait_timeout.is_some()),
+            ("dump_timeout", self.dump_timeout.is_some()),
+            ("restore_timeout", self.restore_timeout.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(key, _)| key)
+        .collect()
+    }
 }
 
 /// `databases: all` or `databases: [a, b]`.

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Config, RepositoryPassword, Resolver, SourceKind, raw::RawConfig};
+use super::{Config, RepositoryPassword, Resolver, raw::RawConfig};
 /// `path` made absolute (from the working directory, as the commands will see it) and
 /// normalised without looking at the filesystem.
 fn lexical(path: &Path) -> PathBuf {
@@ -164,26 +164,11 @@ fn protected_places(config: &Config) -> Vec<(PathBuf, String)> {
             add(path, format!("profile {name}'s path"));
         }
         for db in &profile.databases {
-            match &db.kind {
-                SourceKind::Sqlite(s) => add(
-                    &s.path,
-                    format!("the file of database {} (profile {name})", db.name),
-                ),
-                SourceKind::Mysql(m) => {
-                    for (file, what) in [
-                        (&m.password_file, "password_file"),
-                        (&m.restore_password_file, "restore_password_file"),
-                        (&m.socket, "socket"),
-                        (&m.binary, "binary"),
-                    ] {
-                        if let Some(f) = file {
-                            add(
-                                f,
-                                format!("the {what} of database {} (profile {name})", db.name),
-                            );
-                        }
-                    }
-                }
+            for (file, what) in db.source.named_paths() {
+                add(
+                    &file,
+                    format!("the {what} of database {} (profile {name})", db.name),
+                );
             }
         }
     }

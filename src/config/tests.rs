@@ -1,5 +1,23 @@
 use super::*;
+use crate::source::mysql::MysqlSource;
+use crate::source::sqlite::{RestoreCheck, SqliteMethod, SqliteSource, SqliteVerify};
 use std::collections::BTreeSet;
+
+/// The SQLite settings behind `db`.
+fn sqlite_of(db: &DatabaseSource) -> &SqliteSource {
+    db.source
+        .as_any()
+        .downcast_ref()
+        .unwrap_or_else(|| panic!("not sqlite: {db:?}"))
+}
+
+/// The MySQL settings behind `db`.
+fn mysql_of(db: &DatabaseSource) -> &MysqlSource {
+    db.source
+        .as_any()
+        .downcast_ref()
+        .unwrap_or_else(|| panic!("not mysql: {db:?}"))
+}
 
 fn env(name: &str) -> Option<String> {
     match name {
@@ -55,14 +73,10 @@ fn resolves_defaults_env_and_relative_paths() {
         Path::new("/var/lib/resticpilot/staging/tracker")
     );
     assert_eq!(p.all_tags(), ["resticpilot", "profile:tracker"]);
-    match &p.databases[0].kind {
-        SourceKind::Sqlite(s) => {
-            assert_eq!(s.path, Path::new("/data/tracker.db"));
-            assert_eq!(s.method, SqliteMethod::Online);
-            assert_eq!(s.verify, SqliteVerify::Quick);
-        }
-        other => panic!("{other:?}"),
-    }
+    let s = sqlite_of(&p.databases[0]);
+    assert_eq!(s.path, Path::new("/data/tracker.db"));
+    assert_eq!(s.method, SqliteMethod::Online);
+    assert_eq!(s.verify, SqliteVerify::Quick);
     match &c.repositories["local"].password {
         RepositoryPassword::File(f) => assert_eq!(f, Path::new("/etc/rp/secrets/restic")),
         other => panic!("{other:?}"),
@@ -225,17 +239,13 @@ fn restore_account_of_a_mysql_source() {
         "databases: [torrust]\n        restore_user: root\n        restore_password_file: secrets/root",
     ))
     .unwrap();
-    match &c.profiles["tracker"].databases[1].kind {
-        SourceKind::Mysql(m) => {
-            assert_eq!(m.user.as_deref(), Some("backup"));
-            assert_eq!(m.restore_user.as_deref(), Some("root"));
-            assert_eq!(
-                m.restore_password_file.as_deref(),
-                Some(Path::new("/etc/rp/secrets/root"))
-            );
-        }
-        other => panic!("{other:?}"),
-    }
+    let m = mysql_of(&c.profiles["tracker"].databases[1]);
+    assert_eq!(m.user.as_deref(), Some("backup"));
+    assert_eq!(m.restore_user.as_deref(), Some("root"));
+    assert_eq!(
+        m.restore_password_file.as_deref(),
+        Some(Path::new("/etc/rp/secrets/root"))
+    );
     let errs = errors(&GOOD.replace(
         "{ name: tracker, type: sqlite, path: \"${DATA}/tracker.db\" }",
         "{ name: tracker, type: sqlite, path: /x, restore_user: root }",
@@ -510,10 +520,10 @@ fn sqlite_method_reflink_is_accepted_and_unknown_methods_list_it() {
         r#"path: "${DATA}/tracker.db", method: reflink }"#,
     );
     let c = parse_text(&text).unwrap();
-    match &c.profiles["tracker"].databases[0].kind {
-        SourceKind::Sqlite(s) => assert_eq!(s.method, SqliteMethod::Reflink),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        sqlite_of(&c.profiles["tracker"].databases[0]).method,
+        SqliteMethod::Reflink
+    );
     let errs = errors(&text.replace("method: reflink", "method: clone"));
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(
@@ -530,11 +540,8 @@ fn sqlite_incremental_keys_resolve_with_defaults_and_checks() {
             &format!(r#"path: "${{DATA}}/tracker.db", {extra} }}"#),
         )
     };
-    let source = |text: &str| match &parse_text(text).unwrap().profiles["tracker"].databases[0].kind
-    {
-        SourceKind::Sqlite(s) => s.clone(),
-        other => panic!("{other:?}"),
-    };
+    let source =
+        |text: &str| sqlite_of(&parse_text(text).unwrap().profiles["tracker"].databases[0]).clone();
     // The defaults.
     let s = source(&sqlite("method: incremental"));
     assert_eq!(s.method, SqliteMethod::Incremental);

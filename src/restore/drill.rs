@@ -1,8 +1,8 @@
 //! The restore drill (`verify`): restore a snapshot into scratch space and prove it usable.
 //!
-//! Every database of the snapshot is restored and checked (SQLite: extracted to a scratch
-//! file, `integrity_check`, rows per table; MySQL: streamed into a scratch database on the
-//! configured server, its tables compared with the dump's, the database dropped afterwards).
+//! Every database of the snapshot is restored and checked by its engine's drill
+//! (`source::Engine::drill`: SQLite extracts a scratch file and counts rows, MySQL loads a
+//! scratch database and drops it).
 //! The profile's files are restored into scratch space with restic's `--verify`, and every
 //! configured path must be there. Each item reports its size, how long its restore took (the
 //! recovery time to expect) and its result. Nothing live is touched.
@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Contents, ManifestDatabase, files, mysql, sqlite};
-use crate::config::{Profile, SourceKind};
+use super::{Contents, ManifestDatabase, files};
+use crate::config::Profile;
 use crate::dirs::Fix;
-use crate::dump::human_bytes;
 use crate::error::Error;
 use crate::restic::Restic;
+use crate::source::human_bytes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -102,7 +102,8 @@ pub struct PathCheck {
     pub present: bool,
 }
 
-fn secs(d: Duration) -> f64 {
+/// Seconds, to the millisecond, for the report.
+pub fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
@@ -148,12 +149,22 @@ pub fn run(
     let mut databases = Vec::new();
     for db in &contents.manifest.databases {
         tracing::info!(profile = %profile.name, database = %db.name, "restoring {} into scratch space", db.name);
-        let check = match db.kind.as_str() {
-            "sqlite" => check_sqlite(restic, profile, contents, db, dir.path()),
-            "mysql" => check_mysql(restic, profile, contents, db),
-            other => DatabaseCheck {
+        let drill = crate::source::Drill {
+            restic,
+            contents,
+            dir: dir.path(),
+        };
+        let check = match crate::source::engine(&db.kind) {
+            Some(engine) => {
+                let source = profile
+                    .databases
+                    .iter()
+                    .find(|s| s.name == db.name && s.type_name() == engine.name());
+                engine.drill(&drill, db, source.map(|s| s.source.as_ref()))
+            }
+            None => DatabaseCheck {
                 result: Outcome::Skipped,
-                detail: format!("this resticpilot cannot check {other} dumps"),
+                detail: format!("this resticpilot cannot check {} dumps", db.kind),
                 ..DatabaseCheck::pending(db)
             },
         };
@@ -211,7 +222,7 @@ pub fn run(
 
 impl DatabaseCheck {
     /// The check of `db` before anything is known: failed until shown otherwise.
-    fn pending(db: &ManifestDatabase) -> DatabaseCheck {
+    pub fn pending(db: &ManifestDatabase) -> DatabaseCheck {
         DatabaseCheck {
             name: db.name.clone(),
             kind: db.kind.clone(),
@@ -224,205 +235,6 @@ impl DatabaseCheck {
             detail: String::new(),
         }
     }
-}
-
-fn check_sqlite(
-    restic: &Restic,
-    profile: &Profile,
-    contents: &Contents,
-    db: &ManifestDatabase,
-    dir: &Path,
-) -> DatabaseCheck {
-    let mut check = DatabaseCheck::pending(db);
-    check.chain_length = db.incremental.as_ref().map(|c| 1 + c.deltas.len());
-    let dest = match super::inside(dir, &db.file) {
-        Ok(dest) => dest,
-        Err(e) => {
-            check.detail = e.to_string();
-            return check;
-        }
-    };
-    // The check the profile asks of a restore, so the drill's time is the restore's.
-    let how = profile
-        .databases
-        .iter()
-        .find_map(|s| match &s.kind {
-            SourceKind::Sqlite(s2) if s.name == db.name => Some(s2.restore_check),
-            _ => None,
-        })
-        .unwrap_or(crate::config::RestoreCheck::Quick);
-    match sqlite::extract_checked(
-        restic,
-        contents,
-        db,
-        &dest,
-        how,
-        "free space there, or give verify --scratch DIR on a filesystem with room",
-    ) {
-        Ok(x) => {
-            check.bytes = x.bytes;
-            check.restore_seconds = secs(x.duration);
-            check.tables = x.tables.len();
-            let chain = match x.chain_length {
-                Some(n) => format!(
-                    "; rebuilt from base + {}",
-                    super::count((n - 1) as u64, "delta")
-                ),
-                None => String::new(),
-            };
-            match sqlite::row_counts(&dest) {
-                // A restore of it would bring back nothing: a drill must not call that a pass.
-                Ok(_) if x.tables.is_empty() => {
-                    check.detail = format!(
-                        "integrity_check ok, but the copy has no tables: the database was empty when it was backed up (most often a wrong path or a volume that was not mounted); there is nothing to recover from snapshot {}",
-                        contents.short()
-                    );
-                }
-                Ok(rows) => {
-                    let total: i64 = rows.iter().map(|(_, n)| n).sum();
-                    check.result = Outcome::Pass;
-                    check.detail = format!(
-                        "{}{chain}; {}, {}",
-                        x.check,
-                        super::count(x.tables.len() as u64, "table"),
-                        super::count(total.max(0) as u64, "row")
-                    );
-                    check.rows = Some(
-                        rows.into_iter()
-                            .map(|(table, rows)| TableRows { table, rows })
-                            .collect(),
-                    );
-                }
-                Err(e) => check.detail = format!("{} but {e}", x.check),
-            }
-        }
-        Err(e) => check.detail = e.to_string(),
-    }
-    let _ = std::fs::remove_file(&dest);
-    check
-}
-
-fn check_mysql(
-    restic: &Restic,
-    profile: &Profile,
-    contents: &Contents,
-    db: &ManifestDatabase,
-) -> DatabaseCheck {
-    let mut check = DatabaseCheck::pending(db);
-    let source = profile.databases.iter().find_map(|s| match &s.kind {
-        SourceKind::Mysql(m) if s.name == db.name => Some(m),
-        _ => None,
-    });
-    let conn = match source.map(mysql::Conn::new) {
-        Some(Ok(conn)) => conn,
-        Some(Err(e)) => {
-            check.detail = e;
-            return check;
-        }
-        None => {
-            return stream_only(
-                restic,
-                contents,
-                db,
-                check,
-                "not loaded: the profile no longer configures this database, so there is no server to load it into",
-            );
-        }
-    };
-    if let Err(e) = conn.ping() {
-        if e.unreachable {
-            let note = format!("not loaded: the server is not reachable ({})", e.message);
-            return stream_only(restic, contents, db, check, &note);
-        }
-        check.detail = format!("cannot use the server: {}", e.message);
-        return check;
-    }
-    let map = match scratch_names(&conn, db) {
-        Ok(map) => map,
-        Err(e) => {
-            check.detail = e;
-            return check;
-        }
-    };
-    let scratch: Vec<String> = map.iter().map(|(_, t)| t.clone()).collect();
-    let loaded = mysql::load(restic, contents, db, &conn, map);
-    let mut dropped = Vec::new();
-    for name in &scratch {
-        if let Err(e) = conn.drop_database(name) {
-            dropped.push(format!("could not drop scratch database {name}: {e}"));
-        }
-    }
-    match loaded {
-        Ok(l) => {
-            check.result = Outcome::Pass;
-            check.bytes = l.bytes;
-            check.restore_seconds = secs(l.duration);
-            check.tables = l.tables.len();
-            check.detail = format!(
-                "loaded into scratch database {} (dropped), {} as in the dump",
-                scratch.join(", "),
-                super::count(l.tables.len() as u64, "table")
-            );
-        }
-        Err(e) => check.detail = e.to_string(),
-    }
-    if !dropped.is_empty() {
-        check.detail = format!("{}; {}", check.detail, dropped.join("; "));
-    }
-    check
-}
-
-/// Scratch database names for each database of the dump, none of which exists yet.
-fn scratch_names(
-    conn: &mysql::Conn,
-    db: &ManifestDatabase,
-) -> Result<Vec<(String, String)>, String> {
-    let mut map = Vec::new();
-    let mut n = 0;
-    for original in mysql::target_map(db, None)?.into_iter().map(|(o, _)| o) {
-        loop {
-            let name = format!("resticpilot_verify_{}_{n}", std::process::id());
-            n += 1;
-            if conn.contents(&name)?.is_none() {
-                map.push((original, name));
-                break;
-            }
-        }
-    }
-    Ok(map)
-}
-
-/// Without a server: at least read the whole dump out of the repository and check it as a
-/// restore would (complete, nothing outside its database). The result stays `skipped` when it
-/// passes: the load was not tested.
-fn stream_only(
-    restic: &Restic,
-    contents: &Contents,
-    db: &ManifestDatabase,
-    mut check: DatabaseCheck,
-    note: &str,
-) -> DatabaseCheck {
-    let start = Instant::now();
-    let map = match mysql::target_map(db, None) {
-        Ok(map) => map,
-        Err(e) => {
-            check.detail = e;
-            return check;
-        }
-    };
-    match mysql::check(restic, contents, db, &map, &[]) {
-        Ok(scanner) => {
-            check.result = Outcome::Skipped;
-            check.bytes = scanner.bytes;
-            check.restore_seconds = secs(start.elapsed());
-            check.detail = format!(
-                "dump read back whole and checked ({}, with its completion trailer); {note}",
-                human_bytes(scanner.bytes)
-            );
-        }
-        Err(e) => check.detail = format!("{e}; {note}"),
-    }
-    check
 }
 
 fn check_files(restic: &Restic, profile: &Profile, contents: &Contents, dir: &Path) -> FilesCheck {

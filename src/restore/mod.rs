@@ -8,11 +8,7 @@
 
 pub mod drill;
 pub mod files;
-pub mod incremental;
-pub mod mysql;
 pub mod progress;
-pub mod sqlcheck;
-pub mod sqlite;
 
 use std::path::{Component, Path, PathBuf};
 
@@ -84,7 +80,7 @@ pub struct ManifestDatabase {
     pub hash: Option<String>,
     /// SQLite `method: incremental`: the chain to rebuild the copy from (no file in staging).
     #[serde(default)]
-    pub incremental: Option<crate::dump::incremental::Chain>,
+    pub incremental: Option<crate::source::sqlite::incremental::Chain>,
     /// MySQL: the databases as a list (manifests since the list was added; older ones have
     /// only `source`).
     #[serde(default)]
@@ -366,15 +362,8 @@ pub fn check_manifest(manifest: &Manifest, staging: &str) -> Result<(), String> 
                 db.name, db.file
             ));
         }
-        if db.kind == "mysql" {
-            for name in db.mysql_databases() {
-                if !is_plain_name(&name) {
-                    return Err(format!(
-                        "its manifest says the dump of database {} holds the MySQL database {name:?}, which cannot name a file",
-                        db.name
-                    ));
-                }
-            }
+        if let Some(engine) = crate::source::engine(&db.kind) {
+            engine.check_manifest(db)?;
         }
     }
     Ok(())

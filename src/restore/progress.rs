@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use crate::dump::human_bytes;
+use crate::source::human_bytes;
 
 pub struct Progress {
     label: String,

@@ -45,7 +45,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Incremental;
+use super::Incremental;
 
 pub const DELTA_MAGIC: [u8; 8] = *b"RPDELTA1";
 pub const DELTA_VERSION: u32 = 1;
@@ -148,21 +148,6 @@ fn plain_name(path: &Path) -> String {
 /// `blake3:<hex>`.
 pub fn hash_text(h: &blake3::Hash) -> String {
     format!("blake3:{}", h.to_hex())
-}
-
-/// The directories restic backs up for `profile`'s incremental sources (one per profile).
-pub fn roots(databases: &[crate::config::DatabaseSource]) -> Vec<PathBuf> {
-    let mut roots: Vec<PathBuf> = Vec::new();
-    for db in databases {
-        if let crate::config::SourceKind::Sqlite(s) = &db.kind
-            && let Some(inc) = &s.incremental
-            && let Some(root) = inc.chain_dir.parent()
-            && !roots.iter().any(|r| r == root)
-        {
-            roots.push(root.to_path_buf());
-        }
-    }
-    roots
 }
 
 /// What the pass over the copy found.
@@ -617,14 +602,14 @@ impl Session {
                         database = %self.source.display(),
                         "incremental: new base {} ({}): {reason}",
                         base.name,
-                        crate::dump::human_bytes(db_bytes)
+                        crate::source::human_bytes(db_bytes)
                     );
                 } else {
                     tracing::warn!(
                         database = %self.source.display(),
                         "incremental: new base {} ({}) instead of a delta: {reason}",
                         base.name,
-                        crate::dump::human_bytes(db_bytes)
+                        crate::source::human_bytes(db_bytes)
                     );
                 }
                 let state = State {
@@ -693,7 +678,7 @@ impl Session {
                     "incremental: delta {seq} ({} changed of {} pages, {})",
                     pass.changed,
                     pass.page_count,
-                    crate::dump::human_bytes(pass.delta_bytes)
+                    crate::source::human_bytes(pass.delta_bytes)
                 );
                 (state, description, pass.delta_bytes)
             }

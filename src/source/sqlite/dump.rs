@@ -14,8 +14,8 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::incremental;
 use super::reflink::{self, Outcome};
-use super::{Done, Extra};
-use crate::config::{SqliteMethod, SqliteSource, SqliteVerify};
+use super::{SqliteMethod, SqliteSource, SqliteVerify};
+use crate::source::{Done, Extra};
 
 /// How long the copy waits for a writer's lock to clear (rollback-journal mode) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);

@@ -16,9 +16,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Done, human_bytes};
-use crate::config::{MysqlSelection, MysqlSource};
+use super::{MysqlSelection, MysqlSource};
 use crate::process::{Cmd, ProcessError, describe_status, show_duration};
+use crate::source::{Done, human_bytes};
 
 /// Databases that belong to the server, never dumped by `databases: all`.
 const SYSTEM_DATABASES: [&str; 4] = ["information_schema", "performance_schema", "mysql", "sys"];
@@ -448,10 +448,10 @@ mod tests {
             binary: None,
             restore_user: None,
             restore_password_file: None,
-            connect_timeout: crate::config::DEFAULT_MYSQL_CONNECT_TIMEOUT,
-            lock_wait_timeout: crate::config::DEFAULT_MYSQL_LOCK_WAIT_TIMEOUT,
-            dump_timeout: crate::config::DEFAULT_MYSQL_DUMP_TIMEOUT,
-            restore_timeout: crate::config::DEFAULT_MYSQL_RESTORE_TIMEOUT,
+            connect_timeout: super::super::DEFAULT_MYSQL_CONNECT_TIMEOUT,
+            lock_wait_timeout: super::super::DEFAULT_MYSQL_LOCK_WAIT_TIMEOUT,
+            dump_timeout: super::super::DEFAULT_MYSQL_DUMP_TIMEOUT,
+            restore_timeout: super::super::DEFAULT_MYSQL_RESTORE_TIMEOUT,
         }
     }
 

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::progress::{Counting, Progress};
-use super::{Contents, ManifestDatabase, RestoreError};
-use crate::config::RestoreCheck;
+use super::RestoreCheck;
 use crate::restic::Restic;
+use crate::restore::progress::{Counting, Progress};
+use crate::restore::{Contents, ManifestDatabase, RestoreError};
 
 /// The files SQLite keeps beside a database. `-wal` and `-journal` hold data of the file they
 /// sit beside; `-shm` is an index rebuilt from the `-wal`.
@@ -59,7 +59,7 @@ pub fn extract_checked(
         let needed = if db.bytes > 0 {
             format!(
                 "it needs {} (its size at backup)",
-                crate::dump::human_bytes(db.bytes)
+                crate::source::human_bytes(db.bytes)
             )
         } else {
             "its size is not recorded".to_string()
@@ -111,7 +111,7 @@ fn extract_inner(
     let guard = Scratch::new(dest.to_path_buf());
     let (bytes, chain_length) = match &db.incremental {
         Some(chain) => {
-            let r = super::incremental::rebuild(restic, contents, db, chain, dest)?;
+            let r = super::rebuild::rebuild(restic, contents, db, chain, dest)?;
             (chain.bytes(), Some(r.chain_length))
         }
         None => (stream(restic, contents, db, dest)?, None),
@@ -195,14 +195,14 @@ fn check_with_hash(
         RestoreCheck::Hash => None,
     };
     let (hashed, checked) = std::thread::scope(|scope| {
-        let hasher = scope.spawn(|| crate::dump::incremental::hash_file(path));
+        let hasher = scope.spawn(|| crate::source::sqlite::incremental::hash_file(path));
         let checked = run_check(path, pragma);
         let hashed = hasher
             .join()
             .unwrap_or_else(|_| Err("the hash panicked".into()));
         (hashed, checked)
     });
-    let got = crate::dump::incremental::hash_text(&hashed?);
+    let got = crate::source::sqlite::incremental::hash_text(&hashed?);
     if got != expected {
         return Err(format!(
             "its hash {got} differs from the one recorded at backup ({expected}): it is not the database that was backed up"
@@ -247,7 +247,7 @@ fn run_check(path: &Path, pragma: Option<&str>) -> Result<Vec<String>, String> {
                 return Err(format!("{pragma} reported: {}", shown.join("; ")));
             }
         }
-        let tables = crate::dump::sqlite::table_names(&conn)?;
+        let tables = crate::source::sqlite::dump::table_names(&conn)?;
         conn.close()
             .map_err(|(_, e)| format!("cannot close it: {e}"))?;
         Ok(tables)
@@ -265,7 +265,7 @@ pub fn row_counts(path: &Path) -> Result<Vec<(String, i64)>, String> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let mut out = Vec::new();
-    for table in crate::dump::sqlite::table_names(&conn)? {
+    for table in crate::source::sqlite::dump::table_names(&conn)? {
         let quoted = format!("\"{}\"", table.replace('"', "\"\""));
         let n: i64 = conn
             .query_row(&format!("SELECT count(*) FROM {quoted}"), [], |r| r.get(0))
@@ -317,7 +317,7 @@ pub fn restore_in_place(
     let tmp = dir.join(format!(
         ".{name}.restore-{}-{}",
         std::process::id(),
-        super::timestamp()
+        crate::restore::timestamp()
     ));
     let guard = Scratch::new(tmp.clone());
     let extracted = extract_checked(
@@ -348,7 +348,10 @@ pub fn restore_in_place(
     }
 
     let previous = if live.symlink_metadata().is_ok() {
-        let kept = super::unused_name(live, &format!(".pre-restore-{}", super::timestamp()));
+        let kept = crate::restore::unused_name(
+            live,
+            &format!(".pre-restore-{}", crate::restore::timestamp()),
+        );
         // A hard link keeps the old file whole under the new name while the live name still
         // points at it; copying is the fallback on filesystems without links.
         if std::fs::hard_link(live, &kept).is_err() {

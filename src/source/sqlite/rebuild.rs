@@ -15,11 +15,11 @@ use std::io::{BufReader, Read};
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use super::{Contents, ManifestDatabase, RestoreError};
-use crate::dump::incremental::{
+use crate::restic::Restic;
+use crate::restore::{Contents, ManifestDatabase, RestoreError};
+use crate::source::sqlite::incremental::{
     Chain, ChainFile, DELTA_HEADER, DELTA_MAGIC, DELTA_VERSION, hash_text, id_bytes,
 };
-use crate::restic::Restic;
 
 /// Largest database a chain may describe (a sanity bound on an untrusted manifest): 64 TiB.
 const MAX_BYTES: u64 = 64 << 40;
@@ -320,8 +320,8 @@ mod tests {
 #[cfg(test)]
 mod chain_tests {
     use super::*;
-    use crate::config::Incremental;
-    use crate::dump::incremental::Session;
+    use crate::source::sqlite::Incremental;
+    use crate::source::sqlite::incremental::Session;
     use rusqlite::Connection;
     use std::time::Duration;
 

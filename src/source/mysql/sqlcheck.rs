@@ -33,7 +33,7 @@
 use std::collections::BTreeSet;
 use std::io::{self, Write};
 
-use super::mysql::quote_ident;
+use super::restore::quote_ident;
 
 /// The largest statement held in memory at once (a dump's statements are bounded by the
 /// server's max_allowed_packet, 16 MiB by default, at most 1 GiB).

@@ -20,13 +20,13 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::progress::Progress;
 use super::sqlcheck::Scanner;
-use super::{Contents, ManifestDatabase, RestoreError};
-use crate::config::{MysqlSelection, MysqlSource};
-use crate::dump::mysql::{Credentials, client_tool, dump_tool, is_disk_full};
+use super::{MysqlSelection, MysqlSource};
 use crate::process::{Cmd, describe_status, show_duration};
 use crate::restic::Restic;
+use crate::restore::progress::Progress;
+use crate::restore::{Contents, ManifestDatabase, RestoreError};
+use crate::source::mysql::dump::{Credentials, client_tool, dump_tool, is_disk_full};
 
 /// A client connection to the source's server, as the restore account.
 pub struct Conn {
@@ -227,7 +227,7 @@ impl Conn {
     pub fn dump_current(&self, db: &str, out: &Path) -> Result<(), String> {
         let mut src = self.source.clone();
         src.databases = MysqlSelection::Named(vec![db.to_string()]);
-        crate::dump::mysql::dump(&src, out)
+        crate::source::mysql::dump::dump(&src, out)
             .map(drop)
             .inspect_err(|_| {
                 let _ = std::fs::remove_file(out);
@@ -587,9 +587,9 @@ pub fn restore(
     if !existing.is_empty() {
         crate::lock::create_private_dir(keep_dir).map_err(|e| fail(e.to_string()))?;
         for target in &existing {
-            let out = super::unused_name(
+            let out = crate::restore::unused_name(
                 &keep_dir.join(target),
-                &format!(".pre-restore-{}.sql", super::timestamp()),
+                &format!(".pre-restore-{}.sql", crate::restore::timestamp()),
             );
             tracing::info!(
                 "keeping the current content of {target} in {}",

@@ -1,0 +1,482 @@
+//! Database engines: one module per `type:` (`sqlite/`, `mysql/`), each implementing the two
+//! traits here, and [`REGISTRY`], which maps a source's `type:` to its engine. Nothing outside
+//! this folder knows an engine by name: the config resolver, the run, `restore`, `verify` and
+//! `validate` go through [`Engine`] and [`Source`].
+//!
+//! Phase 1 of a run lives here too: each database source writes one verified dump file into
+//! the staging directory. A dump is written under a `.partial` name and renamed to its final
+//! name only after the tool succeeded and the copy was verified, so a file with the final name
+//! is always a whole dump.
+
+pub mod mysql;
+pub mod sqlite;
+
+use std::any::Any;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_saphyr::Location;
+
+use crate::config::raw::RawDatabase;
+use crate::config::{DatabaseSource, Resolver};
+use crate::error::Error;
+use crate::restic::Restic;
+use crate::restore::drill::DatabaseCheck;
+use crate::restore::{Contents, ManifestDatabase};
+
+/// Every engine, in the order `validate` names them. Adding an engine is one module and one
+/// line here.
+pub static REGISTRY: &[&dyn Engine] = &[&sqlite::ENGINE, &mysql::ENGINE];
+
+/// The engine that `type:` (or a manifest's `type`) names, if any.
+pub fn engine(kind: &str) -> Option<&'static dyn Engine> {
+    REGISTRY.iter().copied().find(|e| e.names().contains(&kind))
+}
+
+/// The `type:` values the registry knows, for messages: "sqlite, mysql".
+pub fn known_types() -> String {
+    REGISTRY
+        .iter()
+        .map(|e| e.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One database engine: what a `type:` means. Engines are stateless values registered in
+/// [`REGISTRY`]; a configured database is a [`Source`] that [`Engine::resolve`] made.
+pub trait Engine: Sync {
+    /// The `type:` values that select this engine; the first is its name in manifests,
+    /// messages and the schema (`mysql` also answers to `mariadb`).
+    fn names(&self) -> &'static [&'static str];
+
+    /// The engine's name: the first of [`Engine::names`].
+    fn name(&self) -> &'static str {
+        self.names()[0]
+    }
+
+    /// The dump file's extension, without the dot: the dump of source `x` is `x.<extension>`.
+    fn extension(&self) -> &'static str;
+
+    /// The keys a source of this type may set besides `name` and `type`; any other key set
+    /// on it is an error naming the key and the type. Each must also be a field of
+    /// [`RawDatabase`] (where it is parsed with its position) and listed in
+    /// [`RawDatabase::keys_set`].
+    fn keys(&self) -> &'static [&'static str];
+
+    /// The JSON Schema of this type's own keys, as JSON text: `{"required": [...],
+    /// "properties": {...}}` (kept as `schema.json` beside the engine). The published
+    /// config.schema.json holds one branch per engine built from these (`oneOf` on `type`).
+    fn schema(&self) -> &'static str;
+
+    /// Resolves one source of this type from its raw keys: defaults, `${VAR}` expansion,
+    /// checks. Every problem is recorded on `r` at the position of the key at fault
+    /// (`at.raw.<key>.referenced`, or `at.at` for the source as a whole).
+    ///
+    /// Returns `None` when the source cannot be used (after recording why).
+    fn resolve(&self, r: &mut Resolver, at: &SourceAt<'_>) -> Option<Arc<dyn Source>>;
+
+    /// Checks what is the engine's own in manifest entry `db` (untrusted: it comes from the
+    /// snapshot) once its name and file were found plain. Fails with the reason, which
+    /// follows "snapshot X is refused: ".
+    fn check_manifest(&self, db: &ManifestDatabase) -> Result<(), String> {
+        let _ = db;
+        Ok(())
+    }
+
+    /// The drill's check of dump `db` of snapshot `contents` (`verify`): restore it into
+    /// scratch space (`dir` for files, a scratch database on the server), check it, remove
+    /// it. `source` is the profile's configuration of this database now, `None` when the
+    /// profile no longer has it. Failures are results in the check, never errors.
+    fn drill(
+        &self,
+        run: &Drill<'_>,
+        db: &ManifestDatabase,
+        source: Option<&dyn Source>,
+    ) -> DatabaseCheck;
+}
+
+/// Where a source being resolved sits in the config: what [`Engine::resolve`] reads.
+pub struct SourceAt<'a> {
+    pub profile: &'a str,
+    /// The source's `name`, already checked.
+    pub name: &'a str,
+    pub raw: &'a RawDatabase,
+    /// The position of the source's mapping, for errors about the source as a whole.
+    pub at: &'a Location,
+    /// resticpilot's state directory (engines may keep state under it).
+    pub state_dir: &'a Path,
+}
+
+/// What a drill has at hand.
+pub struct Drill<'a> {
+    pub restic: &'a Restic,
+    pub contents: &'a Contents,
+    /// The drill's own private scratch directory (removed afterwards).
+    pub dir: &'a Path,
+}
+
+/// What a restore of one database has at hand.
+pub struct Restore<'a> {
+    pub restic: &'a Restic,
+    pub contents: &'a Contents,
+    /// Replace what is in use or not empty.
+    pub force: bool,
+    /// `--into NAME`: restore under another name (engines whose [`Source::takes_into`]).
+    pub into: Option<&'a str>,
+    /// Where a replaced database's previous content is kept, when it is not kept beside it
+    /// (`<state_dir>/pre-restore/<profile>`).
+    pub keep_dir: PathBuf,
+}
+
+/// What a restore in place did, for the command to print.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// Lines to print, in order.
+    pub lines: Vec<String>,
+    /// Worth the operator's attention; the restore ends with warnings (exit 3).
+    pub warnings: Vec<String>,
+}
+
+/// One configured database of one engine, resolved: everything the run, `restore`,
+/// `verify`, `validate` and `--dry-run` need of it.
+pub trait Source: fmt::Debug + Send + Sync {
+    /// The engine that made it.
+    fn engine(&self) -> &'static dyn Engine;
+
+    /// One line for `validate`: "sqlite /data/app.db", "mysql a, b".
+    fn describe(&self) -> String;
+
+    /// `backup --dry-run`: how it is dumped ("sqlite /data/app.db (online, verify quick)",
+    /// the dump tool's command line).
+    fn dump_plan(&self) -> String;
+
+    /// `backup --dry-run`: where the dump goes, when not to `staged`, its file in staging.
+    fn dump_target(&self, staged: &Path) -> String {
+        staged.display().to_string()
+    }
+
+    /// What a warning about an empty dump calls where the data was read: "path", "database".
+    fn location_noun(&self) -> &'static str;
+
+    /// Writes the dump to `out` (streamed, memory flat) and verifies it. Fails with the
+    /// reason (the tool's own message where there is one); the caller removes `out`.
+    fn dump(&self, out: &Path) -> Result<(Done, Extra), String>;
+
+    /// How much room a dump needs, for the message when staging filled up.
+    fn space_needed(&self) -> String;
+
+    /// Directories restic backs up for this source besides staging.
+    fn backup_roots(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
+    /// The files and directories the source names, with the key that names each ("file",
+    /// "password_file"), so that staging is never put over one of them.
+    fn named_paths(&self) -> Vec<(PathBuf, &'static str)>;
+
+    /// Restores dump `db` in place (where the source says the database lives, or under
+    /// `run.into`). Checks the dump whole before the first byte reaches the live database;
+    /// a failed restore leaves it as it was.
+    ///
+    /// Fails when the restore is refused (in use, not empty, without `force`) or fails.
+    fn restore(&self, run: &Restore<'_>, db: &ManifestDatabase) -> Result<Restored, Error>;
+
+    /// `restore --dry-run`: what [`Source::restore`] would do, one line per target; `from`
+    /// says where the dump is read from.
+    fn restore_plan(&self, run: &Restore<'_>, db: &ManifestDatabase, from: &str) -> Vec<String>;
+
+    /// Writes a checked copy of dump `db` to the file `dest` (`restore --target DIR`), which
+    /// does not exist yet. Returns how it was checked; removes `dest` on failure.
+    fn restore_to_file(
+        &self,
+        restic: &Restic,
+        contents: &Contents,
+        db: &ManifestDatabase,
+        dest: &Path,
+    ) -> Result<String, Error>;
+
+    /// Whether `restore --into NAME` applies; `Some(Err)` when `name` cannot be used.
+    fn check_into(&self, name: &str) -> Option<Result<(), String>> {
+        let _ = name;
+        None
+    }
+
+    /// For an engine to find its own type behind a `dyn Source`.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// A database source that could not be dumped, with the reason (the tool's own message where
+/// there is one).
+#[derive(Debug, thiserror::Error)]
+#[error("dump of database {database} failed: {reason}")]
+pub struct DumpError {
+    pub database: String,
+    pub reason: String,
+}
+
+/// What one dump produced; recorded in the staging manifest and the run's log.
+#[derive(Debug, Clone, Serialize)]
+pub struct DumpReport {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// File name inside the staging directory.
+    pub file: String,
+    pub bytes: u64,
+    #[serde(serialize_with = "as_secs")]
+    pub duration: Duration,
+    /// What was dumped: the SQLite file, or the MySQL databases.
+    pub source: String,
+    /// How: "online backup", "vacuum into", "mariadb-dump 10.11.6", ...
+    pub method: String,
+    /// Tables in the dump (SQLite: from the copy; MySQL: from the dump's CREATE TABLEs).
+    pub tables: Vec<String>,
+    /// SQLite: `blake3:<hex>` of the checked copy; a restore that reproduces it is bit-identical.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    /// SQLite: the live database's journal mode (`wal`, `delete`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal_mode: Option<String>,
+    /// SQLite: how long the copy kept the application's writers out (0 in WAL mode).
+    #[serde(
+        rename = "writers_held_seconds",
+        serialize_with = "opt_secs",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub writers_held: Option<Duration>,
+    /// SQLite `method: incremental`: the chain that holds the copy (no file in staging).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<sqlite::incremental::Chain>,
+    /// Worth a look, not a failure (logged already; the run ends with warnings).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+    /// Signs that the dump may not hold the data the user means (a database with no tables:
+    /// a wrong path, a volume not mounted): the run ends with warnings and the snapshot is
+    /// tagged `incomplete`. Not logged yet.
+    #[serde(skip)]
+    pub gaps: Vec<String>,
+    /// MySQL: the databases in the dump, as a list (names may hold ", "). Older manifests
+    /// have only `source`, the names joined with ", ".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub databases: Vec<String>,
+}
+
+fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
+}
+
+fn opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => as_secs(d, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// Where the dump of `source` is written in `staging` until it is verified.
+pub fn partial_path(source: &DatabaseSource, staging: &Path) -> PathBuf {
+    staging.join(format!("{}.partial", source.dump_file_name()))
+}
+
+/// Dumps `source` into `staging`.
+///
+/// Fails when the tool fails, is killed, or the copy does not verify; the partial file is
+/// removed in that case.
+pub fn dump(source: &DatabaseSource, staging: &Path) -> Result<DumpReport, DumpError> {
+    let file = source.dump_file_name();
+    let final_path = staging.join(&file);
+    let partial = partial_path(source, staging);
+    let start = Instant::now();
+    let result = source.source.dump(&partial);
+    let finish = |(done, extra): (Done, Extra)| -> Result<DumpReport, String> {
+        let bytes = match &extra.chain {
+            // Incremental: the copy is in its chain, nothing in staging.
+            Some(chain) => chain.bytes(),
+            None => {
+                std::fs::rename(&partial, &final_path).map_err(|e| {
+                    format!(
+                        "cannot move the dump into place at {}: {e}",
+                        final_path.display()
+                    )
+                })?;
+                std::fs::metadata(&final_path).map(|m| m.len()).unwrap_or(0)
+            }
+        };
+        let mut gaps = Vec::new();
+        if done.tables.is_empty() {
+            // A new application creates its schema at start: no table at all most often
+            // means the wrong file (a typo, a volume that is not mounted, a 0-byte file).
+            gaps.push(format!(
+                "database {} ({}) has no tables: is `{}` the right {}? (a wrong path, or a volume that is not mounted, gives an empty database); the snapshot is tagged `incomplete`",
+                source.name,
+                source.type_name(),
+                done.source,
+                source.source.location_noun()
+            ));
+        }
+        Ok(DumpReport {
+            name: source.name.clone(),
+            kind: source.type_name(),
+            file: file.clone(),
+            bytes,
+            duration: start.elapsed(),
+            source: done.source,
+            method: done.method,
+            tables: done.tables,
+            hash: extra.hash,
+            journal_mode: extra.journal_mode,
+            writers_held: extra.writers_held,
+            incremental: extra.chain,
+            warnings: extra.warnings,
+            gaps,
+            databases: done.databases,
+        })
+    };
+    match result.and_then(finish) {
+        Ok(report) => Ok(report),
+        Err(reason) => {
+            let _ = std::fs::remove_file(&partial);
+            let _ = std::fs::remove_file(&final_path);
+            let reason = if crate::space::is_full_text(&reason) {
+                staging_full(source, staging, &reason)
+            } else {
+                reason
+            };
+            Err(DumpError {
+                database: source.name.clone(),
+                reason,
+            })
+        }
+    }
+}
+
+/// The reason of a dump that filled the staging directory's disk: where, how much the copy
+/// needs (a SQLite copy is about the size of the file and its WAL; a SQL dump's size is not
+/// known in advance), how much is free now that the partial file is gone, and the key.
+fn staging_full(source: &DatabaseSource, staging: &Path, reason: &str) -> String {
+    let needed = source.source.space_needed();
+    format!(
+        "the staging directory {} ran out of space ({reason}): {needed}{}; free space there, or set staging_dir to a directory on a filesystem with room",
+        staging.display(),
+        crate::space::free_note(staging)
+    )
+}
+
+/// The directories restic backs up for `databases` besides staging (each once).
+pub fn backup_roots(databases: &[DatabaseSource]) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = Vec::new();
+    for root in databases.iter().flat_map(|db| db.source.backup_roots()) {
+        if !roots.contains(&root) {
+            roots.push(root);
+        }
+    }
+    roots
+}
+
+/// What a source module reports after writing and verifying its file.
+pub struct Done {
+    pub source: String,
+    pub method: String,
+    pub tables: Vec<String>,
+    /// MySQL: the databases dumped.
+    pub databases: Vec<String>,
+}
+
+/// What the SQLite source reports besides [`Done`].
+#[derive(Default)]
+pub struct Extra {
+    pub hash: Option<String>,
+    pub journal_mode: Option<String>,
+    pub writers_held: Option<Duration>,
+    /// Set when the copy went into an incremental chain instead of staging.
+    pub chain: Option<sqlite::incremental::Chain>,
+    pub warnings: Vec<String>,
+}
+
+/// A human-readable size: "1.4 GiB".
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{REGISTRY, human_bytes};
+
+    #[test]
+    fn every_engine_declares_a_schema_for_exactly_its_keys() {
+        for engine in REGISTRY {
+            let schema: serde_json::Value = serde_json::from_str(engine.schema())
+                .unwrap_or_else(|e| panic!("{}: schema.json: {e}", engine.name()));
+            let mut in_schema: Vec<&str> = schema["properties"]
+                .as_object()
+                .expect("properties")
+                .keys()
+                .map(String::as_str)
+                .collect();
+            let mut keys = engine.keys().to_vec();
+            in_schema.sort_unstable();
+            keys.sort_unstable();
+            assert_eq!(in_schema, keys, "{}", engine.name());
+            for required in schema["required"].as_array().expect("required") {
+                assert!(keys.contains(&required.as_str().unwrap()), "{required}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_type_name_finds_its_engine_and_every_key_is_parsed() {
+        let all_keys = [
+            "path",
+            "method",
+            "verify",
+            "restore_check",
+            "convert_to_wal",
+            "writer_hold_limit",
+            "max_delta_share",
+            "rebase_after",
+            "host",
+            "port",
+            "socket",
+            "user",
+            "password_file",
+            "databases",
+            "options",
+            "binary",
+            "restore_user",
+            "restore_password_file",
+            "connect_timeout",
+            "lock_wait_timeout",
+            "dump_timeout",
+            "restore_timeout",
+        ];
+        for engine in REGISTRY {
+            for name in engine.names() {
+                assert_eq!(super::engine(name).map(|e| e.name()), Some(engine.name()));
+            }
+            for key in engine.keys() {
+                assert!(all_keys.contains(key), "{key} is not a RawDatabase key");
+            }
+        }
+        assert!(super::engine("oracle").is_none());
+    }
+
+    #[test]
+    fn sizes_read_naturally() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+}
