@@ -582,3 +582,68 @@ fn restore_into_another_database_name_leaves_the_original_alone() {
     run.assert_code(2);
     db.sql(&format!("DROP DATABASE `{copy}`"));
 }
+
+/// The compose example mounts the application's data read-only into the backup service: a
+/// SQLite restore there says to use the restore override file, before it fetches anything,
+/// and the live file stays as it was.
+#[test]
+fn sqlite_restore_into_a_read_only_mount_names_the_override_file_first() {
+    use std::process::Command;
+    assert!(
+        crate::harness::is_root(),
+        "this test bind-mounts a directory read-only and needs root (CI runs as root)"
+    );
+    let sb = sqlite_sandbox(100);
+    let data = sb.path("data");
+    let mount = |args: &[&str]| {
+        let out = Command::new("mount")
+            .args(args)
+            .arg(&data)
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mount {args:?}: {out:?}");
+    };
+    mount(&["--bind"]);
+    // Unmounted when the test ends, and by a watchdog if the test process dies first.
+    struct Unmount(std::path::PathBuf, #[allow(dead_code)] std::process::Child);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(
+        data.clone(),
+        crate::harness::spawn_watchdog(&format!(
+            "while kill -0 {} 2>/dev/null; do sleep 0.5; done; umount -l '{}'",
+            std::process::id(),
+            data.display()
+        )),
+    );
+    mount(&["-o", "remount,ro,bind"]);
+    let before = std::fs::read(data.join("app.db")).unwrap();
+
+    let run = sb.run(&["-v", "restore", "app", "--database", "app"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("is on a read-only filesystem")
+            && run.stderr.contains("compose.restore.yaml")
+            && run.stderr.contains("--target DIR"),
+        "{}",
+        run.stderr
+    );
+    // Refused before any data was fetched: restic read the manifest, never the copy.
+    let restic_lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("restic command="))
+        .collect();
+    assert!(
+        restic_lines
+            .iter()
+            .all(|l| !l.contains(" restore ") && !l.contains("app.sqlite3")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read(data.join("app.db")).unwrap(), before);
+}

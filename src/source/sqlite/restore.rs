@@ -312,6 +312,8 @@ pub fn restore_in_place(
         (Some(dir), Some(name)) => (dir, name.to_string_lossy().into_owned()),
         _ => return Err(fail(format!("{} is not a file path", live.display()))),
     };
+    // Before anything is fetched: a directory the copy cannot be written into.
+    writable(dir, &db.name).map_err(&fail)?;
     std::fs::create_dir_all(dir)
         .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
     let tmp = dir.join(format!(
@@ -394,6 +396,40 @@ pub fn restore_in_place(
         extracted,
         forced_over,
     })
+}
+
+/// Whether this process can write into `dir`, the live database's directory (the copy is
+/// written there, then renamed over the live file). A directory that does not exist yet is
+/// created later; its nearest existing parent is asked instead.
+fn writable(dir: &Path, database: &str) -> Result<(), String> {
+    use rustix::fs::Access;
+    use rustix::io::Errno;
+    let mut at = dir;
+    while !at.exists() {
+        match at.parent() {
+            Some(parent) => at = parent,
+            None => return Ok(()),
+        }
+    }
+    match rustix::fs::access(at, Access::WRITE_OK) {
+        Ok(()) => Ok(()),
+        Err(Errno::ROFS) => Err(format!(
+            "{} is on a read-only filesystem, so the database cannot be put back there; nothing \
+             was restored. The compose example mounts the application's data read-only into \
+             the backup service: restore with the restore override file, which mounts it \
+             read-write (docker compose -f compose.yaml -f compose.restore.yaml run --rm \
+             --no-deps backup restore PROFILE --database {database}; README, \"Restore with \
+             compose\"), or restore a copy with --target DIR and move it into place",
+            at.display()
+        )),
+        Err(e) => Err(format!(
+            "this process (uid {}) cannot write into {}: {e}; nothing was restored. Run the \
+             restore as the owner of the database's directory, or restore a copy with --target \
+             DIR and move it into place",
+            nix::unistd::geteuid().as_raw(),
+            at.display()
+        )),
+    }
 }
 
 fn refusal(what: &str, users: &[String]) -> RestoreError {
