@@ -12,6 +12,7 @@ pub mod error;
 pub mod hooks;
 pub mod lock;
 pub mod maintenance;
+pub mod manifest;
 pub mod process;
 pub mod report;
 pub mod restic;

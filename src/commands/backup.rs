@@ -7,14 +7,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use super::{Context, Status};
 use crate::config::Profile;
 use crate::error::Error;
 use crate::hooks::{self, HookKind};
 use crate::lock::ProfileLock;
 use crate::maintenance;
+use crate::manifest::{MANIFEST, Manifest};
 use crate::report::{self, JobRun};
 use crate::restic::args::INCOMPLETE_TAG;
 use crate::restic::{BackupArgs, BackupSummary, Restic, args};
@@ -22,9 +21,6 @@ use crate::schedule::JobKind;
 use crate::signals;
 use crate::source::{DumpReport, human_bytes};
 use crate::staging::Staging;
-
-/// The manifest written into staging next to the dumps: what each file is, for restores.
-pub const MANIFEST: &str = "resticpilot-manifest.json";
 
 /// What a successful run did.
 #[derive(Debug)]
@@ -40,16 +36,6 @@ pub struct RunReport {
     pub snapshot_count: Option<u64>,
     /// The snapshot is tagged `incomplete` (see [`INCOMPLETE_TAG`]).
     pub incomplete: bool,
-}
-
-#[derive(Serialize)]
-struct Manifest<'a> {
-    resticpilot: &'static str,
-    profile: &'a str,
-    host: &'a str,
-    created: String,
-    staging_dir: &'a std::path::Path,
-    databases: &'a [DumpReport],
 }
 
 /// Runs `names` (all profiles when empty), each to its end; reports how they went.
@@ -439,12 +425,12 @@ pub fn clear_stale_locks(restic: &Restic, profile: &Profile, job: &mut JobRun) {
 
 fn write_manifest(profile: &Profile, staging: &Staging, dumps: &[DumpReport]) -> Result<(), Error> {
     let manifest = Manifest {
-        resticpilot: env!("CARGO_PKG_VERSION"),
-        profile: &profile.name,
-        host: &profile.host,
+        resticpilot: env!("CARGO_PKG_VERSION").to_string(),
+        profile: profile.name.clone(),
+        host: profile.host.clone(),
         created: chrono::Utc::now().to_rfc3339(),
-        staging_dir: staging.path(),
-        databases: dumps,
+        staging_dir: staging.path().display().to_string(),
+        databases: dumps.iter().map(|d| d.entry.clone()).collect(),
     };
     let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
     staging.write(MANIFEST, text.as_bytes())
