@@ -17,6 +17,7 @@ pub mod process;
 pub mod report;
 pub mod restic;
 pub mod restore;
+pub mod run;
 pub mod schedule;
 pub mod signals;
 pub mod source;
