@@ -3,13 +3,13 @@
 
 use std::time::Instant;
 
-use super::backup::clear_stale_locks;
 use super::{Context, Status};
 use crate::config::Profile;
 use crate::error::Error;
 use crate::lock::ProfileLock;
 use crate::report::JobRun;
 use crate::restic::args::is_read_data_subset;
+use crate::run::clear_stale_locks;
 use crate::schedule::JobKind;
 
 /// Checks the repository of profile `name`; `subset` overrides the profile's `check_subset`.

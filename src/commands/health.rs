@@ -97,18 +97,6 @@ pub fn probe_address(listen: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, listen.port())
 }
 
-/// Checks a `HOST:PORT` argument.
-///
-/// Fails with a message naming what is missing.
-pub fn parse_address(s: &str) -> Result<String, String> {
-    match s.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(s.to_string()),
-        _ => Err(format!(
-            "{s:?} is not HOST:PORT (for example 127.0.0.1:9898)"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

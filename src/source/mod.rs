@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use serde_saphyr::Location;
 
 use crate::config::raw::RawDatabase;
@@ -217,61 +216,28 @@ pub struct DumpError {
     pub reason: String,
 }
 
-/// What one dump produced; recorded in the staging manifest and the run's log.
-#[derive(Debug, Clone, Serialize)]
+/// What one dump produced: its manifest entry (through `Deref`) and what the run reports
+/// besides.
+#[derive(Debug, Clone)]
 pub struct DumpReport {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// File name inside the staging directory.
-    pub file: String,
-    pub bytes: u64,
-    #[serde(serialize_with = "as_secs")]
+    /// Recorded in the manifest.
+    pub entry: ManifestDatabase,
     pub duration: Duration,
-    /// What was dumped: the SQLite file, or the MySQL databases.
-    pub source: String,
-    /// How: "online backup", "vacuum into", "mariadb-dump 10.11.6", ...
-    pub method: String,
-    /// Tables in the dump (SQLite: from the copy; MySQL: from the dump's CREATE TABLEs).
-    pub tables: Vec<String>,
-    /// SQLite: `blake3:<hex>` of the checked copy; a restore that reproduces it is bit-identical.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hash: Option<String>,
-    /// SQLite: the live database's journal mode (`wal`, `delete`, ...).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub journal_mode: Option<String>,
     /// SQLite: how long the copy kept the application's writers out (0 in WAL mode).
-    #[serde(
-        rename = "writers_held_seconds",
-        serialize_with = "opt_secs",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub writers_held: Option<Duration>,
-    /// SQLite `method: incremental`: the chain that holds the copy (no file in staging).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub incremental: Option<sqlite::incremental::Chain>,
     /// Worth a look, not a failure (logged already; the run ends with warnings).
-    #[serde(skip)]
     pub warnings: Vec<String>,
     /// Signs that the dump may not hold the data the user means (a database with no tables:
     /// a wrong path, a volume not mounted): the run ends with warnings and the snapshot is
     /// tagged `incomplete`. Not logged yet.
-    #[serde(skip)]
     pub gaps: Vec<String>,
-    /// MySQL: the databases in the dump, as a list (names may hold ", "). Older manifests
-    /// have only `source`, the names joined with ", ".
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub databases: Vec<String>,
 }
 
-fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
-}
+impl std::ops::Deref for DumpReport {
+    type Target = ManifestDatabase;
 
-fn opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => as_secs(d, s),
-        None => s.serialize_none(),
+    fn deref(&self) -> &ManifestDatabase {
+        &self.entry
     }
 }
 
@@ -316,22 +282,27 @@ pub fn dump(source: &DatabaseSource, staging: &Path) -> Result<DumpReport, DumpE
                 source.source.location_noun()
             ));
         }
+        let duration = start.elapsed();
         Ok(DumpReport {
-            name: source.name.clone(),
-            kind: source.type_name(),
-            file: file.clone(),
-            bytes,
-            duration: start.elapsed(),
-            source: done.source,
-            method: done.method,
-            tables: done.tables,
-            hash: extra.hash,
-            journal_mode: extra.journal_mode,
+            entry: ManifestDatabase {
+                name: source.name.clone(),
+                kind: source.type_name().to_string(),
+                file: file.clone(),
+                bytes,
+                duration: crate::manifest::seconds(duration),
+                source: done.source,
+                method: done.method,
+                tables: done.tables,
+                hash: extra.hash,
+                journal_mode: extra.journal_mode,
+                writers_held_seconds: extra.writers_held.map(crate::manifest::seconds),
+                incremental: extra.chain,
+                databases: (!done.databases.is_empty()).then_some(done.databases),
+            },
+            duration,
             writers_held: extra.writers_held,
-            incremental: extra.chain,
             warnings: extra.warnings,
             gaps,
-            databases: done.databases,
         })
     };
     match result.and_then(finish) {

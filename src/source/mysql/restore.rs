@@ -660,9 +660,13 @@ mod tests {
             kind: "mysql".into(),
             file: "main.sql".into(),
             bytes: 0,
+            duration: 0.0,
             source: "a, b".into(),
+            method: String::new(),
             tables: vec![],
             hash: None,
+            journal_mode: None,
+            writers_held_seconds: None,
             incremental: None,
             databases: None,
         };
