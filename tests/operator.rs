@@ -106,6 +106,27 @@ fn json_logs_are_json_from_the_first_line_to_the_final_error() {
         "{stderr}"
     );
 
+    // A run that succeeds: its summary's numbers are JSON numbers.
+    let good = sb.write_config(
+        "good.yaml",
+        &std::fs::read_to_string(sb.path("config.yaml"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.contains("gone"))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
+    );
+    let run = sb.run_with(&good, &["--log-format", "json", "backup"]);
+    run.assert_code(0);
+    let events = json_lines(&run.stderr);
+    let done = events
+        .iter()
+        .find(|e| e["message"].as_str().unwrap().starts_with("backup done"))
+        .unwrap_or_else(|| panic!("no summary in {}", run.stderr));
+    for field in ["duration_s", "files", "bytes_added"] {
+        assert!(done[field].is_number(), "{field} in {done}");
+    }
+
     // Config errors: one event each, positions as numbers.
     let bad = sb.write_config(
         "bad.yaml",

@@ -51,7 +51,7 @@ pub fn run_profile(ctx: &Context, profile: &Profile, subset: Option<&str>) -> Re
         Ok(()) => {
             tracing::info!(
                 profile = %profile.name,
-                duration_s = format!("{:.1}", start.elapsed().as_secs_f64()),
+                duration_s = crate::report::seconds(start.elapsed()),
                 "check done: repository {} has no errors{}, {:.1}s",
                 profile.repository,
                 subset.map(|s| format!(" (read {s} of the data)")).unwrap_or_default(),

@@ -337,7 +337,7 @@ fn prune(ctx: &Context, profile: &Profile) -> Result<(), Error> {
         Ok(removed) => {
             tracing::info!(
                 profile = %profile.name,
-                duration_s = format!("{:.1}", start.elapsed().as_secs_f64()),
+                duration_s = crate::report::seconds(start.elapsed()),
                 "prune done: {removed} snapshots forgotten, unreferenced data pruned, {:.1}s",
                 start.elapsed().as_secs_f64()
             );

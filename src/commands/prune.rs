@@ -143,7 +143,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<Status, Error> {
         Ok(removed) => {
             tracing::info!(
                 repository = %repository,
-                duration_s = format!("{:.1}", start.elapsed().as_secs_f64()),
+                duration_s = crate::report::seconds(start.elapsed()),
                 "maintenance of repository {repository} done: {removed} snapshots {}{}{}, {:.1}s",
                 if args.dry_run { "would be forgotten" } else { "forgotten" },
                 if args.dry_run { "" } else { ", unreferenced data pruned" },

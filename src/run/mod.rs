@@ -538,7 +538,7 @@ pub fn log_report(profile: &Profile, r: &RunReport) {
         snapshot = %s.snapshot_id,
         files = s.total_files_processed,
         bytes_added = s.data_added,
-        duration_s = format!("{:.1}", r.duration.as_secs_f64()),
+        duration_s = crate::report::seconds(r.duration),
         "backup done: snapshot {}, {} database dumps ({}), {} files, {} added to the repository, {} snapshots forgotten, {:.1}s{}",
         s.snapshot_id,
         r.dumps.len(),
