@@ -98,6 +98,9 @@ fn json_logs_are_json_from_the_first_line_to_the_final_error() {
             .any(|e| e["profile"] == "app" && e["message"].is_string()),
         "{stderr}"
     );
+    // The error is printed once: the final event, not also a log line before it.
+    let errors = events.iter().filter(|e| e["level"] == "ERROR").count();
+    assert_eq!(errors, 1, "{stderr}");
     let last = events.last().unwrap();
     assert_eq!(last["level"], "ERROR", "{stderr}");
     assert_eq!(last["exit_code"], 1, "{stderr}");
@@ -285,4 +288,37 @@ fn the_demo_config_points_at_the_demo_directory() {
     );
     let script = std::fs::read_to_string(format!("{root}/scripts/demo.sh")).unwrap();
     assert!(script.contains("-c profiles/demo.yaml verify demo"));
+}
+
+/// Text logs too: a failed run's error is printed once, as the last line.
+#[test]
+fn a_failed_run_prints_its_error_once() {
+    use crate::harness::Sandbox;
+    let sb = Sandbox::new();
+    sb.config(
+        "profiles:\n  app:\n    repository: local\n    databases:\n      - { name: gone, type: sqlite, path: '{dir}/data/gone.db' }\n",
+    );
+    let run = sb.run(&["backup"]);
+    run.assert_code(1);
+    assert_eq!(run.stderr.matches("gone.db").count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("error: "),
+        "{}",
+        run.stderr
+    );
+    // A job the daemon also runs (check): its error once too.
+    std::fs::write(sb.path("restic-password"), "not the password").unwrap();
+    let run = sb.run(&["check", "app"]);
+    run.assert_code(1);
+    assert_eq!(
+        run.stderr.matches("wrong password").count(),
+        1,
+        "{}",
+        run.stderr
+    );
 }

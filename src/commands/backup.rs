@@ -42,7 +42,11 @@ pub fn run(ctx: &Context, names: &[String], dry_run: bool) -> Result<Status, Err
                 warnings |= !report.warnings.is_empty();
             }
             Err(err) => {
-                tracing::error!(profile = %profile.name, "backup failed: {err}");
+                // One profile's error is the run's, printed once at the end; of several, each
+                // is logged here and the end names the ones that failed.
+                if profiles.len() > 1 {
+                    tracing::error!(profile = %profile.name, "backup failed: {err}");
+                }
                 failed.push((profile.name.clone(), err));
             }
         }

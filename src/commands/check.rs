@@ -59,10 +59,8 @@ pub fn run_profile(ctx: &Context, profile: &Profile, subset: Option<&str>) -> Re
             );
             job.succeeded(Vec::new(), None);
         }
-        Err(err) => {
-            tracing::error!(profile = %profile.name, "check failed: {err}");
-            job.failed(err);
-        }
+        // The error is printed by whoever asked: the command's end, or the daemon's log.
+        Err(err) => job.failed(err),
     }
     result
 }

@@ -154,8 +154,8 @@ pub fn run(ctx: &Context, args: &Args) -> Result<Status, Error> {
                 job.succeeded(Vec::new(), None);
             }
         }
+        // The error is printed once, at the command's end.
         Err(err) => {
-            tracing::error!(repository = %repository, "maintenance failed: {err}");
             for job in jobs.drain(..) {
                 job.failed(err);
             }

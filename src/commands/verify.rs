@@ -69,10 +69,8 @@ fn recorded(
             vec!["the restore drill could not check everything (see its report)".into()],
             None,
         ),
-        Err(err) => {
-            tracing::error!(profile = %profile.name, "restore drill failed: {err}");
-            job.failed(err);
-        }
+        // The error is printed by whoever asked: the command's end, or the daemon's log.
+        Err(err) => job.failed(err),
     }
     result
 }

@@ -586,7 +586,8 @@ impl Restic {
                     ),
                     None => String::new(),
                 };
-                tracing::error!(
+                // The moment restic is stopped; the error that follows is printed at the end.
+                tracing::warn!(
                     repository = %repo,
                     "the server of repository {repo} stopped answering: restic {verb} made no progress for {}",
                     human_duration(waited)

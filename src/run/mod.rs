@@ -229,7 +229,10 @@ fn attempt(
     // snapshot is taken.
     let restart_failed = window.and_then(|w| w.close().err());
     if let Some(e) = &restart_failed {
-        tracing::error!(profile = %profile.name, "{e}");
+        tracing::warn!(
+            profile = %profile.name,
+            "{e}; the snapshot is taken all the same, then the run fails"
+        );
     }
     write_manifest(profile, staging, &dumps)?;
     phases.push(("dumps", dumps_started.elapsed()));
@@ -411,8 +414,19 @@ pub fn clear_stale_locks(restic: &Restic, profile: &Profile, job: &mut JobRun) {
         profile = %profile.name,
         "a previous run failed or was interrupted: removing stale restic locks (those whose process is gone)"
     );
+    use crate::restic::ResticError as E;
     match restic.remove_stale_locks() {
         Ok(_) => job.unlocked(),
+        // The repository cannot be opened at all: the step that follows meets the same error
+        // and reports it; saying it here too would print it twice.
+        Err(
+            e @ (E::WrongPassword { .. }
+            | E::NoRepository { .. }
+            | E::Unreachable { .. }
+            | E::CredentialsRefused { .. }
+            | E::HostKeyUnknown { .. }
+            | E::HostKeyChanged { .. }),
+        ) => tracing::debug!(profile = %profile.name, "removing stale restic locks failed: {e}"),
         Err(e) => {
             tracing::warn!(profile = %profile.name, "removing stale restic locks failed: {e}")
         }
