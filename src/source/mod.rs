@@ -44,6 +44,67 @@ pub fn known_types() -> String {
         .join(", ")
 }
 
+/// The `$defs` entries of config.schema.json for database sources: `database`, a `oneOf` on
+/// `type` with one branch per engine, and each branch `database_<engine>`: `name`, `type` and
+/// the engine's own keys ([`Engine::schema`]), nothing else. An editor then rejects a key of
+/// one type on a source of another, as `validate` does.
+pub fn schema_defs() -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::{Value, json};
+    let mut defs = serde_json::Map::new();
+    let all: Vec<&str> = REGISTRY
+        .iter()
+        .flat_map(|e| e.names().iter().copied())
+        .collect();
+    let files: Vec<String> = REGISTRY
+        .iter()
+        .map(|e| format!("{}: <name>.{}", e.name(), e.extension()))
+        .collect();
+    let mut branches = Vec::new();
+    for engine in REGISTRY {
+        let own: Value = serde_json::from_str(engine.schema()).expect("the engine's schema.json");
+        let mut properties = serde_json::Map::new();
+        properties.insert(
+            "name".into(),
+            json!({
+                "type": "string",
+                "description": format!("Names the dump file: <name>.{}.", engine.extension())
+            }),
+        );
+        let kind = match engine.names() {
+            [one] => json!({ "const": one }),
+            many => json!({ "enum": many }),
+        };
+        properties.insert("type".into(), kind);
+        if let Some(own) = own["properties"].as_object() {
+            properties.extend(own.clone());
+        }
+        let mut required = vec![json!("name"), json!("type")];
+        required.extend(own["required"].as_array().cloned().unwrap_or_default());
+        let key = format!("database_{}", engine.name());
+        branches.push(json!({ "$ref": format!("#/$defs/{key}") }));
+        defs.insert(
+            key,
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": required,
+                "properties": properties,
+            }),
+        );
+    }
+    defs.insert(
+        "database".into(),
+        json!({
+            "type": "object",
+            "description": format!("A database source; its `type` says which keys apply. The dump file is {}.", files.join(", ")),
+            "required": ["name", "type"],
+            "properties": { "type": { "enum": all } },
+            "oneOf": branches,
+        }),
+    );
+    defs
+}
+
 /// One database engine: what a `type:` means. Engines are stateless values registered in
 /// [`REGISTRY`]; a configured database is a [`Source`] that [`Engine::resolve`] made.
 pub trait Engine: Sync {
