@@ -23,6 +23,7 @@ pub mod signals;
 pub mod source;
 pub mod space;
 pub mod staging;
+pub mod units;
 
 use clap::Parser;
 

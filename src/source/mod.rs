@@ -11,6 +11,8 @@
 pub mod mysql;
 pub mod sqlite;
 
+pub use crate::error::DumpError;
+
 use std::any::Any;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -268,15 +270,6 @@ pub trait Source: fmt::Debug + Send + Sync {
     fn as_any(&self) -> &dyn Any;
 }
 
-/// A database source that could not be dumped, with the reason (the tool's own message where
-/// there is one).
-#[derive(Debug, thiserror::Error)]
-#[error("dump of database {database} failed: {reason}")]
-pub struct DumpError {
-    pub database: String,
-    pub reason: String,
-}
-
 /// What one dump produced: its manifest entry (through `Deref`) and what the run reports
 /// besides.
 #[derive(Debug, Clone)]
@@ -427,25 +420,9 @@ pub struct Extra {
     pub warnings: Vec<String>,
 }
 
-/// A human-readable size: "1.4 GiB".
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{REGISTRY, human_bytes};
+    use super::REGISTRY;
 
     #[test]
     fn every_engine_declares_a_schema_for_exactly_its_keys() {
@@ -503,12 +480,5 @@ mod tests {
             }
         }
         assert!(super::engine("oracle").is_none());
-    }
-
-    #[test]
-    fn sizes_read_naturally() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
     }
 }
