@@ -23,6 +23,7 @@ pub mod signals;
 pub mod source;
 pub mod space;
 pub mod staging;
+pub mod units;
 
 /// The version and the commit it was built from, as `--version` prints them.
 pub const VERSION: &str = concat!(

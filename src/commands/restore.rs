@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::lock::ProfileLock;
 use crate::restic::Restic;
 use crate::restore::{self, Contents, ManifestDatabase, RestoreError, files};
-use crate::source::human_bytes;
+use crate::units::human_bytes;
 
 /// The command line of `restore`, as plain data.
 #[derive(Debug, Clone, Default)]

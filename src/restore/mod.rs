@@ -14,38 +14,9 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::config::Profile;
 use crate::error::Error;
+pub use crate::error::RestoreError;
 pub use crate::manifest::{MANIFEST, Manifest, ManifestDatabase};
-use crate::restic::{Restic, ResticError, Snapshot};
-
-#[derive(Debug, thiserror::Error)]
-pub enum RestoreError {
-    /// The snapshot cannot serve the restore: no manifest, a dump missing from it, ...
-    #[error("snapshot {snapshot}: {reason}")]
-    Snapshot { snapshot: String, reason: String },
-    /// Refused before anything was changed.
-    #[error("restore of {what} refused: {reason}")]
-    Refused { what: String, reason: String },
-    #[error("restore of {what} failed: {reason}")]
-    Failed { what: String, reason: String },
-    #[error(transparent)]
-    Restic(#[from] ResticError),
-}
-
-impl RestoreError {
-    pub fn failed(what: impl Into<String>, reason: impl Into<String>) -> Self {
-        RestoreError::Failed {
-            what: what.into(),
-            reason: reason.into(),
-        }
-    }
-
-    pub fn refused(what: impl Into<String>, reason: impl Into<String>) -> Self {
-        RestoreError::Refused {
-            what: what.into(),
-            reason: reason.into(),
-        }
-    }
-}
+use crate::restic::{Restic, Snapshot};
 
 /// One snapshot of a profile, opened: where its dumps are and what else it holds.
 #[derive(Debug, Clone)]

@@ -20,8 +20,9 @@ use crate::restic::args::INCOMPLETE_TAG;
 use crate::restic::{BackupArgs, BackupSummary, Binary, Restic, Timeouts, args};
 use crate::schedule::JobKind;
 use crate::signals;
-use crate::source::{DumpReport, human_bytes};
+use crate::source::DumpReport;
 use crate::staging::Staging;
+use crate::units::human_bytes;
 
 /// What every command and the run share: the resolved config and the restic binary (located
 /// once, on first need).

@@ -11,6 +11,8 @@
 pub mod mysql;
 pub mod sqlite;
 
+pub use crate::error::DumpError;
+
 use std::any::Any;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -42,6 +44,67 @@ pub fn known_types() -> String {
         .map(|e| e.name())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The `$defs` entries of config.schema.json for database sources: `database`, a `oneOf` on
+/// `type` with one branch per engine, and each branch `database_<engine>`: `name`, `type` and
+/// the engine's own keys ([`Engine::schema`]), nothing else. An editor then rejects a key of
+/// one type on a source of another, as `validate` does.
+pub fn schema_defs() -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::{Value, json};
+    let mut defs = serde_json::Map::new();
+    let all: Vec<&str> = REGISTRY
+        .iter()
+        .flat_map(|e| e.names().iter().copied())
+        .collect();
+    let files: Vec<String> = REGISTRY
+        .iter()
+        .map(|e| format!("{}: <name>.{}", e.name(), e.extension()))
+        .collect();
+    let mut branches = Vec::new();
+    for engine in REGISTRY {
+        let own: Value = serde_json::from_str(engine.schema()).expect("the engine's schema.json");
+        let mut properties = serde_json::Map::new();
+        properties.insert(
+            "name".into(),
+            json!({
+                "type": "string",
+                "description": format!("Names the dump file: <name>.{}.", engine.extension())
+            }),
+        );
+        let kind = match engine.names() {
+            [one] => json!({ "const": one }),
+            many => json!({ "enum": many }),
+        };
+        properties.insert("type".into(), kind);
+        if let Some(own) = own["properties"].as_object() {
+            properties.extend(own.clone());
+        }
+        let mut required = vec![json!("name"), json!("type")];
+        required.extend(own["required"].as_array().cloned().unwrap_or_default());
+        let key = format!("database_{}", engine.name());
+        branches.push(json!({ "$ref": format!("#/$defs/{key}") }));
+        defs.insert(
+            key,
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": required,
+                "properties": properties,
+            }),
+        );
+    }
+    defs.insert(
+        "database".into(),
+        json!({
+            "type": "object",
+            "description": format!("A database source; its `type` says which keys apply. The dump file is {}.", files.join(", ")),
+            "required": ["name", "type"],
+            "properties": { "type": { "enum": all } },
+            "oneOf": branches,
+        }),
+    );
+    defs
 }
 
 /// One database engine: what a `type:` means. Engines are stateless values registered in
@@ -207,15 +270,6 @@ pub trait Source: fmt::Debug + Send + Sync {
     fn as_any(&self) -> &dyn Any;
 }
 
-/// A database source that could not be dumped, with the reason (the tool's own message where
-/// there is one).
-#[derive(Debug, thiserror::Error)]
-#[error("dump of database {database} failed: {reason}")]
-pub struct DumpError {
-    pub database: String,
-    pub reason: String,
-}
-
 /// What one dump produced: its manifest entry (through `Deref`) and what the run reports
 /// besides.
 #[derive(Debug, Clone)]
@@ -366,25 +420,9 @@ pub struct Extra {
     pub warnings: Vec<String>,
 }
 
-/// A human-readable size: "1.4 GiB".
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{REGISTRY, human_bytes};
+    use super::REGISTRY;
 
     #[test]
     fn every_engine_declares_a_schema_for_exactly_its_keys() {
@@ -442,12 +480,5 @@ mod tests {
             }
         }
         assert!(super::engine("oracle").is_none());
-    }
-
-    #[test]
-    fn sizes_read_naturally() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
     }
 }
