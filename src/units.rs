@@ -2,6 +2,12 @@
 
 use std::time::Duration;
 
+/// "1 snapshot", "2 snapshots": a count with the noun it counts, in the right number.
+pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// A human-readable size: "1.4 GiB".
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -41,6 +47,13 @@ pub fn show_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_take_the_right_number() {
+        assert_eq!(count(1u64, "repository", "repositories"), "1 repository");
+        assert_eq!(count(0u64, "snapshot", "snapshots"), "0 snapshots");
+        assert_eq!(count(2u64, "snapshot", "snapshots"), "2 snapshots");
+    }
 
     #[test]
     fn sizes_read_naturally() {

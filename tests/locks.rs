@@ -160,8 +160,7 @@ fn a_lock_of_this_host_whose_pid_is_another_program_is_stale() {
         run.stderr
     );
     assert!(
-        run.stderr
-            .contains("retention: kept 1 snapshots, removed 1"),
+        run.stderr.contains("retention: kept 1 snapshot, removed 1"),
         "{}",
         run.stderr
     );

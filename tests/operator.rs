@@ -276,6 +276,7 @@ fn the_demo_config_points_at_the_demo_directory() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("OK (1 repository, 1 profile)"), "{stdout}");
     assert!(
         stdout.contains(&format!(
             "repository local ({root}/profiles/../demo/repository)"

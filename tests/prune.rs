@@ -98,7 +98,7 @@ fn prune_applies_each_profiles_retention_and_reclaims_space_once() {
     dry.assert_code(0);
     assert!(
         dry.stderr
-            .contains("retention of host web-2 (other_hosts): kept 1 snapshots, would remove 1"),
+            .contains("retention of host web-2 (other_hosts): kept 1 snapshot, would remove 1"),
         "{}",
         dry.stderr
     );
@@ -108,7 +108,7 @@ fn prune_applies_each_profiles_retention_and_reclaims_space_once() {
     run.assert_code(0);
     assert!(
         run.stderr
-            .contains("retention of host web-2 (other_hosts): kept 1 snapshots, removed 1"),
+            .contains("retention of host web-2 (other_hosts): kept 1 snapshot, removed 1"),
         "{}",
         run.stderr
     );

@@ -308,7 +308,7 @@ fn full_cycle(kind: Kind) {
     assert!(
         second
             .stderr
-            .contains("retention: kept 1 snapshots, removed 1"),
+            .contains("retention: kept 1 snapshot, removed 1"),
         "{:?}: {}",
         kind,
         second.stderr
@@ -498,7 +498,7 @@ fn outage_mid_backup(kind: Kind) {
     );
     assert!(
         next.stderr
-            .contains("retention: kept 1 snapshots, removed 1"),
+            .contains("retention: kept 1 snapshot, removed 1"),
         "{kind:?}: {}",
         next.stderr
     );

@@ -99,9 +99,9 @@ pub fn run(ctx: &Context, listen: Option<SocketAddr>) -> Result<Status, Error> {
     let (mut scheduler, decisions) = Scheduler::new(planned, started, &mut random_jitter);
     let mut queue = Queue::new(config.daemon.max_concurrent);
     tracing::info!(
-        "daemon started: {} scheduled jobs, up to {} profiles at once, grace period {}s",
-        decisions.len(),
-        config.daemon.max_concurrent,
+        "daemon started: {}, up to {} at once, grace period {}s",
+        crate::units::count(decisions.len() as u64, "scheduled job", "scheduled jobs"),
+        crate::units::count(config.daemon.max_concurrent as u64, "profile", "profiles"),
         config.daemon.grace_period.as_secs()
     );
     for decision in decisions {
@@ -148,7 +148,10 @@ pub fn run(ctx: &Context, listen: Option<SocketAddr>) -> Result<Status, Error> {
         tracing::info!("{key}: not started: shutting down");
     }
     if queue.running() > 0 {
-        tracing::info!("waiting for {} running jobs to end", queue.running());
+        tracing::info!(
+            "waiting for {} to end",
+            crate::units::count(queue.running() as u64, "running job", "running jobs")
+        );
     }
     // Jobs end within the grace period, or are stopped then (children get SIGTERM, SIGKILL
     // 10 s later; on_failure hooks get 30 s). Past that, something in-process is stuck: leave.
@@ -157,8 +160,8 @@ pub fn run(ctx: &Context, listen: Option<SocketAddr>) -> Result<Status, Error> {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             tracing::error!(
-                "{} jobs did not end in time; exiting anyway (their staging is emptied by the next run)",
-                queue.running()
+                "{} did not end in time; exiting anyway (their staging is emptied by the next run)",
+                crate::units::count(queue.running() as u64, "job", "jobs")
             );
             break;
         }
@@ -338,7 +341,8 @@ fn prune(ctx: &Context, profile: &Profile) -> Result<(), Error> {
             tracing::info!(
                 profile = %profile.name,
                 duration_s = crate::report::seconds(start.elapsed()),
-                "prune done: {removed} snapshots forgotten, unreferenced data pruned, {:.1}s",
+                "prune done: {} forgotten, unreferenced data pruned, {:.1}s",
+                crate::units::count(*removed as u64, "snapshot", "snapshots"),
                 start.elapsed().as_secs_f64()
             );
             job.succeeded(Vec::new(), None);

@@ -5,6 +5,7 @@ use crate::error::Error;
 use crate::lock::ProfileLock;
 use crate::restic::json::ForgetGroup;
 use crate::run::apply_retention;
+use crate::units::count;
 
 /// Fails when the profile is unknown or has no retention, is busy, or restic fails.
 pub fn run(ctx: &Context, name: &str, prune: bool, dry_run: bool) -> Result<Status, Error> {
@@ -73,12 +74,8 @@ fn render_dry_run(profile: &str, groups: &[ForgetGroup]) -> String {
     }
     out.push_str(&format!(
         "would keep {}, remove {}\n",
-        count(kept, "snapshot", "snapshots"),
-        count(removed, "snapshot", "snapshots")
+        count(kept as u64, "snapshot", "snapshots"),
+        count(removed as u64, "snapshot", "snapshots")
     ));
     out
-}
-
-fn count(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }

@@ -83,8 +83,8 @@ pub fn run(ctx: &Context, args: &Args) -> Result<Status, Error> {
     let start = Instant::now();
     tracing::info!(
         repository = %repository,
-        "maintenance of repository {repository} started: retention of {} profiles{}{}",
-        profiles.len(),
+        "maintenance of repository {repository} started: retention of {}{}{}",
+        crate::units::count(profiles.len() as u64, "profile", "profiles"),
         if args.dry_run { " (dry run)" } else { ", then prune" },
         if args.check { ", then check" } else { "" }
     );
@@ -112,7 +112,8 @@ pub fn run(ctx: &Context, args: &Args) -> Result<Status, Error> {
                     .sum();
                 tracing::info!(
                     profile = %p.name,
-                    "retention of host {host} (other_hosts): kept {kept} snapshots, {} {gone}",
+                    "retention of host {host} (other_hosts): kept {}, {} {gone}",
+                    crate::units::count(kept as u64, "snapshot", "snapshots"),
                     if args.dry_run { "would remove" } else { "removed" }
                 );
                 removed += gone;

@@ -175,7 +175,10 @@ pub fn run(ctx: &Context, args: &Args) -> Result<Status, Error> {
         if warnings.is_empty() {
             String::new()
         } else {
-            format!(", {} warnings", warnings.len())
+            format!(
+                ", {}",
+                crate::units::count(warnings.len() as u64, "warning", "warnings")
+            )
         }
     );
     Ok(if warnings.is_empty() {

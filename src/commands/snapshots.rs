@@ -46,7 +46,10 @@ pub fn run(ctx: &Context, profile: Option<&str>, json: bool) -> Result<Status, E
     }
     let mut any_incomplete = false;
     for (profile, list) in &all {
-        println!("profile {profile}: {} snapshots", list.len());
+        println!(
+            "profile {profile}: {}",
+            crate::units::count(list.len() as u64, "snapshot", "snapshots")
+        );
         for s in list {
             let time = chrono::DateTime::parse_from_rfc3339(&s.time)
                 .map(|t| t.format("%Y-%m-%d %H:%M:%S %:z").to_string())

@@ -101,13 +101,13 @@ fn print_job(label: &str, j: &JobStatus) {
         print!("{pad}   last success {}", time(t));
         if let Some(b) = &j.backup {
             print!(
-                ": snapshot {}, {} files, {} added",
+                ": snapshot {}, {}, {} added",
                 b.snapshot_id,
-                b.files,
+                crate::units::count(b.files, "file", "files"),
                 human_bytes(b.bytes_added)
             );
             if let Some(n) = b.snapshot_count {
-                print!(", {n} snapshots");
+                print!(", {}", crate::units::count(n, "snapshot", "snapshots"));
             }
             if b.incomplete {
                 print!(" (snapshot INCOMPLETE: tagged `incomplete`, see the warnings)");

@@ -7,10 +7,10 @@ use crate::config::redact_url;
 pub fn run(ctx: &Context) -> Status {
     let c = &ctx.config;
     println!(
-        "{}: OK ({} repositories, {} profiles)",
+        "{}: OK ({}, {})",
         c.file.display(),
-        c.repositories.len(),
-        c.profiles.len()
+        crate::units::count(c.repositories.len() as u64, "repository", "repositories"),
+        crate::units::count(c.profiles.len() as u64, "profile", "profiles")
     );
     for p in c.profiles.values() {
         let repo = &c.repositories[&p.repository];

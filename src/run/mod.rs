@@ -22,6 +22,7 @@ use crate::schedule::JobKind;
 use crate::signals;
 use crate::source::DumpReport;
 use crate::staging::Staging;
+use crate::units::count;
 use crate::units::human_bytes;
 
 /// What every command and the run share: the resolved config and the restic binary (located
@@ -505,7 +506,8 @@ pub fn apply_retention(
     let verb = if dry_run { "would remove" } else { "removed" };
     tracing::info!(
         profile = %profile.name,
-        "retention: kept {kept} snapshots, {verb} {}{}",
+        "retention: kept {}, {verb} {}{}",
+        count(kept as u64, "snapshot", "snapshots"),
         removed.len(),
         if removed.is_empty() { String::new() } else { format!(": {}", removed.join(", ")) }
     );
@@ -554,15 +556,15 @@ pub fn log_report(profile: &Profile, r: &RunReport) {
         files = s.total_files_processed,
         bytes_added = s.data_added,
         duration_s = crate::report::seconds(r.duration),
-        "backup done: snapshot {}, {} database dumps ({}), {} files, {} added to the repository, {} snapshots forgotten, {:.1}s{}",
+        "backup done: snapshot {}, {} ({}), {}, {} added to the repository, {} forgotten, {:.1}s{}",
         s.snapshot_id,
-        r.dumps.len(),
+        count(r.dumps.len() as u64, "database dump", "database dumps"),
         human_bytes(dumped),
-        s.total_files_processed,
+        count(s.total_files_processed, "file", "files"),
         human_bytes(s.data_added),
-        r.forgotten,
+        count(r.forgotten as u64, "snapshot", "snapshots"),
         r.duration.as_secs_f64(),
-        if r.warnings.is_empty() { String::new() } else { format!(", {} warnings", r.warnings.len()) }
+        if r.warnings.is_empty() { String::new() } else { format!(", {}", count(r.warnings.len() as u64, "warning", "warnings")) }
     );
 }
 
