@@ -2,7 +2,8 @@
 # Installs the programs resticpilot drives (and its tests need) when they are missing:
 # restic, sqlite3, the MariaDB client and server, xfsprogs (the reflink tests and the
 # benchmarks make an XFS image), and the off-site tests' servers: rclone (REST), openssh
-# (SFTP) and moto from PyPI (S3). Debian/Ubuntu (apt); root or sudo.
+# (SFTP) and moto from PyPI (S3); prometheus-pushgateway (metrics.push_url). Debian/Ubuntu (apt);
+# root or sudo.
 #   scripts/install-deps.sh                everything the tests need
 #   scripts/install-deps.sh --demo         only what the demo needs (restic, sqlite3)
 #   scripts/install-deps.sh --e2e          what docker/e2e.sh needs besides Docker (debootstrap, and
@@ -53,9 +54,10 @@ declare -A package_of=(
   [ssh-keygen]=openssh-client
   [unshare]=util-linux
   [python3]=python3-pip
+  [prometheus-pushgateway]=prometheus-pushgateway
 )
 tools=(restic sqlite3 mariadb mariadb-dump mariadb-admin mariadb-install-db mariadbd mkfs.xfs
-       rclone sshd ssh ssh-keygen unshare python3)
+       rclone sshd ssh ssh-keygen unshare python3 prometheus-pushgateway)
 with_pip=1
 if [[ "${1:-}" == "--demo" ]]; then
   tools=(restic sqlite3)

@@ -18,6 +18,7 @@ mod locks;
 mod maintenance;
 mod mysql_trust;
 mod prune;
+mod pushgateway;
 mod reflink;
 mod remote;
 mod report;
