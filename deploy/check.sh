@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Offline checks of what deploys resticpilot (CI runs this from .ci/run; about 10 s):
+# Offline checks of what deploys resticpilot (CI runs this from .ci/run; 2-3 s on an idle machine here):
 # - the plain manifests (deploy/kustomize) rendered by `kubectl kustomize` and validated
 #   against the Kubernetes schemas (kubernetes-validate, strict), then the CronJob rules the
 #   schemas cannot state (deploy/check_manifests.py), and their config.yaml by
@@ -11,7 +11,8 @@
 #   deploy/check.sh [RESTICPILOT_BINARY]   (default target/debug/resticpilot, built if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-k8s_version=1.30.0
+# The oldest Kubernetes the manifests support (the chart's kubeVersion) and a recent one.
+k8s_versions=(1.29.0 1.33.0)
 binary=${1:-target/debug/resticpilot}
 [[ -x "$binary" ]] || cargo build --locked -q
 tmp=$(mktemp -d)
@@ -22,11 +23,13 @@ for tool in kubectl kubernetes-validate check-jsonschema; do
 done
 
 check_rendered() { # NAME FILE
-  kubernetes-validate --strict --quiet -k "$k8s_version" "$2"
+  for v in "${k8s_versions[@]}"; do
+    kubernetes-validate --strict --quiet -k "$v" "$2"
+  done
   python3 deploy/check_manifests.py "$2" > "$tmp/$1-config.yaml"
   # The config as the pods read it; the secrets it expands come from the Secret at run time.
   AWS_ACCESS_KEY_ID=check AWS_SECRET_ACCESS_KEY=check "$binary" -c "$tmp/$1-config.yaml" validate >/dev/null
-  echo "deploy/check.sh: $1: $(grep -c '^kind:' "$2") objects valid (Kubernetes $k8s_version, strict), CronJob rules and config.yaml OK"
+  echo "deploy/check.sh: $1: $(grep -c '^kind:' "$2") objects valid (Kubernetes ${k8s_versions[*]}, strict), CronJob rules and config.yaml OK"
 }
 
 kubectl kustomize deploy/kustomize > "$tmp/kustomize.yaml"
