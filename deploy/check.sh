@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Offline checks of what deploys resticpilot (CI runs this from .ci/run; 2-3 s on an idle machine here):
-# - the plain manifests (deploy/kustomize) rendered by `kubectl kustomize` and validated
+# - the plain manifests (deploy/kustomize) rendered by `kubectl kustomize` (where kubectl is
+#   installed, else by deploy/render_kustomize.py) and validated
 #   against the Kubernetes schemas (kubernetes-validate, strict), then the CronJob rules the
 #   schemas cannot state (deploy/check_manifests.py), and their config.yaml by
 #   `resticpilot validate`;
@@ -18,7 +19,7 @@ binary=${1:-target/debug/resticpilot}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-for tool in kubectl kubernetes-validate check-jsonschema; do
+for tool in kubernetes-validate check-jsonschema; do
   command -v "$tool" >/dev/null || { echo "deploy/check.sh: $tool is missing: scripts/install-deps.sh --deploy installs it" >&2; exit 1; }
 done
 
@@ -26,14 +27,22 @@ check_rendered() { # NAME FILE
   for v in "${k8s_versions[@]}"; do
     kubernetes-validate --strict --quiet -k "$v" "$2"
   done
-  python3 deploy/check_manifests.py "$2" > "$tmp/$1-config.yaml"
+  python3 deploy/check_manifests.py "$2" > "$tmp/config.yaml"
   # The config as the pods read it; the secrets it expands come from the Secret at run time.
-  AWS_ACCESS_KEY_ID=check AWS_SECRET_ACCESS_KEY=check "$binary" -c "$tmp/$1-config.yaml" validate >/dev/null
+  AWS_ACCESS_KEY_ID=check AWS_SECRET_ACCESS_KEY=check "$binary" -c "$tmp/config.yaml" validate >/dev/null
   echo "deploy/check.sh: $1: $(grep -c '^kind:' "$2") objects valid (Kubernetes ${k8s_versions[*]}, strict), CronJob rules and config.yaml OK"
 }
 
-kubectl kustomize deploy/kustomize > "$tmp/kustomize.yaml"
-check_rendered kustomize "$tmp/kustomize.yaml"
+if command -v kubectl >/dev/null && kubectl kustomize deploy/kustomize > "$tmp/kustomize.yaml" 2>"$tmp/kustomize.err"; then
+  check_rendered "kubectl kustomize" "$tmp/kustomize.yaml"
+else
+  # Debian's kubernetes-client (1.20) is too old for this kustomization, and kubectl is not
+  # in Debian otherwise: the same objects rendered by a small script instead (no name hash).
+  if command -v kubectl >/dev/null; then cat "$tmp/kustomize.err" >&2; fi
+  echo "deploy/check.sh: kubectl kustomize unavailable: rendering with deploy/render_kustomize.py"
+  python3 deploy/render_kustomize.py deploy/kustomize > "$tmp/kustomize.yaml"
+  check_rendered "deploy/render_kustomize.py" "$tmp/kustomize.yaml"
+fi
 
 if command -v helm >/dev/null; then
   helm lint --strict deploy/helm/resticpilot >/dev/null

@@ -8,9 +8,9 @@
 #   scripts/install-deps.sh --demo         only what the demo needs (restic, sqlite3)
 #   scripts/install-deps.sh --e2e          what docker/e2e.sh needs besides Docker (debootstrap, and
 #                                          openssl to hash the off-site server's password)
-#   scripts/install-deps.sh --deploy       what deploy/check.sh needs: kubectl (Debian), systemd (for
-#                                          systemd-analyze), kubernetes-validate and check-jsonschema
-#                                          (PyPI)
+#   scripts/install-deps.sh --deploy       what deploy/check.sh needs: systemd (for systemd-analyze),
+#                                          kubernetes-validate and check-jsonschema (PyPI); it uses
+#                                          kubectl when installed (Debian has no recent one)
 #   scripts/install-deps.sh --restic-trixie
 #       fetches Debian trixie's restic package (0.18) with apt into a cache, unpacks its binary
 #       (nothing is installed) and prints the binary's path: the suite runs against it too
@@ -58,7 +58,6 @@ declare -A package_of=(
   [unshare]=util-linux
   [python3]=python3-pip
   [prometheus-pushgateway]=prometheus-pushgateway
-  [kubectl]=kubectl
   [systemd-analyze]=systemd
 )
 tools=(restic sqlite3 mariadb mariadb-dump mariadb-admin mariadb-install-db mariadbd mkfs.xfs
@@ -69,7 +68,7 @@ if [[ "${1:-}" == "--demo" ]]; then
   tools=(restic sqlite3)
   with_pip=0
 elif [[ "${1:-}" == "--deploy" ]]; then
-  tools=(kubectl systemd-analyze python3)
+  tools=(systemd-analyze python3)
   with_pip=0
   with_deploy_pip=1
 elif [[ "${1:-}" == "--e2e" ]]; then
