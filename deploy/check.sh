@@ -6,7 +6,8 @@
 #   schemas cannot state (deploy/check_manifests.py), and their config.yaml by
 #   `resticpilot validate`;
 # - the Helm chart (deploy/helm/resticpilot) the same way when `helm` is installed (Debian has
-#   no helm package: without it the chart is not rendered here, and this says so);
+#   no helm package: without it the chart is not rendered here, and this says so; then only
+#   its values are checked against what the templates read: deploy/check_chart_values.py);
 # - the systemd units (systemd-analyze verify, when systemd-analyze exists);
 # - the release workflow against GitHub's workflow schema (check-jsonschema).
 #   deploy/check.sh [RESTICPILOT_BINARY]   (default target/debug/resticpilot, built if missing)
@@ -50,6 +51,7 @@ if command -v helm >/dev/null; then
   check_rendered helm "$tmp/helm.yaml"
 else
   echo "deploy/check.sh: SKIPPED rendering the Helm chart: helm is not installed (Debian has no package)"
+  python3 deploy/check_chart_values.py deploy/helm/resticpilot
 fi
 
 if command -v systemd-analyze >/dev/null; then
