@@ -2,11 +2,15 @@
 # Installs the programs resticpilot drives (and its tests need) when they are missing:
 # restic, sqlite3, the MariaDB client and server, xfsprogs (the reflink tests and the
 # benchmarks make an XFS image), and the off-site tests' servers: rclone (REST), openssh
-# (SFTP) and moto from PyPI (S3). Debian/Ubuntu (apt); root or sudo.
+# (SFTP) and moto from PyPI (S3); prometheus-pushgateway (metrics.push_url). Debian/Ubuntu (apt);
+# root or sudo.
 #   scripts/install-deps.sh                everything the tests need
 #   scripts/install-deps.sh --demo         only what the demo needs (restic, sqlite3)
 #   scripts/install-deps.sh --e2e          what docker/e2e.sh needs besides Docker (debootstrap, and
 #                                          openssl to hash the off-site server's password)
+#   scripts/install-deps.sh --deploy       what deploy/check.sh needs: systemd (for systemd-analyze),
+#                                          kubernetes-validate and check-jsonschema (PyPI); it uses
+#                                          kubectl when installed (Debian has no recent one)
 #   scripts/install-deps.sh --restic-trixie
 #       fetches Debian trixie's restic package (0.18) with apt into a cache, unpacks its binary
 #       (nothing is installed) and prints the binary's path: the suite runs against it too
@@ -53,17 +57,34 @@ declare -A package_of=(
   [ssh-keygen]=openssh-client
   [unshare]=util-linux
   [python3]=python3-pip
+  [prometheus-pushgateway]=prometheus-pushgateway
+  [systemd-analyze]=systemd
 )
 tools=(restic sqlite3 mariadb mariadb-dump mariadb-admin mariadb-install-db mariadbd mkfs.xfs
-       rclone sshd ssh ssh-keygen unshare python3)
+       rclone sshd ssh ssh-keygen unshare python3 prometheus-pushgateway)
 with_pip=1
+with_deploy_pip=0
 if [[ "${1:-}" == "--demo" ]]; then
   tools=(restic sqlite3)
   with_pip=0
+elif [[ "${1:-}" == "--deploy" ]]; then
+  tools=(systemd-analyze python3)
+  with_pip=0
+  with_deploy_pip=1
 elif [[ "${1:-}" == "--e2e" ]]; then
   tools=(debootstrap openssl)
   with_pip=0
 fi
+
+# deploy/check.sh's validators, from PyPI.
+install_deploy_pip() {
+  if command -v kubernetes-validate >/dev/null && command -v check-jsonschema >/dev/null; then
+    return
+  fi
+  echo "installing: kubernetes-validate check-jsonschema (pip)" >&2
+  python3 -m pip install -q 'kubernetes-validate>=1.30' 'check-jsonschema>=0.28' 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages 'kubernetes-validate>=1.30' 'check-jsonschema>=0.28'
+}
 
 # The S3 server of the off-site tests: moto, from PyPI.
 install_moto() {
@@ -81,11 +102,12 @@ for tool in "${tools[@]}"; do
     missing+=("${package_of[$tool]}")
   fi
 done
-if [[ $with_pip -eq 1 ]] && ! python3 -m pip --version >/dev/null 2>&1; then
+if [[ $((with_pip + with_deploy_pip)) -gt 0 ]] && ! python3 -m pip --version >/dev/null 2>&1; then
   missing+=(python3-pip)
 fi
 if [[ ${#missing[@]} -eq 0 ]]; then
   if [[ $with_pip -eq 1 ]]; then install_moto; fi
+  if [[ $with_deploy_pip -eq 1 ]]; then install_deploy_pip; fi
   exit 0
 fi
 mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
@@ -109,3 +131,4 @@ export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get install -y -q --no-install-recommends "${packages[@]}" >/dev/null
 # The server package may start a system MariaDB; the tests start their own on a temporary datadir.
 if [[ $with_pip -eq 1 ]]; then install_moto; fi
+if [[ $with_deploy_pip -eq 1 ]]; then install_deploy_pip; fi

@@ -19,6 +19,7 @@ mod maintenance;
 mod mysql_trust;
 mod operator;
 mod prune;
+mod pushgateway;
 mod reflink;
 mod remote;
 mod report;

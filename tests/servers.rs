@@ -422,3 +422,52 @@ pub fn silent() -> &'static Silent {
 pub fn closed_port() -> u16 {
     free_port()
 }
+
+/// Debian's `prometheus-pushgateway` on a loopback port, with basic auth (its web config), no
+/// persistence file.
+pub struct Pushgateway {
+    pub port: u16,
+    pub user: &'static str,
+    pub password: &'static str,
+    _watchdog: std::process::Child,
+}
+
+/// The Pushgateway, started on first use.
+pub fn pushgateway() -> &'static Pushgateway {
+    static SERVER: OnceLock<Pushgateway> = OnceLock::new();
+    SERVER.get_or_init(start_pushgateway)
+}
+
+fn start_pushgateway() -> Pushgateway {
+    let binary = which::which("prometheus-pushgateway")
+        .or_else(|_| which::which("pushgateway"))
+        .unwrap_or_else(|_| {
+            panic!("prometheus-pushgateway is not installed: the tests need it (scripts/install-deps.sh installs it)")
+        });
+    let dir = server_dir("rp-pushgateway-");
+    // The bcrypt hash of the password below (cost 4: tests need no strength).
+    let web = dir.join("web.yaml");
+    std::fs::write(
+        &web,
+        "basic_auth_users:\n  pusher: $2b$04$jHsmlPtK0dup31WN6SULLuRdBD/CYN6rvkOgCY7xAbhjjH2YW1Loe\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let log = dir.join("pushgateway.log");
+    let watchdog = watched(
+        &format!(
+            "{} --web.listen-address=127.0.0.1:{port} --web.config.file={} --persistence.file= >{} 2>&1",
+            binary.display(),
+            web.display(),
+            log.display()
+        ),
+        &dir,
+    );
+    wait_for_port("prometheus-pushgateway", port, &log);
+    Pushgateway {
+        port,
+        user: "pusher",
+        password: "push-Secret-4c1d",
+        _watchdog: watchdog,
+    }
+}

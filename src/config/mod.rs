@@ -108,7 +108,22 @@ pub struct DaemonSettings {
     pub grace_period: Duration,
     /// Where the Prometheus metrics are also written, after every run.
     pub metrics_file: Option<PathBuf>,
+    /// The Pushgateway each run's metrics are pushed to (`metrics.push_url`).
+    pub push: Option<MetricsPush>,
 }
+
+/// `metrics.push_url` and its bound.
+#[derive(Debug, Clone)]
+pub struct MetricsPush {
+    /// The Pushgateway's base URL, without credentials: printable.
+    pub url: String,
+    /// `user:password` from the URL, sent as basic auth; never printed.
+    pub basic_auth: Option<Secret>,
+    pub timeout: Duration,
+}
+
+/// Default bound of one push to the Pushgateway.
+pub const DEFAULT_PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for DaemonSettings {
     fn default() -> Self {
@@ -117,6 +132,7 @@ impl Default for DaemonSettings {
             max_concurrent: 1,
             grace_period: DEFAULT_GRACE_PERIOD,
             metrics_file: None,
+            push: None,
         }
     }
 }
@@ -308,6 +324,27 @@ impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
     }
+}
+
+/// `%XX` escapes decoded (URL userinfo); anything malformed is kept as written.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A repository URL with any `user:password@` credentials masked, for logs and messages.
@@ -655,7 +692,63 @@ impl Resolver<'_> {
             .metrics_file
             .as_ref()
             .and_then(|s| self.path(s, "metrics_file"));
+        if let Some(m) = &raw.metrics {
+            d.push = self.metrics_push(m);
+        }
         d
+    }
+
+    /// `metrics:`; `None` when it pushes nowhere or after recording why not.
+    fn metrics_push(&mut self, m: &Spanned<raw::RawMetrics>) -> Option<MetricsPush> {
+        let timeout = self.duration(m.value.push_timeout.as_ref(), "metrics.push_timeout");
+        let Some(s) = &m.value.push_url else {
+            if m.value.push_timeout.is_some() {
+                self.error(&m.referenced, "metrics.push_timeout needs metrics.push_url");
+            }
+            return None;
+        };
+        let v = self.nonempty(s, "metrics.push_url")?;
+        let Some((scheme, rest)) = v
+            .split_once("://")
+            .filter(|(scheme, _)| *scheme == "http" || *scheme == "https")
+        else {
+            self.error(
+                &s.referenced,
+                format!(
+                    "metrics.push_url {:?} must be an http:// or https:// URL (the Pushgateway, such as http://pushgateway:9091)",
+                    redact_url(&v)
+                ),
+            );
+            return None;
+        };
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(authority_end);
+        if path.contains(['?', '#']) {
+            self.error(
+                &s.referenced,
+                format!(
+                    "metrics.push_url {:?}: no query or fragment: resticpilot appends /metrics/job/...",
+                    redact_url(&v)
+                ),
+            );
+            return None;
+        }
+        let (basic_auth, host) = match authority.rsplit_once('@') {
+            Some((userinfo, host)) => (Some(Secret::new(percent_decode(userinfo))), host),
+            None => (None, authority),
+        };
+        if host.is_empty() {
+            self.error(
+                &s.referenced,
+                format!("metrics.push_url {:?} has no host", redact_url(&v)),
+            );
+            return None;
+        }
+        Some(MetricsPush {
+            url: format!("{scheme}://{host}{}", path.trim_end_matches('/')),
+            basic_auth,
+            timeout: timeout.unwrap_or(DEFAULT_PUSH_TIMEOUT),
+        })
     }
 
     /// A duration such as 90s, 5m, 2h or 1d, or `None` after recording why not.

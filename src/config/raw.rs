@@ -32,6 +32,21 @@ pub struct RawConfig {
     /// Prometheus text file for node_exporter's textfile collector.
     #[serde(default)]
     pub metrics_file: Option<S>,
+    /// `metrics: { push_url, push_timeout }`: the Prometheus Pushgateway.
+    #[serde(default)]
+    pub metrics: Option<Spanned<RawMetrics>>,
+}
+
+/// `metrics:`: where a run's metrics are pushed (a CronJob's pod is gone before any scrape).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// The Pushgateway's base URL; `user:password@` in it becomes basic auth.
+    #[serde(default)]
+    pub push_url: Option<S>,
+    /// Bound of one push (connect and answer).
+    #[serde(default)]
+    pub push_timeout: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]

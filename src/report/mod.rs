@@ -167,6 +167,7 @@ impl<'a> JobRun<'a> {
             tracing::warn!(profile = %self.profile.name, "cannot record the run's end: {err}");
         }
         metrics::write_file(self.config, &self.store, ended);
+        metrics::push(self.config, &self.store, self.profile, self.kind, ended);
         notify::finished(&notify::Finished {
             profile: self.profile,
             job: self.kind,

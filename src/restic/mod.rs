@@ -280,7 +280,23 @@ pub struct LockInfo {
     pub pid: u32,
 }
 
+/// Age past which restic calls any lock stale (`restic unlock` removes it).
+const RESTIC_STALE_LOCK_AGE: chrono::TimeDelta = chrono::TimeDelta::minutes(30);
+
 impl LockInfo {
+    /// Whether `restic unlock` (without `--remove-all`), run on host `here` at `now`, may
+    /// remove this lock: older than 30 minutes, or of this host with no live process
+    /// (`alive(pid)`). A lock of another host younger than that is never restic's to remove.
+    pub fn restic_may_unlock(
+        &self,
+        here: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        alive: impl Fn(u32) -> bool,
+    ) -> bool {
+        let old = self.time.is_none_or(|t| now - t > RESTIC_STALE_LOCK_AGE);
+        old || (self.hostname == here && !alive(self.pid))
+    }
+
     /// "exclusive lock 1a2b3c4d of host web-1 (pid 42, user backup), created 2024-05-02 03:00:01
     /// UTC, 3m12s ago".
     pub fn describe(&self) -> String {
@@ -826,20 +842,32 @@ impl Restic {
             tracing::info!(repository = %self.repo.name, "no locks in the repository");
             return Ok(report);
         }
+        let here = crate::config::local_hostname();
         self.run_once(&args::unlock(false))?;
         let locks = self.locks()?;
         for gone in before
             .iter()
             .filter(|b| !locks.iter().any(|l| l.id == b.id))
         {
-            tracing::info!(
-                repository = %self.repo.name,
-                "restic unlock removed a stale {}",
-                gone.describe()
-            );
-            report.removed.push(gone.describe());
+            // A lock that restic's rules could not call stale was released by its owner
+            // between the two listings (another host's backup ending): not ours to report.
+            if gone.restic_may_unlock(&here, chrono::Utc::now(), |pid| {
+                is_live_restic(pid, &self.binary.path)
+            }) {
+                tracing::info!(
+                    repository = %self.repo.name,
+                    "restic unlock removed a stale {}",
+                    gone.describe()
+                );
+                report.removed.push(gone.describe());
+            } else {
+                tracing::debug!(
+                    repository = %self.repo.name,
+                    "released by its owner meanwhile: {}",
+                    gone.describe()
+                );
+            }
         }
-        let here = crate::config::local_hostname();
         let dead: Vec<&LockInfo> = locks
             .iter()
             .filter(|l| l.hostname == here && !is_live_restic(l.pid, &self.binary.path))
@@ -1348,6 +1376,25 @@ fn strip_escapes(line: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_locks_restic_could_call_stale_are_reported_as_removed_by_unlock() {
+        let now = chrono::Utc::now();
+        let lock = |host: &str, age_s: i64| LockInfo {
+            id: "0da700c7aa".into(),
+            time: Some(now - chrono::TimeDelta::seconds(age_s)),
+            exclusive: false,
+            hostname: host.into(),
+            username: "resticpilot".into(),
+            pid: 27,
+        };
+        // Another host's fresh lock vanishing meanwhile was released by that host.
+        assert!(!lock("fleet-h3", 8).restic_may_unlock("fleet-h1", now, |_| false));
+        // This host's lock whose process is gone, and anyone's lock past 30 minutes: stale.
+        assert!(lock("fleet-h1", 8).restic_may_unlock("fleet-h1", now, |_| false));
+        assert!(!lock("fleet-h1", 8).restic_may_unlock("fleet-h1", now, |_| true));
+        assert!(lock("fleet-h3", 31 * 60).restic_may_unlock("fleet-h1", now, |_| true));
+    }
 
     #[test]
     fn version_parsing() {
