@@ -22,7 +22,18 @@ use crate::schedule::JobKind;
 use crate::signals;
 use crate::source::DumpReport;
 use crate::staging::Staging;
+
+pub mod check;
+pub mod verify;
 use crate::units::human_bytes;
+
+/// How a command that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Success,
+    /// Finished, but something deserves attention (exit 3).
+    Warnings,
+}
 
 /// What every command and the run share: the resolved config and the restic binary (located
 /// once, on first need).
