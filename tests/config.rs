@@ -357,15 +357,20 @@ fn the_published_schema_holds_one_branch_per_engine() {
 
 /// A source of each type with every key it takes (durations as plain seconds), and sample
 /// values of every key, for the both-ways checks below.
-const FULL_SOURCES: [&str; 2] = [
+const FULL_SOURCES: [&str; 3] = [
     "{ name: a, type: sqlite, path: /data/a.db, method: incremental, verify: full, restore_check: hash, convert_to_wal: true, writer_hold_limit: 5, max_delta_share: 0.5, rebase_after: 86400 }",
     "{ name: b, type: mysql, host: db, port: 3306, user: backup, password_file: /run/pw, databases: [shop], options: [--no-tablespaces], binary: /usr/bin/mariadb-dump, restore_user: root, restore_password_file: /run/rootpw, connect_timeout: 30, lock_wait_timeout: 300, dump_timeout: 3600, restore_timeout: 3600 }",
+    "{ name: c, type: command, dump: 'redis-cli --rdb -', restore: 'cat > /data/dump.rdb', extension: rdb, verify: 'test -s \"$1\"', dump_timeout: 600, restore_timeout: 600 }",
 ];
-const MINIMAL_SOURCES: [(&str, &str); 2] = [
+const MINIMAL_SOURCES: [(&str, &str); 3] = [
     ("sqlite", "{ name: a, type: sqlite, path: /data/a.db"),
     ("mysql", "{ name: b, type: mysql, databases: [shop]"),
+    (
+        "command",
+        "{ name: c, type: command, dump: 'echo x', restore: cat, extension: txt",
+    ),
 ];
-const SAMPLE_VALUES: [(&str, &str); 22] = [
+const SAMPLE_VALUES: [(&str, &str); 25] = [
     ("path", "/data/x.db"),
     ("method", "online"),
     ("verify", "quick"),
@@ -388,6 +393,9 @@ const SAMPLE_VALUES: [(&str, &str); 22] = [
     ("lock_wait_timeout", "5m"),
     ("dump_timeout", "2h"),
     ("restore_timeout", "2h"),
+    ("dump", "'echo x'"),
+    ("restore", "cat"),
+    ("extension", "txt"),
 ];
 
 /// A config whose one profile has `source` and plain numbers of seconds for every duration

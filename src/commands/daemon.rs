@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use super::{Context, Status, check, health, verify};
+use super::{Context, Status};
 use crate::config::{Config, Profile};
 use crate::error::Error;
 use crate::lock::ProfileLock;
+use crate::report::health;
 use crate::report::http::{Served, Server};
 use crate::report::{JobRun, StatusStore, metrics, notify};
 
@@ -304,9 +305,11 @@ fn run_job(ctx: &Context, key: &JobKey) -> Outcome {
         JobKind::Backup => crate::run::run_profile(ctx, profile).map(|report| {
             crate::run::log_report(profile, &report);
         }),
-        JobKind::Check => check::run_profile(ctx, profile, profile.check_subset.as_deref()),
+        JobKind::Check => {
+            crate::run::check::run_profile(ctx, profile, profile.check_subset.as_deref())
+        }
         JobKind::Prune => prune(ctx, profile),
-        JobKind::Verify => verify::run_scheduled(ctx, profile),
+        JobKind::Verify => crate::run::verify::run_scheduled(ctx, profile),
     };
     match result {
         Err(Error::Busy(why)) => Outcome::Busy(why),

@@ -13,12 +13,4 @@ pub mod status;
 pub mod validate;
 pub mod verify;
 
-pub use crate::run::Context;
-
-/// How a command that did not fail ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Success,
-    /// Finished, but something deserves attention (exit 3).
-    Warnings,
-}
+pub use crate::run::{Context, Status};

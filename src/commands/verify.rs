@@ -1,17 +1,14 @@
 //! `verify`: the restore drill of one profile (see `restore::drill`). Prints a table, or JSON
 //! with `--json`; exits 0 only when every item passed, 3 when something could not be checked
 //! (and nothing failed), 1 when anything failed. The daemon runs the same drill on
-//! `verify_schedule` through [`run_scheduled`], recording it in the profile's status.
+//! `verify_schedule` through `run::verify::run_scheduled`, recording it in the profile's status.
 
 use std::path::Path;
 
 use super::{Context, Status};
-use crate::config::Profile;
 use crate::error::Error;
-use crate::lock::ProfileLock;
-use crate::report::JobRun;
-use crate::restore::{self, drill};
-use crate::schedule::JobKind;
+use crate::restore::drill;
+use crate::run::verify::{drill_profile, outcome, recorded};
 
 /// Fails when the profile is unknown or busy, restic fails, the snapshot is not resticpilot's,
 /// or the drill finds a problem (after printing its report). Like the daemon's scheduled drill
@@ -36,76 +33,4 @@ pub fn run(
         }
         outcome(&report)
     })
-}
-
-/// The drill of `profile`'s latest snapshot, as the daemon runs it: the report logged.
-///
-/// Fails when the profile is busy, restic fails or the drill finds a problem.
-pub fn run_scheduled(ctx: &Context, profile: &Profile) -> Result<(), Error> {
-    recorded(ctx, profile, |ctx| {
-        let report = drill_profile(ctx, profile, "latest", None)?;
-        for line in drill::render(&report).lines() {
-            tracing::info!(profile = %profile.name, "{line}");
-        }
-        outcome(&report)
-    })
-    .map(|_| ())
-}
-
-/// `drill` under the profile's lock (so it never overlaps the profile's backup or another
-/// drill), recorded in its status file (and so the metrics) as a `verify` job.
-fn recorded(
-    ctx: &Context,
-    profile: &Profile,
-    drill: impl FnOnce(&Context) -> Result<Status, Error>,
-) -> Result<Status, Error> {
-    let _lock = ProfileLock::acquire(&ctx.config.state_dir, &profile.name)?;
-    let job = JobRun::begin(&ctx.config, profile, JobKind::Verify);
-    tracing::info!(profile = %profile.name, "restore drill started");
-    let result = drill(ctx);
-    match &result {
-        Ok(Status::Success) => job.succeeded(Vec::new(), None),
-        Ok(Status::Warnings) => job.succeeded(
-            vec!["the restore drill could not check everything (see its report)".into()],
-            None,
-        ),
-        // The error is printed by whoever asked: the command's end, or the daemon's log.
-        Err(err) => job.failed(err),
-    }
-    result
-}
-
-fn drill_profile(
-    ctx: &Context,
-    profile: &Profile,
-    snapshot: &str,
-    scratch: Option<&Path>,
-) -> Result<drill::Report, Error> {
-    let restic = ctx.restic(profile)?;
-    let snapshot = restore::select(&restic, profile, snapshot)?;
-    let contents = restore::open(&restic, snapshot)?;
-    let default_scratch = ctx.config.state_dir.join("scratch");
-    let scratch = scratch.unwrap_or(&default_scratch);
-    drill::run(&restic, profile, &contents, scratch, &ctx.config.state_dir)
-}
-
-fn outcome(report: &drill::Report) -> Result<Status, Error> {
-    match report.result {
-        drill::Outcome::Pass => Ok(Status::Success),
-        drill::Outcome::Skipped => Ok(Status::Warnings),
-        drill::Outcome::Fail => {
-            let failed: Vec<&str> = report
-                .databases
-                .iter()
-                .filter(|d| d.result == drill::Outcome::Fail)
-                .map(|d| d.name.as_str())
-                .chain((report.files.result == drill::Outcome::Fail).then_some("(files)"))
-                .collect();
-            Err(Error::Failed(format!(
-                "restore drill of profile {} failed: {}",
-                report.profile,
-                failed.join(", ")
-            )))
-        }
-    }
 }

@@ -269,7 +269,7 @@ pub struct DatabaseSource {
 impl DatabaseSource {
     /// The dump's file name inside the staging directory.
     pub fn dump_file_name(&self) -> String {
-        format!("{}.{}", self.name, self.source.engine().extension())
+        format!("{}.{}", self.name, self.source.extension())
     }
 
     /// The engine's name: what the manifest records as the dump's `type`.

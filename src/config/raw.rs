@@ -236,6 +236,16 @@ pub struct RawDatabase {
     pub dump_timeout: Option<S>,
     #[serde(default)]
     pub restore_timeout: Option<S>,
+    // command
+    /// The shell command whose stdout is the dump.
+    #[serde(default)]
+    pub dump: Option<S>,
+    /// The shell command that reads a dump on its stdin and puts it back.
+    #[serde(default)]
+    pub restore: Option<S>,
+    /// The dump file's extension.
+    #[serde(default)]
+    pub extension: Option<S>,
 }
 
 impl RawDatabase {
@@ -268,6 +278,9 @@ impl RawDatabase {
             ("lock_wait_timeout", self.lock_wait_timeout.is_some()),
             ("dump_timeout", self.dump_timeout.is_some()),
             ("restore_timeout", self.restore_timeout.is_some()),
+            ("dump", self.dump.is_some()),
+            ("restore", self.restore.is_some()),
+            ("extension", self.extension.is_some()),
         ]
         .into_iter()
         .filter(|(_, set)| *set)

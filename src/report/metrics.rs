@@ -355,7 +355,7 @@ fn render_scoped(
         }
     }
 
-    let mut build_info = Family::new(
+    let mut build_info = new(
         "resticpilot_build_info",
         "gauge",
         "1, labelled with resticpilot's version and commit and the restic it runs (unknown until it first ran restic).",

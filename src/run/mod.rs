@@ -22,8 +22,18 @@ use crate::schedule::JobKind;
 use crate::signals;
 use crate::source::DumpReport;
 use crate::staging::Staging;
-use crate::units::count;
-use crate::units::human_bytes;
+use crate::units::{count, human_bytes};
+
+pub mod check;
+pub mod verify;
+
+/// How a command that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Success,
+    /// Finished, but something deserves attention (exit 3).
+    Warnings,
+}
 
 /// What every command and the run share: the resolved config and the restic binary (located
 /// once, on first need).
