@@ -3,9 +3,14 @@
 
 use super::{Context, Status};
 use crate::config::{SourceKind, redact_url};
+use crate::error::Error;
 
-pub fn run(ctx: &Context) -> Status {
+/// Prints the plan, after checking that the files the config reads at run time can be read.
+///
+/// Fails with a config error (exit 2) naming each file that cannot.
+pub fn run(ctx: &Context) -> Result<Status, Error> {
     let c = &ctx.config;
+    c.check_files()?;
     println!(
         "{}: OK ({} repositories, {} profiles)",
         c.file.display(),
@@ -57,5 +62,5 @@ pub fn run(ctx: &Context) -> Status {
             }
         }
     }
-    Status::Success
+    Ok(Status::Success)
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_saphyr::{Location, Spanned};
 
-use raw::{RawConfig, RawDatabase, RawDatabaseList, RawProfile, RawRepository, RawSftp, S};
+use raw::{RawConfig, RawDatabase, RawDatabaseList, RawProfile, RawRepository, RawSftp, RawUrl, S};
 
 pub use expand::expand;
 
@@ -98,6 +98,93 @@ pub struct Config {
     pub repositories: BTreeMap<String, Repository>,
     pub profiles: BTreeMap<String, Profile>,
     pub daemon: DaemonSettings,
+    /// Files the config names that `validate` checks (the rest of parsing never touches the
+    /// filesystem).
+    pub file_checks: Vec<FileCheck>,
+}
+
+/// A file named in the config that must be readable (or exist) when the config is used.
+#[derive(Debug, Clone)]
+pub struct FileCheck {
+    pub path: PathBuf,
+    /// The key that names it, for the message.
+    pub key: String,
+    pub line: u64,
+    pub column: u64,
+}
+
+impl Config {
+    /// Checks that every file in [`Config::file_checks`] can be read.
+    ///
+    /// Fails with one error per file that cannot, with its position in the config.
+    pub fn check_files(&self) -> Result<(), ConfigErrors> {
+        let errors: Vec<ConfigError> = self
+            .file_checks
+            .iter()
+            .filter_map(|c| {
+                let err = match std::fs::File::open(&c.path) {
+                    Ok(f) => match f.metadata() {
+                        Ok(m) if m.is_dir() => "is a directory".to_string(),
+                        Ok(_) => return None,
+                        Err(err) => err.to_string(),
+                    },
+                    Err(err) => err.to_string(),
+                };
+                Some(ConfigError {
+                    file: self.file.clone(),
+                    line: c.line,
+                    column: c.column,
+                    message: format!("{} {} cannot be read: {err}", c.key, c.path.display()),
+                })
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+/// A URL from the config, or from a file read when it is used (a ping URL is a secret).
+#[derive(Clone, PartialEq, Eq)]
+pub enum UrlSource {
+    Url(String),
+    File(PathBuf),
+}
+
+impl fmt::Debug for UrlSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UrlSource::Url(_) => f.write_str("Url(<redacted>)"),
+            UrlSource::File(p) => write!(f, "File({})", p.display()),
+        }
+    }
+}
+
+impl UrlSource {
+    /// The URL: as written, or the first line of its file.
+    ///
+    /// Fails with a message naming the file when it cannot be read, is empty or does not
+    /// hold an http:// or https:// URL.
+    pub fn read(&self) -> Result<String, String> {
+        match self {
+            UrlSource::Url(u) => Ok(u.clone()),
+            UrlSource::File(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|err| format!("url_file {} cannot be read: {err}", path.display()))?;
+                let url = text.lines().next().unwrap_or_default().trim().to_string();
+                if url.starts_with("http://") || url.starts_with("https://") {
+                    Ok(url)
+                } else {
+                    Err(format!(
+                        "url_file {} does not hold an http:// or https:// URL on its first line",
+                        path.display()
+                    ))
+                }
+            }
+        }
+    }
 }
 
 /// Top-level settings of the daemon and of shutdowns.
@@ -132,6 +219,8 @@ pub struct Repository {
     pub password: RepositoryPassword,
     /// Backend credentials and settings passed to restic's environment; values are secret.
     pub env: BTreeMap<String, Secret>,
+    /// Environment variables whose values restic gets from these files, read at run time.
+    pub env_files: BTreeMap<String, PathBuf>,
     pub init: bool,
     /// A restic command that shows no progress this long is stopped.
     pub stall_timeout: Duration,
@@ -216,9 +305,9 @@ pub enum CatchUp {
 #[derive(Debug, Clone, Default)]
 pub struct Notify {
     /// healthchecks.io ping URL (start, success, fail). May hold a token: print via redact_url.
-    pub healthchecks: Option<String>,
+    pub healthchecks: Option<UrlSource>,
     /// JSON POST on failure (and on success with `webhook_on_success`).
-    pub webhook: Option<String>,
+    pub webhook: Option<UrlSource>,
     pub webhook_on_success: bool,
 }
 
@@ -508,6 +597,7 @@ pub fn parse(
         },
         env,
         errors: Vec::new(),
+        file_checks: Vec::new(),
     };
     let config = resolver.config(raw, hostname);
     if resolver.errors.is_empty() {
@@ -533,9 +623,20 @@ struct Resolver<'a> {
     base: PathBuf,
     env: &'a dyn Fn(&str) -> Option<String>,
     errors: Vec<ConfigError>,
+    file_checks: Vec<FileCheck>,
 }
 
 impl Resolver<'_> {
+    /// Records that `validate` must find `path` (named by `key`, written at `at`) readable.
+    fn check_file(&mut self, path: &Path, key: &str, at: &Location) {
+        self.file_checks.push(FileCheck {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            line: at.line(),
+            column: at.column(),
+        });
+    }
+
     fn error(&mut self, at: &Location, message: impl Into<String>) {
         self.errors.push(ConfigError {
             file: self.file.clone(),
@@ -635,6 +736,7 @@ impl Resolver<'_> {
             repositories,
             profiles,
             daemon,
+            file_checks: std::mem::take(&mut self.file_checks),
         };
         self.check_staging_dirs(&raw, &config);
         config
@@ -705,20 +807,34 @@ impl Resolver<'_> {
 
     fn notify(&mut self, profile: &str, n: &Spanned<raw::RawNotify>) -> Notify {
         let key = |k: &str| format!("profiles.{profile}.notify.{k}");
-        let mut url = |s: &Option<S>, k: &str| -> Option<String> {
+        let mut url = |s: &Option<Spanned<RawUrl>>, k: &str| -> Option<UrlSource> {
             let s = s.as_ref()?;
-            let v = self.nonempty(s, &key(k))?;
-            if v.starts_with("http://") || v.starts_with("https://") {
-                Some(v)
-            } else {
-                self.error(
-                    &s.referenced,
-                    format!(
-                        "notify.{k} {:?} must be an http:// or https:// URL",
-                        redact_url(&v)
-                    ),
-                );
-                None
+            match &s.value {
+                RawUrl::Url(v) => {
+                    let v =
+                        self.nonempty(&Spanned::new(v.clone(), s.referenced, s.defined), &key(k))?;
+                    if v.starts_with("http://") || v.starts_with("https://") {
+                        Some(UrlSource::Url(v))
+                    } else {
+                        self.error(
+                            &s.referenced,
+                            format!(
+                                "notify.{k} {:?} must be an http:// or https:// URL",
+                                redact_url(&v)
+                            ),
+                        );
+                        None
+                    }
+                }
+                RawUrl::File(f) => {
+                    let path = self.path(&f.url_file, &key(&format!("{k}.url_file")))?;
+                    self.check_file(
+                        &path,
+                        &format!("notify.{k}.url_file"),
+                        &f.url_file.referenced,
+                    );
+                    Some(UrlSource::File(path))
+                }
             }
         };
         let healthchecks = url(&n.value.healthchecks, "healthchecks");
@@ -779,6 +895,36 @@ impl Resolver<'_> {
                 env.insert(key.clone(), Secret::new(v));
             }
         }
+        let mut env_files = BTreeMap::new();
+        for (key, value) in &r.env_files {
+            let reserved = key.starts_with("RESTIC_PASSWORD") || key == "RESTIC_REPOSITORY";
+            if reserved || r.env.contains_key(key) {
+                self.error(
+                    &value.referenced,
+                    if reserved {
+                        format!("repository {name}: env_files {key} is managed by resticpilot; use url / password_file / password_command")
+                    } else {
+                        format!("repository {name}: {key} is set in both env and env_files: keep one")
+                    },
+                );
+                continue;
+            }
+            if key.is_empty() || key.contains(['=', '\0']) {
+                self.error(
+                    &value.referenced,
+                    format!("repository {name}: env_files name {key:?} is not an environment variable name"),
+                );
+                continue;
+            }
+            if let Some(path) = self.path(value, &format!("repositories.{name}.env_files.{key}")) {
+                self.check_file(
+                    &path,
+                    &format!("repositories.{name}.env_files.{key}"),
+                    &value.referenced,
+                );
+                env_files.insert(key.clone(), path);
+            }
+        }
         let key = |k: &str| format!("repositories.{name}.{k}");
         let stall_timeout = self
             .duration(r.stall_timeout.as_ref(), &key("stall_timeout"))
@@ -814,6 +960,7 @@ impl Resolver<'_> {
             url: url?,
             password: password?,
             env,
+            env_files,
             init: r.init,
             stall_timeout,
             open_timeout,

@@ -44,6 +44,9 @@ pub struct RawRepository {
     pub password_command: Option<S>,
     #[serde(default)]
     pub env: BTreeMap<String, S>,
+    /// Environment variables read from files at run time (Docker secrets): NAME -> path.
+    #[serde(default)]
+    pub env_files: BTreeMap<String, S>,
     #[serde(default)]
     pub init: bool,
     /// A restic command that shows no progress this long is stopped (the server stopped
@@ -142,11 +145,25 @@ pub struct RawProfile {
 #[serde(deny_unknown_fields)]
 pub struct RawNotify {
     #[serde(default)]
-    pub healthchecks: Option<S>,
+    pub healthchecks: Option<Spanned<RawUrl>>,
     #[serde(default)]
-    pub webhook: Option<S>,
+    pub webhook: Option<Spanned<RawUrl>>,
     #[serde(default)]
     pub webhook_on_success: bool,
+}
+
+/// A URL written in the config, or `{ url_file: PATH }`: read from a file at run time.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawUrl {
+    Url(String),
+    File(RawUrlFile),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUrlFile {
+    pub url_file: S,
 }
 
 /// `maintenance: { stop: [containers], timeout: 30s }`.

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::status::RunResult;
-use crate::config::Profile;
+use crate::config::{Profile, UrlSource};
 use crate::schedule::JobKind;
 
 /// Tries per delivery, and the pause before each retry.
@@ -55,7 +55,11 @@ struct WebhookBody<'a> {
 
 /// Pings healthchecks' `/start` for a backup of `profile`.
 pub fn started(profile: &Profile) {
-    if let Some(base) = &profile.notify.healthchecks {
+    if let Some(base) = url(
+        profile,
+        profile.notify.healthchecks.as_ref(),
+        "healthchecks",
+    ) {
         send(Delivery {
             what: format!("healthchecks start ping for {}", profile.name),
             url: format!("{}/start", base.trim_end_matches('/')),
@@ -70,7 +74,7 @@ pub fn finished(run: &Finished) {
     let n = &run.profile.notify;
     let ok = run.result.is_ok();
     if run.job == JobKind::Backup
-        && let Some(base) = &n.healthchecks
+        && let Some(base) = url(run.profile, n.healthchecks.as_ref(), "healthchecks")
     {
         let base = base.trim_end_matches('/');
         let (url, body) = if ok {
@@ -103,8 +107,8 @@ pub fn finished(run: &Finished) {
             body: truncate(body),
         });
     }
-    if let Some(url) = &n.webhook
-        && (!ok || n.webhook_on_success)
+    if (!ok || n.webhook_on_success)
+        && let Some(url) = url(run.profile, n.webhook.as_ref(), "webhook")
     {
         let body = WebhookBody {
             profile: &run.profile.name,
@@ -120,10 +124,25 @@ pub fn finished(run: &Finished) {
         };
         send(Delivery {
             what: format!("webhook for {} {}", run.profile.name, run.job),
-            url: url.clone(),
+            url,
             content_type: "application/json",
             body: serde_json::to_string(&body).expect("webhook body serialises"),
         });
+    }
+}
+
+/// The URL of a channel, read from its `url_file` when it has one; a file that cannot be read
+/// is logged (by path, never by content) and the notification skipped.
+fn url(profile: &Profile, source: Option<&UrlSource>, channel: &str) -> Option<String> {
+    match source?.read() {
+        Ok(url) => Some(url),
+        Err(why) => {
+            tracing::warn!(
+                "{channel} notification for {} not sent: {why}",
+                profile.name
+            );
+            None
+        }
     }
 }
 

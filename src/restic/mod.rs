@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{Profile, Repository, RepositoryPassword, Sftp, redact_url};
+use crate::config::{Profile, Repository, RepositoryPassword, Secret, Sftp, redact_url};
 use crate::process::{Cmd, LineFilter, Output, Piped, ProcessError, StopSignal, describe_status};
 
 pub use args::BackupArgs;
@@ -120,6 +120,15 @@ pub enum ResticError {
     #[error("password file {path} of repository {repo} is not readable: {detail}")]
     PasswordFile {
         repo: String,
+        path: String,
+        detail: String,
+    },
+    #[error(
+        "env_files.{name} {path} of repository {repo} is not readable: {detail} (it holds the value restic gets as {name})"
+    )]
+    EnvFile {
+        repo: String,
+        name: String,
         path: String,
         detail: String,
     },
@@ -360,6 +369,11 @@ impl Restic {
         for (key, value) in &self.repo.env {
             cmd = cmd.secret_env(key, value.expose());
         }
+        // Read at each command, never kept in the config: a rotated secret is picked up.
+        // check_sources has already said which file cannot be read.
+        for (key, value) in self.file_env() {
+            cmd = cmd.secret_env(&key, value.expose());
+        }
         if matches!(args[0].as_str(), "prune" | "check" | "restore") {
             // Progress lines every 5 s on a pipe too: they show the command is getting on.
             cmd = cmd.env("RESTIC_PROGRESS_FPS", "0.2");
@@ -414,8 +428,34 @@ impl Restic {
         }
     }
 
+    /// The values of the repository's `env_files` that can be read (a trailing newline, as
+    /// `echo` and Docker secrets leave one, is not part of the value).
+    fn file_env(&self) -> Vec<(String, Secret)> {
+        self.repo
+            .env_files
+            .iter()
+            .filter_map(|(key, path)| {
+                let text = std::fs::read_to_string(path).ok()?;
+                Some((
+                    key.clone(),
+                    Secret::new(text.trim_end_matches(['\n', '\r'])),
+                ))
+            })
+            .collect()
+    }
+
     /// Checks the files restic will need before restic reports a vaguer error.
     fn check_sources(&self) -> Result<(), ResticError> {
+        for (name, path) in &self.repo.env_files {
+            if let Err(err) = std::fs::read_to_string(path) {
+                return Err(ResticError::EnvFile {
+                    repo: self.repo.name.clone(),
+                    name: name.clone(),
+                    path: path.display().to_string(),
+                    detail: err.to_string(),
+                });
+            }
+        }
         if let RepositoryPassword::File(path) = &self.repo.password
             && let Err(err) = std::fs::File::open(path)
         {
@@ -449,10 +489,12 @@ impl Restic {
     /// masked.
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
+        let file_env = self.file_env();
         let mut secrets: Vec<&str> = self
             .repo
             .env
             .values()
+            .chain(file_env.iter().map(|(_, v)| v))
             .map(|v| v.expose())
             .filter(|v| v.len() >= 4)
             .collect();
