@@ -18,6 +18,7 @@ mod incremental;
 mod locks;
 mod maintenance;
 mod mysql_trust;
+mod notify_channels;
 mod prune;
 mod reflink;
 mod remote;

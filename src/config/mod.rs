@@ -309,6 +309,79 @@ pub struct Notify {
     /// JSON POST on failure (and on success with `webhook_on_success`).
     pub webhook: Option<UrlSource>,
     pub webhook_on_success: bool,
+    pub ntfy: Option<Ntfy>,
+    pub email: Option<Email>,
+}
+
+/// What a notification channel is told of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Event {
+    /// A backup started.
+    Start,
+    /// A job finished cleanly.
+    Success,
+    /// A job finished with warnings (exit 3).
+    Warning,
+    /// A job failed or was interrupted.
+    Failure,
+}
+
+impl Event {
+    pub const ALL: [Event; 4] = [Event::Start, Event::Success, Event::Warning, Event::Failure];
+    /// What a channel is told of when its `events` are not set.
+    pub const DEFAULT: [Event; 2] = [Event::Warning, Event::Failure];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Event::Start => "start",
+            Event::Success => "success",
+            Event::Warning => "warning",
+            Event::Failure => "failure",
+        }
+    }
+}
+
+/// ntfy: a JSON-less POST of the message to `<server>/<topic>`, priority by event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ntfy {
+    /// `https://ntfy.sh` by default.
+    pub server: String,
+    pub topic: String,
+    /// An access token (`tk_...`), read when a message is sent.
+    pub token_file: Option<PathBuf>,
+    pub events: Vec<Event>,
+}
+
+/// Default ntfy server.
+pub const DEFAULT_NTFY_SERVER: &str = "https://ntfy.sh";
+/// Default bound of one SMTP conversation.
+pub const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (required), port 587 by default.
+    Starttls,
+    /// TLS from the first byte (SMTPS), port 465 by default.
+    Tls,
+    /// No encryption, port 25 by default: only for a relay on the same host or network.
+    None,
+}
+
+/// Email over SMTP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    /// The SMTP password, read when a message is sent.
+    pub password_file: Option<PathBuf>,
+    pub from: String,
+    pub to: Vec<String>,
+    pub events: Vec<Event>,
+    /// Bound of connecting and of each SMTP exchange.
+    pub timeout: Duration,
 }
 
 /// The maintenance window: containers stopped, in order, before the dumps and started again,
@@ -845,11 +918,175 @@ impl Resolver<'_> {
                 format!("profile {profile}: notify.webhook_on_success needs notify.webhook"),
             );
         }
+        let ntfy = n.value.ntfy.as_ref().and_then(|x| self.ntfy(profile, x));
+        let email = n.value.email.as_ref().and_then(|x| self.email(profile, x));
         Notify {
             healthchecks,
             webhook,
             webhook_on_success: n.value.webhook_on_success,
+            ntfy,
+            email,
         }
+    }
+
+    fn events(&mut self, list: Option<&Vec<S>>, key: &str, at: &Location) -> Vec<Event> {
+        let Some(list) = list else {
+            return Event::DEFAULT.to_vec();
+        };
+        let mut events = Vec::new();
+        for s in list {
+            match Event::ALL.iter().find(|e| e.name() == s.value) {
+                Some(e) => events.push(*e),
+                None => self.error(
+                    &s.referenced,
+                    format!(
+                        "{key} {:?} is not one of start, success, warning, failure",
+                        s.value
+                    ),
+                ),
+            }
+        }
+        if list.is_empty() {
+            self.error(at, format!("{key} is empty: list at least one of start, success, warning, failure, or remove the channel"));
+        }
+        events.sort();
+        events.dedup();
+        events
+    }
+
+    fn ntfy(&mut self, profile: &str, n: &Spanned<raw::RawNtfy>) -> Option<Ntfy> {
+        let key = |k: &str| format!("profiles.{profile}.notify.ntfy.{k}");
+        let r = &n.value;
+        let events = self.events(r.events.as_ref(), "ntfy.events", &n.referenced);
+        let server = match &r.server {
+            Some(s) => {
+                let v = self.nonempty(s, &key("server"))?;
+                if !(v.starts_with("http://") || v.starts_with("https://")) {
+                    self.error(
+                        &s.referenced,
+                        format!(
+                            "ntfy.server {:?} must be an http:// or https:// URL",
+                            redact_url(&v)
+                        ),
+                    );
+                    return None;
+                }
+                v.trim_end_matches('/').to_string()
+            }
+            None => DEFAULT_NTFY_SERVER.to_string(),
+        };
+        let topic = self.nonempty(&r.topic, &key("topic"))?;
+        if !topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            || topic.len() > 64
+        {
+            self.error(
+                &r.topic.referenced,
+                format!(
+                    "ntfy.topic {topic:?} may use only letters, digits, '-' and '_' (64 at most)"
+                ),
+            );
+            return None;
+        }
+        let token_file = match &r.token_file {
+            Some(t) => {
+                let p = self.path(t, &key("token_file"))?;
+                self.check_file(&p, "notify.ntfy.token_file", &t.referenced);
+                Some(p)
+            }
+            None => None,
+        };
+        Some(Ntfy {
+            server,
+            topic,
+            token_file,
+            events,
+        })
+    }
+
+    fn email(&mut self, profile: &str, e: &Spanned<raw::RawEmail>) -> Option<Email> {
+        let key = |k: &str| format!("profiles.{profile}.notify.email.{k}");
+        let r = &e.value;
+        let smtp_host = self.nonempty(&r.smtp_host, &key("smtp_host"));
+        let tls = match r.tls.as_ref().map(|t| (t, t.value.as_str())) {
+            None | Some((_, "starttls")) => SmtpTls::Starttls,
+            Some((_, "tls")) => SmtpTls::Tls,
+            Some((_, "none")) => SmtpTls::None,
+            Some((t, other)) => {
+                self.error(
+                    &t.referenced,
+                    format!("email.tls {other:?} is not one of starttls, tls, none"),
+                );
+                SmtpTls::Starttls
+            }
+        };
+        let smtp_port = match &r.smtp_port {
+            Some(p) if p.value == 0 => {
+                self.error(&p.referenced, "email.smtp_port must be 1 to 65535");
+                25
+            }
+            Some(p) => p.value,
+            None => match tls {
+                SmtpTls::Starttls => 587,
+                SmtpTls::Tls => 465,
+                SmtpTls::None => 25,
+            },
+        };
+        let username = r
+            .username
+            .as_ref()
+            .and_then(|u| self.nonempty(u, &key("username")));
+        let password_file = match &r.password_file {
+            Some(p) => {
+                let path = self.path(p, &key("password_file"));
+                if let Some(path) = &path {
+                    self.check_file(path, "notify.email.password_file", &p.referenced);
+                }
+                path
+            }
+            None => None,
+        };
+        if username.is_some() != r.password_file.is_some() {
+            self.error(
+                &e.referenced,
+                "email: username and password_file go together (SMTP AUTH needs both)",
+            );
+        }
+        let mut address = |s: &S, k: &str| -> Option<String> {
+            let v = self.nonempty(s, &key(k))?;
+            if v.parse::<lettre::message::Mailbox>().is_err() {
+                self.error(
+                    &s.referenced,
+                    format!("email.{k} {v:?} is not an email address such as backup@example.org or 'Backups <backup@example.org>'"),
+                );
+                return None;
+            }
+            Some(v)
+        };
+        let from = address(&r.from, "from");
+        let to: Vec<String> = r.to.iter().filter_map(|t| address(t, "to")).collect();
+        if r.to.is_empty() {
+            self.error(
+                &e.referenced,
+                "email.to is empty: list at least one address",
+            );
+        }
+        let timeout = self
+            .duration(r.timeout.as_ref(), &key("timeout"))
+            .unwrap_or(DEFAULT_SMTP_TIMEOUT);
+        let events = self.events(r.events.as_ref(), "email.events", &e.referenced);
+        Some(Email {
+            smtp_host: smtp_host?,
+            smtp_port,
+            tls,
+            username,
+            password_file,
+            from: from?,
+            to,
+            events,
+            timeout,
+        })
     }
 
     fn repository(&mut self, name: &str, repo: &Spanned<RawRepository>) -> Option<Repository> {

@@ -150,6 +150,44 @@ pub struct RawNotify {
     pub webhook: Option<Spanned<RawUrl>>,
     #[serde(default)]
     pub webhook_on_success: bool,
+    #[serde(default)]
+    pub ntfy: Option<Spanned<RawNtfy>>,
+    #[serde(default)]
+    pub email: Option<Spanned<RawEmail>>,
+}
+
+/// `ntfy: { server, topic, token_file, events }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNtfy {
+    #[serde(default)]
+    pub server: Option<S>,
+    pub topic: S,
+    #[serde(default)]
+    pub token_file: Option<S>,
+    #[serde(default)]
+    pub events: Option<Vec<S>>,
+}
+
+/// `email: { smtp_host, smtp_port, tls, username, password_file, from, to, events }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmail {
+    pub smtp_host: S,
+    #[serde(default)]
+    pub smtp_port: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub tls: Option<S>,
+    #[serde(default)]
+    pub username: Option<S>,
+    #[serde(default)]
+    pub password_file: Option<S>,
+    pub from: S,
+    pub to: Vec<S>,
+    #[serde(default)]
+    pub events: Option<Vec<S>>,
+    #[serde(default)]
+    pub timeout: Option<S>,
 }
 
 /// A URL written in the config, or `{ url_file: PATH }`: read from a file at run time.
