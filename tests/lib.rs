@@ -23,6 +23,7 @@ mod prune;
 mod reflink;
 mod remote;
 mod report;
+mod restic_knobs;
 mod restore;
 mod retention;
 mod staging;

@@ -197,6 +197,7 @@ fn attempt(
 ) -> Result<RunReport, Error> {
     let restic = ctx.restic(profile)?;
     restic.ensure_repository()?;
+    let option_warnings = restic.check_options()?;
     clear_stale_locks(&restic, profile, job);
     signals::check("the before hooks")?;
     hooks::run(HookKind::Before, &profile.hooks.before, &profile.name, None)?;
@@ -214,7 +215,10 @@ fn attempt(
         None => None,
     };
     let mut dumps = Vec::new();
-    let mut warnings = Vec::new();
+    let mut warnings = option_warnings;
+    for w in &warnings {
+        tracing::warn!(profile = %profile.name, "{w}");
+    }
     for source in &profile.databases {
         signals::check(&format!("the dump of {}", source.name))?;
         tracing::info!(profile = %profile.name, database = %source.name, "dumping {} database", source.type_name());
@@ -634,12 +638,17 @@ fn print_plan(ctx: &Context, p: &Profile) {
     let mut sources = vec![p.staging_dir.clone()];
     sources.extend(dump::incremental::roots(&p.databases));
     sources.extend(p.paths.iter().cloned());
-    let backup = args::backup(&BackupArgs {
-        host: p.host.clone(),
-        tags: p.all_tags(),
-        excludes: p.exclude.clone(),
-        sources,
-    });
+    let options = ctx.config.restic_options(p);
+    let mut backup = args::backup_with(
+        &BackupArgs {
+            host: p.host.clone(),
+            tags: p.all_tags(),
+            excludes: p.exclude.clone(),
+            sources,
+        },
+        &options,
+    );
+    backup.splice(1..1, args::global_options(&options, "backup"));
     let repo_url = crate::config::redact_url(&repo.url);
     println!("  restic    -r {repo_url} {}", quote_all(&backup));
     if let Some(r) = &p.retention {

@@ -77,6 +77,9 @@ impl Context {
             .state_dir
             .join("locks")
             .join(format!("repository-{}.lock", repo.name));
-        Ok(Restic::new(binary, repo, Timeouts::of(profile)).with_init_lock(init_lock))
+        let options = self.config.restic_options(profile);
+        Ok(Restic::new(binary, repo, Timeouts::of(profile))
+            .with_init_lock(init_lock)
+            .with_options(options))
     }
 }

@@ -114,6 +114,14 @@ pub struct FileCheck {
 }
 
 impl Config {
+    /// The restic knobs of `profile`: its repository's, overridden by its own.
+    pub fn restic_options(&self, profile: &Profile) -> ResticOptions {
+        self.repositories
+            .get(&profile.repository)
+            .map(|r| r.restic.overridden_by(&profile.restic))
+            .unwrap_or_else(|| profile.restic.clone())
+    }
+
     /// Checks that every file in [`Config::file_checks`] can be read.
     ///
     /// Fails with one error per file that cannot, with its position in the config.
@@ -228,6 +236,97 @@ pub struct Repository {
     pub open_timeout: Duration,
     /// How restic reaches an `sftp:` repository (`None`: restic's own ssh call).
     pub sftp: Option<Sftp>,
+    /// restic's own knobs; a profile's `restic:` overrides them key by key.
+    pub restic: ResticOptions,
+}
+
+/// restic's own knobs. `None`: restic's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResticOptions {
+    /// `--compression`: auto, off or max (repository format 2).
+    pub compression: Option<String>,
+    /// `--limit-upload`, KiB/s.
+    pub limit_upload: Option<u32>,
+    /// `--limit-download`, KiB/s.
+    pub limit_download: Option<u32>,
+    /// `--pack-size`, MiB.
+    pub pack_size: Option<u32>,
+    /// `restic backup --read-concurrency` (restic 0.15 and newer).
+    pub read_concurrency: Option<u32>,
+    /// Passed to `restic backup` only, checked not to touch what resticpilot owns.
+    pub extra_args: Option<Vec<String>>,
+}
+
+impl ResticOptions {
+    /// `self` with every key `over` sets replaced by its value (lists replace whole).
+    pub fn overridden_by(&self, over: &ResticOptions) -> ResticOptions {
+        ResticOptions {
+            compression: over
+                .compression
+                .clone()
+                .or_else(|| self.compression.clone()),
+            limit_upload: over.limit_upload.or(self.limit_upload),
+            limit_download: over.limit_download.or(self.limit_download),
+            pack_size: over.pack_size.or(self.pack_size),
+            read_concurrency: over.read_concurrency.or(self.read_concurrency),
+            extra_args: over.extra_args.clone().or_else(|| self.extra_args.clone()),
+        }
+    }
+}
+
+/// restic options resticpilot sets itself (or that would break what it relies on), refused in
+/// `extra_args`, with the key to use instead where there is one.
+const OWNED_OPTIONS: &[(&str, &str)] = &[
+    ("--host", "profile host"),
+    ("-H", "profile host"),
+    ("--tag", "profile tags"),
+    ("--repo", "repository url"),
+    ("-r", "repository url"),
+    ("--repository-file", "repository url"),
+    ("--password-file", "repository password_file"),
+    ("-p", "repository password_file"),
+    ("--password-command", "repository password_command"),
+    ("--insecure-no-password", "repository password_file"),
+    ("--key-hint", "repository password_file"),
+    ("--json", "nothing: resticpilot reads restic's JSON"),
+    ("--quiet", "nothing: resticpilot reads restic's output"),
+    ("-q", "nothing: resticpilot reads restic's output"),
+    ("--verbose", "resticpilot -v"),
+    ("-v", "resticpilot -v"),
+    ("--dry-run", "backup --dry-run"),
+    ("-n", "backup --dry-run"),
+    ("--stdin", "databases"),
+    ("--stdin-filename", "databases"),
+    ("--stdin-from-command", "databases"),
+    ("--files-from", "paths"),
+    ("--files-from-raw", "paths"),
+    ("--files-from-verbatim", "paths"),
+    ("--retry-lock", "lock_wait"),
+    ("--no-lock", "nothing: a backup always locks"),
+    ("--stuck-request-timeout", "repository stall_timeout"),
+    ("--option", "repository sftp"),
+    ("-o", "repository sftp"),
+    ("--compression", "restic.compression"),
+    ("--limit-upload", "restic.limit_upload"),
+    ("--limit-download", "restic.limit_download"),
+    ("--pack-size", "restic.pack_size"),
+    ("--read-concurrency", "restic.read_concurrency"),
+    ("--exclude-file", "exclude_file"),
+    ("--exclude-caches", "exclude_caches"),
+    ("--exclude-if-present", "exclude_if_present"),
+];
+
+/// Why `arg` may not be one of `extra_args`, if it may not.
+pub fn owned_option(arg: &str) -> Option<(&'static str, &'static str)> {
+    let name = arg.split_once('=').map_or(arg, |(n, _)| n);
+    if name.starts_with("--password") {
+        return Some(("--password*", "repository password_file"));
+    }
+    OWNED_OPTIONS.iter().copied().find(|(opt, _)| {
+        *opt == name
+            // "-rREPO", "-pFILE": a short option with its value attached.
+            || (opt.len() == 2 && !name.starts_with("--") && name.starts_with(opt))
+    })
 }
 
 /// How restic's sftp backend starts ssh: from keys, or a whole command.
@@ -290,6 +389,9 @@ pub struct Profile {
     /// Health fails when the last success is older; `None`: twice the schedule's period.
     pub max_age: Option<Duration>,
     pub notify: Notify,
+    /// The profile's overrides of its repository's restic knobs (`Config::restic_options`
+    /// merges them).
+    pub restic: ResticOptions,
 }
 
 /// What the daemon does on start about a run missed while it was down.
@@ -1192,6 +1294,7 @@ impl Resolver<'_> {
             }
             None => None,
         };
+        let restic = self.restic_options(r.restic.as_ref(), &format!("repositories.{name}"));
         Some(Repository {
             name: name.to_string(),
             url: url?,
@@ -1202,7 +1305,83 @@ impl Resolver<'_> {
             stall_timeout,
             open_timeout,
             sftp,
+            restic,
         })
+    }
+
+    fn restic_options(
+        &mut self,
+        o: Option<&Spanned<raw::RawResticOptions>>,
+        prefix: &str,
+    ) -> ResticOptions {
+        let Some(o) = o else {
+            return ResticOptions::default();
+        };
+        let r = &o.value;
+        let key = |k: &str| format!("{prefix}.restic.{k}");
+        let compression = r.compression.as_ref().and_then(|c| {
+            let v = self.nonempty(c, &key("compression"))?;
+            if ["auto", "off", "max"].contains(&v.as_str()) {
+                Some(v)
+            } else {
+                self.error(
+                    &c.referenced,
+                    format!("restic.compression {v:?} is not one of auto, off, max"),
+                );
+                None
+            }
+        });
+        let mut positive = |n: &Option<Spanned<u32>>, k: &str, range: (u32, u32), unit: &str| {
+            let n = n.as_ref()?;
+            if n.value < range.0 || n.value > range.1 {
+                self.error(
+                    &n.referenced,
+                    format!(
+                        "restic.{k} {} must be {} to {}{unit}",
+                        n.value, range.0, range.1
+                    ),
+                );
+                return None;
+            }
+            Some(n.value)
+        };
+        let limit_upload = positive(&r.limit_upload, "limit_upload", (1, u32::MAX), " KiB/s");
+        let limit_download = positive(&r.limit_download, "limit_download", (1, u32::MAX), " KiB/s");
+        // restic's own bounds of the pack size.
+        let pack_size = positive(&r.pack_size, "pack_size", (4, 128), " MiB");
+        let read_concurrency = positive(&r.read_concurrency, "read_concurrency", (1, 1024), "");
+        let extra_args = r.extra_args.as_ref().map(|list| {
+            let mut out = Vec::new();
+            for a in list {
+                let Some(v) = self.nonempty(a, &key("extra_args")) else {
+                    continue;
+                };
+                if let Some((opt, instead)) = owned_option(&v) {
+                    self.error(
+                        &a.referenced,
+                        format!(
+                            "restic.extra_args: {opt} is set by resticpilot; use {instead} instead"
+                        ),
+                    );
+                } else if v == "--" {
+                    self.error(
+                        &a.referenced,
+                        "restic.extra_args: \"--\" would end restic's options; resticpilot adds it before the paths",
+                    );
+                } else {
+                    out.push(v);
+                }
+            }
+            out
+        });
+        ResticOptions {
+            compression,
+            limit_upload,
+            limit_download,
+            pack_size,
+            read_concurrency,
+            extra_args,
+        }
     }
 
     fn sftp(&mut self, repo: &str, s: &Spanned<RawSftp>, url: &str) -> Option<Sftp> {
@@ -1500,6 +1679,7 @@ impl Resolver<'_> {
             max_age,
             notify,
             maintenance,
+            restic: self.restic_options(p.restic.as_ref(), &format!("profiles.{name}")),
         }
     }
 

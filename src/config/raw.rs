@@ -59,6 +59,28 @@ pub struct RawRepository {
     /// How restic reaches an `sftp:` repository.
     #[serde(default)]
     pub sftp: Option<Spanned<RawSftp>>,
+    /// restic's own knobs (profiles may override them key by key).
+    #[serde(default)]
+    pub restic: Option<Spanned<RawResticOptions>>,
+}
+
+/// `restic: { compression, limit_upload, limit_download, pack_size, read_concurrency,
+/// extra_args }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResticOptions {
+    #[serde(default)]
+    pub compression: Option<S>,
+    #[serde(default)]
+    pub limit_upload: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub limit_download: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub pack_size: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub read_concurrency: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub extra_args: Option<Vec<S>>,
 }
 
 /// `sftp: { port, user, identity_file, known_hosts_file, options, command }`.
@@ -139,6 +161,9 @@ pub struct RawProfile {
     pub max_age: Option<S>,
     #[serde(default)]
     pub notify: Option<Spanned<RawNotify>>,
+    /// Overrides of the repository's `restic:` knobs, key by key.
+    #[serde(default)]
+    pub restic: Option<Spanned<RawResticOptions>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -625,3 +625,33 @@ fn timeouts_and_sftp_keys_resolve_with_defaults_and_reject_bad_values() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn extra_args_refuse_the_options_resticpilot_owns() {
+    for (arg, named) in [
+        ("--host=x", "--host"),
+        ("--tag", "--tag"),
+        ("--password-file", "--password*"),
+        ("--password-whatever", "--password*"),
+        ("-r", "-r"),
+        ("-rsftp:x", "-r"),
+        ("--repo", "--repo"),
+        ("--json", "--json"),
+        ("--compression=max", "--compression"),
+    ] {
+        assert_eq!(
+            crate::config::owned_option(arg).map(|o| o.0),
+            Some(named),
+            "{arg}"
+        );
+    }
+    for arg in [
+        "--exclude-larger-than",
+        "1G",
+        "--one-file-system",
+        "-x",
+        "--ignore-inode",
+    ] {
+        assert_eq!(crate::config::owned_option(arg), None, "{arg}");
+    }
+}

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{Profile, Repository, RepositoryPassword, Secret, Sftp, redact_url};
+use crate::config::{
+    Profile, Repository, RepositoryPassword, ResticOptions, Secret, Sftp, redact_url,
+};
 use crate::process::{Cmd, LineFilter, Output, Piped, ProcessError, StopSignal, describe_status};
 
 pub use args::BackupArgs;
@@ -145,6 +147,14 @@ pub enum ResticError {
         path: String,
         detail: String,
     },
+    #[error(
+        "{key} needs restic {needs} or newer, and this is restic {found}: remove {key} or upgrade restic"
+    )]
+    Unsupported {
+        key: &'static str,
+        needs: &'static str,
+        found: Version,
+    },
     #[error(transparent)]
     Process(#[from] ProcessError),
 }
@@ -173,6 +183,11 @@ impl Version {
     /// `--retry-lock` appeared in restic 0.16.
     pub fn has_retry_lock(self) -> bool {
         self >= Version(0, 16, 0)
+    }
+
+    /// `backup --read-concurrency` appeared in restic 0.15.
+    pub fn has_read_concurrency(self) -> bool {
+        self >= Version(0, 15, 0)
     }
 
     /// `--stuck-request-timeout` appeared in restic 0.18.
@@ -252,6 +267,8 @@ pub struct Restic {
     /// a daemon and a manual run) never both `restic init` it: concurrent inits of one
     /// repository leave keys that do not open its config.
     init_lock: Option<PathBuf>,
+    /// restic's knobs for this profile (repository's, overridden by the profile's).
+    options: ResticOptions,
 }
 
 /// What a finished `restic backup` reported.
@@ -318,12 +335,20 @@ pub struct StaleLocks {
 
 impl Restic {
     pub fn new(binary: Binary, repo: Repository, timeouts: Timeouts) -> Self {
+        let options = repo.restic.clone();
         Restic {
             binary,
             repo,
             timeouts,
             init_lock: None,
+            options,
         }
+    }
+
+    /// Uses `options` (a profile's merged restic knobs) for every command.
+    pub fn with_options(mut self, options: ResticOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// Serialises repository creation through a lock on `path`.
@@ -403,6 +428,7 @@ impl Restic {
             full.push("-o".into());
             full.push(format!("sftp.command={command}"));
         }
+        full.extend(args::global_options(&self.options, &args[0]));
         full.extend(args[1..].iter().cloned());
         cmd.args(full)
     }
@@ -916,6 +942,36 @@ impl Restic {
         }
     }
 
+    /// Checks the profile's restic knobs against this restic and this repository before
+    /// anything is dumped; returns warnings for knobs that will have no effect.
+    ///
+    /// Fails when a knob needs a newer restic, or when the repository's config can't be read.
+    pub fn check_options(&self) -> Result<Vec<String>, ResticError> {
+        if self.options.read_concurrency.is_some() && !self.binary.version.has_read_concurrency() {
+            return Err(ResticError::Unsupported {
+                key: "restic.read_concurrency",
+                needs: "0.15",
+                found: self.binary.version,
+            });
+        }
+        let mut warnings = Vec::new();
+        if let Some(c) = self.options.compression.as_deref().filter(|c| *c != "auto") {
+            #[derive(serde::Deserialize)]
+            struct RepoConfig {
+                version: u32,
+            }
+            let config: RepoConfig = self.run_json(&["cat".into(), "config".into()])?;
+            if config.version < 2 {
+                // restic takes --compression on such a repository and stores packs as ever.
+                warnings.push(format!(
+                    "restic.compression {c} has no effect: repository {} has format version {}, and compression needs version 2 (upgrade it with `restic migrate upgrade_repo_v2`)",
+                    self.repo.name, config.version
+                ));
+            }
+        }
+        Ok(warnings)
+    }
+
     /// Waits for the init lock, when there is one; held until the returned file is dropped.
     fn lock_init(&self) -> Result<Option<std::fs::File>, ResticError> {
         let Some(path) = &self.init_lock else {
@@ -948,17 +1004,25 @@ impl Restic {
         req: &BackupArgs,
         mut progress: impl FnMut(&json::BackupStatus),
     ) -> Result<BackupOutcome, ResticError> {
+        if self.options.read_concurrency.is_some() && !self.binary.version.has_read_concurrency() {
+            return Err(ResticError::Unsupported {
+                key: "restic.read_concurrency",
+                needs: "0.15",
+                found: self.binary.version,
+            });
+        }
         let mut summary = None;
         let mut unreadable = Vec::new();
         let (out, incomplete) =
-            self.run(&args::backup(req), |line| {
-                match serde_json::from_str::<json::BackupMessage>(line) {
+            self.run(
+                &args::backup_with(req, &self.options),
+                |line| match serde_json::from_str::<json::BackupMessage>(line) {
                     Ok(json::BackupMessage::Summary(s)) => summary = Some(s),
                     Ok(json::BackupMessage::Error(e)) => unreadable.push(e.describe()),
                     Ok(json::BackupMessage::Status(s)) => progress(&s),
                     Ok(json::BackupMessage::Other) | Err(_) => {}
-                }
-            })?;
+                },
+            )?;
         if incomplete && unreadable.is_empty() {
             // Older restic versions report some read errors as text on stderr, not JSON.
             unreadable.extend(
