@@ -11,6 +11,7 @@ mod config;
 mod credential_files;
 mod daemon;
 mod disk_full;
+mod excludes;
 mod failures;
 mod http;
 mod incomplete;

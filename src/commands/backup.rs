@@ -281,6 +281,9 @@ fn attempt(
         host: profile.host.clone(),
         tags,
         excludes: profile.exclude.clone(),
+        exclude_files: profile.exclude_file.clone(),
+        exclude_caches: profile.exclude_caches,
+        exclude_if_present: profile.exclude_if_present.clone(),
         sources,
     };
     signals::check("restic backup")?;
@@ -644,6 +647,9 @@ fn print_plan(ctx: &Context, p: &Profile) {
             host: p.host.clone(),
             tags: p.all_tags(),
             excludes: p.exclude.clone(),
+            exclude_files: p.exclude_file.clone(),
+            exclude_caches: p.exclude_caches,
+            exclude_if_present: p.exclude_if_present.clone(),
             sources,
         },
         &options,

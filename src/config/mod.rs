@@ -364,6 +364,12 @@ pub struct Profile {
     pub databases: Vec<DatabaseSource>,
     pub paths: Vec<PathBuf>,
     pub exclude: Vec<String>,
+    /// Files of exclude patterns, read by restic (`--exclude-file`).
+    pub exclude_file: Vec<PathBuf>,
+    /// Skip directories tagged with CACHEDIR.TAG (`--exclude-caches`).
+    pub exclude_caches: bool,
+    /// Skip directories holding a file of one of these names (`--exclude-if-present`).
+    pub exclude_if_present: Vec<String>,
     pub hooks: Hooks,
     pub retention: Option<Retention>,
     pub schedule: Option<String>,
@@ -1548,6 +1554,28 @@ impl Resolver<'_> {
             .iter()
             .filter_map(|s| self.nonempty(s, &key("exclude")))
             .collect();
+        let mut exclude_file = Vec::new();
+        for s in &p.exclude_file {
+            if let Some(path) = self.path(s, &key("exclude_file")) {
+                self.check_file(&path, "exclude_file", &s.referenced);
+                exclude_file.push(path);
+            }
+        }
+        let exclude_if_present = p
+            .exclude_if_present
+            .iter()
+            .filter_map(|s| {
+                let v = self.nonempty(s, &key("exclude_if_present"))?;
+                if v.contains('/') {
+                    self.error(
+                        &s.referenced,
+                        format!("exclude_if_present {v:?} is a file name (such as .nobackup), not a path"),
+                    );
+                    return None;
+                }
+                Some(v)
+            })
+            .collect();
         let hooks = Hooks {
             before: self.commands(&p.hooks.before, &key("hooks.before")),
             after: self.commands(&p.hooks.after, &key("hooks.after")),
@@ -1661,6 +1689,9 @@ impl Resolver<'_> {
             databases,
             paths,
             exclude,
+            exclude_file,
+            exclude_caches: p.exclude_caches,
+            exclude_if_present,
             hooks,
             retention,
             schedule,

@@ -119,6 +119,15 @@ pub struct RawProfile {
     pub paths: Vec<S>,
     #[serde(default)]
     pub exclude: Vec<S>,
+    /// Files of exclude patterns (`--exclude-file`).
+    #[serde(default)]
+    pub exclude_file: Vec<S>,
+    /// `--exclude-caches`: skip directories holding a CACHEDIR.TAG.
+    #[serde(default)]
+    pub exclude_caches: bool,
+    /// `--exclude-if-present NAME`: skip directories holding a file of this name.
+    #[serde(default)]
+    pub exclude_if_present: Vec<S>,
     #[serde(default)]
     pub hooks: RawHooks,
     #[serde(default)]

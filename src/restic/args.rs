@@ -6,11 +6,16 @@ use std::path::{Path, PathBuf};
 use crate::config::{ResticOptions, Retention};
 
 /// What one `restic backup` should do.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct BackupArgs {
     pub host: String,
     pub tags: Vec<String>,
     pub excludes: Vec<String>,
+    /// `--exclude-file` per file.
+    pub exclude_files: Vec<PathBuf>,
+    pub exclude_caches: bool,
+    /// `--exclude-if-present` per name.
+    pub exclude_if_present: Vec<String>,
     pub sources: Vec<PathBuf>,
 }
 
@@ -25,6 +30,17 @@ pub fn backup(req: &BackupArgs) -> Vec<String> {
     for exclude in &req.excludes {
         args.push("--exclude".into());
         args.push(exclude.clone());
+    }
+    for file in &req.exclude_files {
+        args.push("--exclude-file".into());
+        args.push(file.display().to_string());
+    }
+    if req.exclude_caches {
+        args.push("--exclude-caches".into());
+    }
+    for name in &req.exclude_if_present {
+        args.push("--exclude-if-present".into());
+        args.push(name.clone());
     }
     // "--" so a source path starting with '-' can never be read as a flag.
     args.push("--".into());
@@ -293,11 +309,14 @@ mod tests {
             host: "tracker-prod".into(),
             tags: vec!["resticpilot".into(), "profile:tracker".into()],
             excludes: vec!["*.tmp".into()],
+            exclude_files: vec!["/etc/rp/excludes".into()],
+            exclude_caches: true,
+            exclude_if_present: vec![".nobackup".into()],
             sources: vec!["/staging".into(), "-odd".into()],
         });
         assert_eq!(
             args.join(" "),
-            "backup --json --host tracker-prod --tag resticpilot --tag profile:tracker --exclude *.tmp -- /staging -odd"
+            "backup --json --host tracker-prod --tag resticpilot --tag profile:tracker --exclude *.tmp --exclude-file /etc/rp/excludes --exclude-caches --exclude-if-present .nobackup -- /staging -odd"
         );
     }
 
@@ -344,9 +363,8 @@ mod tests {
         };
         let req = BackupArgs {
             host: "h".into(),
-            tags: vec![],
-            excludes: vec![],
             sources: vec!["/staging".into()],
+            ..Default::default()
         };
         assert_eq!(
             backup_with(&req, &options).join(" "),
