@@ -57,7 +57,7 @@ fn execute(cli: Cli) -> Result<Status, Error> {
     }
     let ctx = Context::new(config);
     match cli.command {
-        Command::Validate => commands::validate::run(&ctx),
+        Command::Validate { resolved } => commands::validate::run(&ctx, resolved),
         Command::Backup { profiles, dry_run } => commands::backup::run(&ctx, &profiles, dry_run),
         Command::Snapshots { profile, json } => {
             commands::snapshots::run(&ctx, profile.as_deref(), json)

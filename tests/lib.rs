@@ -16,6 +16,7 @@ mod failures;
 mod http;
 mod incomplete;
 mod incremental;
+mod inheritance;
 mod locks;
 mod maintenance;
 mod mysql_trust;

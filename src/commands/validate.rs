@@ -8,7 +8,7 @@ use crate::error::Error;
 /// Prints the plan, after checking that the files the config reads at run time can be read.
 ///
 /// Fails with a config error (exit 2) naming each file that cannot.
-pub fn run(ctx: &Context) -> Result<Status, Error> {
+pub fn run(ctx: &Context, resolved: bool) -> Result<Status, Error> {
     let c = &ctx.config;
     c.check_files()?;
     println!(
@@ -59,6 +59,14 @@ pub fn run(ctx: &Context) -> Result<Status, Error> {
         ] {
             if let Some(s) = s {
                 println!("    {key} {s}");
+            }
+        }
+    }
+    if resolved {
+        for (name, yaml) in &c.resolved_yaml {
+            println!("\n# profile {name}, resolved (extends and defaults applied)\n{name}:");
+            for line in yaml.lines() {
+                println!("  {line}");
             }
         }
     }

@@ -4,6 +4,7 @@
 //! commands execute; no command reads YAML.
 
 mod expand;
+mod inherit;
 mod raw;
 mod staging;
 
@@ -98,6 +99,8 @@ pub struct Config {
     pub repositories: BTreeMap<String, Repository>,
     pub profiles: BTreeMap<String, Profile>,
     pub daemon: DaemonSettings,
+    /// Each profile after `extends:` and `defaults:`, as YAML (`validate --resolved`).
+    pub resolved_yaml: BTreeMap<String, String>,
     /// Files the config names that `validate` checks (the rest of parsing never touches the
     /// filesystem).
     pub file_checks: Vec<FileCheck>,
@@ -747,7 +750,7 @@ pub fn parse(
     env: &dyn Fn(&str) -> Option<String>,
     hostname: &dyn Fn() -> String,
 ) -> Result<Config, ConfigErrors> {
-    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|err| {
+    let mut raw: RawConfig = serde_saphyr::from_str(text).map_err(|err| {
         let (line, column) = err
             .location()
             .map(|l| (l.line(), l.column()))
@@ -765,6 +768,12 @@ pub fn parse(
             message: message.lines().next().unwrap_or_default().to_string(),
         }])
     })?;
+    let inheritance = inherit::apply(&mut raw, path);
+    let resolved_yaml = raw
+        .profiles
+        .iter()
+        .map(|(name, p)| (name.clone(), inherit::to_yaml(&p.value)))
+        .collect();
     let base = path
         .parent()
         .map(Path::to_path_buf)
@@ -780,7 +789,9 @@ pub fn parse(
         errors: Vec::new(),
         file_checks: Vec::new(),
     };
-    let config = resolver.config(raw, hostname);
+    resolver.errors.extend(inheritance);
+    let mut config = resolver.config(raw, hostname);
+    config.resolved_yaml = resolved_yaml;
     if resolver.errors.is_empty() {
         Ok(config)
     } else {
@@ -886,10 +897,16 @@ impl Resolver<'_> {
         let mut profiles = BTreeMap::new();
         for (name, profile) in &raw.profiles {
             // `${VAR}` works here too (the example stack picks its repository this way).
-            let repository = self.string(
-                &profile.value.repository,
-                &format!("profiles.{name}.repository"),
-            );
+            let repository = match &profile.value.repository {
+                Some(r) => self.string(r, &format!("profiles.{name}.repository")),
+                None => {
+                    self.error(
+                        &profile.referenced,
+                        format!("profile {name}: needs a repository (set `repository:` on it, on a profile it extends, or under `defaults:`)"),
+                    );
+                    None
+                }
+            };
             if let Some(repository) = &repository
                 && !raw.repositories.contains_key(repository)
             {
@@ -899,8 +916,14 @@ impl Resolver<'_> {
                 } else {
                     format!("defined: {}", known.join(", "))
                 };
+                let at = profile
+                    .value
+                    .repository
+                    .as_ref()
+                    .map(|r| r.referenced)
+                    .unwrap_or(profile.referenced);
                 self.error(
-                    &profile.value.repository.referenced,
+                    &at,
                     format!("profile {name}: repository {repository:?} is not defined ({known})"),
                 );
             }
@@ -918,6 +941,7 @@ impl Resolver<'_> {
             profiles,
             daemon,
             file_checks: std::mem::take(&mut self.file_checks),
+            resolved_yaml: BTreeMap::new(),
         };
         self.check_staging_dirs(&raw, &config);
         config
@@ -1020,7 +1044,8 @@ impl Resolver<'_> {
         };
         let healthchecks = url(&n.value.healthchecks, "healthchecks");
         let webhook = url(&n.value.webhook, "webhook");
-        if n.value.webhook_on_success && n.value.webhook.is_none() {
+        let webhook_on_success = n.value.webhook_on_success.unwrap_or(false);
+        if webhook_on_success && n.value.webhook.is_none() {
             self.error(
                 &n.referenced,
                 format!("profile {profile}: notify.webhook_on_success needs notify.webhook"),
@@ -1031,7 +1056,7 @@ impl Resolver<'_> {
         Notify {
             healthchecks,
             webhook,
-            webhook_on_success: n.value.webhook_on_success,
+            webhook_on_success,
             ntfy,
             email,
         }
@@ -1682,7 +1707,11 @@ impl Resolver<'_> {
             .and_then(|m| self.maintenance(name, m, !p.databases.is_empty()));
         Profile {
             name: name.to_string(),
-            repository: p.repository.value.clone(),
+            repository: p
+                .repository
+                .as_ref()
+                .map(|r| r.value.clone())
+                .unwrap_or_default(),
             host,
             tags,
             staging_dir,
@@ -1690,12 +1719,12 @@ impl Resolver<'_> {
             paths,
             exclude,
             exclude_file,
-            exclude_caches: p.exclude_caches,
+            exclude_caches: p.exclude_caches.unwrap_or(false),
             exclude_if_present,
             hooks,
             retention,
             schedule,
-            keep_staging_on_failure: p.keep_staging_on_failure,
+            keep_staging_on_failure: p.keep_staging_on_failure.unwrap_or(false),
             lock_wait,
             backup_timeout,
             retention_timeout,
@@ -1816,7 +1845,7 @@ impl Resolver<'_> {
             keep_monthly: v.keep_monthly,
             keep_yearly: v.keep_yearly,
             keep_within,
-            prune: v.prune,
+            prune: v.prune.unwrap_or(false),
         };
         let keeps = [
             retention.keep_last,

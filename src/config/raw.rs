@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 pub type S = Spanned<String>;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     #[serde(default)]
@@ -20,6 +20,9 @@ pub struct RawConfig {
     pub repositories: BTreeMap<String, Spanned<RawRepository>>,
     #[serde(default)]
     pub profiles: BTreeMap<String, Spanned<RawProfile>>,
+    /// Settings every profile gets unless it (or a profile it extends) sets them.
+    #[serde(default)]
+    pub defaults: Option<Spanned<RawProfile>>,
     // The daemon.
     /// Address of the HTTP server (/healthz, /metrics), "IP:PORT".
     #[serde(default)]
@@ -34,7 +37,7 @@ pub struct RawConfig {
     pub metrics_file: Option<S>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRepository {
     pub url: S,
@@ -66,7 +69,7 @@ pub struct RawRepository {
 
 /// `restic: { compression, limit_upload, limit_download, pack_size, read_concurrency,
 /// extra_args }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawResticOptions {
     #[serde(default)]
@@ -84,7 +87,7 @@ pub struct RawResticOptions {
 }
 
 /// `sftp: { port, user, identity_file, known_hosts_file, options, command }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSftp {
     #[serde(default)]
@@ -103,10 +106,14 @@ pub struct RawSftp {
     pub command: Option<S>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProfile {
-    pub repository: S,
+    /// Another profile whose settings this one starts from (`config::inherit`).
+    #[serde(default, skip_serializing)]
+    pub extends: Option<S>,
+    #[serde(default)]
+    pub repository: Option<S>,
     #[serde(default)]
     pub host: Option<S>,
     #[serde(default)]
@@ -124,7 +131,7 @@ pub struct RawProfile {
     pub exclude_file: Vec<S>,
     /// `--exclude-caches`: skip directories holding a CACHEDIR.TAG.
     #[serde(default)]
-    pub exclude_caches: bool,
+    pub exclude_caches: Option<bool>,
     /// `--exclude-if-present NAME`: skip directories holding a file of this name.
     #[serde(default)]
     pub exclude_if_present: Vec<S>,
@@ -136,7 +143,7 @@ pub struct RawProfile {
     #[serde(default)]
     pub schedule: Option<S>,
     #[serde(default)]
-    pub keep_staging_on_failure: bool,
+    pub keep_staging_on_failure: Option<bool>,
     /// How long a restic command waits for a repository lock held by another process.
     #[serde(default)]
     pub lock_wait: Option<S>,
@@ -175,7 +182,7 @@ pub struct RawProfile {
     pub restic: Option<Spanned<RawResticOptions>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNotify {
     #[serde(default)]
@@ -183,7 +190,7 @@ pub struct RawNotify {
     #[serde(default)]
     pub webhook: Option<Spanned<RawUrl>>,
     #[serde(default)]
-    pub webhook_on_success: bool,
+    pub webhook_on_success: Option<bool>,
     #[serde(default)]
     pub ntfy: Option<Spanned<RawNtfy>>,
     #[serde(default)]
@@ -191,7 +198,7 @@ pub struct RawNotify {
 }
 
 /// `ntfy: { server, topic, token_file, events }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNtfy {
     #[serde(default)]
@@ -204,7 +211,7 @@ pub struct RawNtfy {
 }
 
 /// `email: { smtp_host, smtp_port, tls, username, password_file, from, to, events }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEmail {
     pub smtp_host: S,
@@ -225,21 +232,21 @@ pub struct RawEmail {
 }
 
 /// A URL written in the config, or `{ url_file: PATH }`: read from a file at run time.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum RawUrl {
     Url(String),
     File(RawUrlFile),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUrlFile {
     pub url_file: S,
 }
 
 /// `maintenance: { stop: [containers], timeout: 30s }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMaintenance {
     pub stop: Vec<S>,
@@ -249,7 +256,7 @@ pub struct RawMaintenance {
 
 /// One database source. A flat struct rather than a tagged enum so every key keeps its
 /// position for error messages; which keys suit which `type` is checked in `resolve`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDatabase {
     pub name: S,
@@ -311,14 +318,14 @@ pub struct RawDatabase {
 }
 
 /// `databases: all` or `databases: [a, b]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum RawDatabaseList {
     Keyword(String),
     Names(Vec<S>),
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHooks {
     #[serde(default)]
@@ -329,7 +336,7 @@ pub struct RawHooks {
     pub on_failure: Vec<S>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRetention {
     #[serde(default)]
@@ -347,7 +354,7 @@ pub struct RawRetention {
     #[serde(default)]
     pub keep_within: Option<S>,
     #[serde(default)]
-    pub prune: bool,
+    pub prune: Option<bool>,
     /// Other hosts whose snapshots of this profile the `prune` command thins with these rules.
     #[serde(default)]
     pub other_hosts: Vec<S>,
