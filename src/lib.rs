@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod copy;
 pub mod dirs;
 pub mod dump;
 pub mod error;

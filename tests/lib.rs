@@ -8,6 +8,7 @@ mod servers;
 mod backup_mysql;
 mod backup_sqlite;
 mod config;
+mod copy_to;
 mod credential_files;
 mod daemon;
 mod disk_full;

@@ -401,6 +401,12 @@ fn attempt(
             summary.snapshot_id
         )));
     }
+    // The primary snapshot exists: now the second repositories (`copy_to`).
+    let copy_started = Instant::now();
+    crate::copy::run(ctx, profile, &summary.snapshot_id)?;
+    if !profile.copy_to.is_empty() {
+        phases.push(("copy", copy_started.elapsed()));
+    }
     Ok(RunReport {
         incomplete,
         summary,
@@ -663,6 +669,15 @@ fn print_plan(ctx: &Context, p: &Profile) {
         if r.prune {
             println!("  restic    -r {repo_url} prune");
         }
+    }
+    for target in &p.copy_to {
+        let url = crate::config::redact_url(&ctx.config.repositories[target].url);
+        let mut copy = vec!["copy".to_string()];
+        copy.extend(args::profile_filter(&p.host, &p.profile_tag()));
+        println!(
+            "  restic    -r {url} {}   (from {repo_url}; then the retention above there too)",
+            quote_all(&copy)
+        );
     }
     for cmd in &p.hooks.after {
         println!("  hook      after: {cmd}");

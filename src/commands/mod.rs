@@ -58,6 +58,13 @@ impl Context {
     ///
     /// Fails when restic is missing or too old.
     pub fn restic(&self, profile: &Profile) -> Result<Restic, Error> {
+        self.restic_in(profile, &profile.repository)
+    }
+
+    /// restic for `profile`'s work on `repository` (its own or a `copy_to` one).
+    ///
+    /// Fails when restic cannot be found or is too old.
+    pub fn restic_in(&self, profile: &Profile, repository: &str) -> Result<Restic, Error> {
         let binary = match self.binary.get() {
             Some(b) => b.clone(),
             None => {
@@ -69,7 +76,7 @@ impl Context {
         let repo = self
             .config
             .repositories
-            .get(&profile.repository)
+            .get(repository)
             .expect("config resolution checked the repository exists")
             .clone();
         let init_lock = self
@@ -77,7 +84,7 @@ impl Context {
             .state_dir
             .join("locks")
             .join(format!("repository-{}.lock", repo.name));
-        let options = self.config.restic_options(profile);
+        let options = self.config.restic_options_in(profile, repository);
         Ok(Restic::new(binary, repo, Timeouts::of(profile))
             .with_init_lock(init_lock)
             .with_options(options))

@@ -78,6 +78,7 @@ impl Merge for RawProfile {
         fill(&mut self.max_age, &p.max_age);
         map(&mut self.notify, &p.notify);
         map(&mut self.restic, &p.restic);
+        list(&mut self.copy_to, &p.copy_to);
     }
 }
 

@@ -119,8 +119,14 @@ pub struct FileCheck {
 impl Config {
     /// The restic knobs of `profile`: its repository's, overridden by its own.
     pub fn restic_options(&self, profile: &Profile) -> ResticOptions {
+        self.restic_options_in(profile, &profile.repository)
+    }
+
+    /// The restic knobs of `profile` when it works on `repository` (its own, or a `copy_to`
+    /// one): that repository's, overridden by the profile's.
+    pub fn restic_options_in(&self, profile: &Profile, repository: &str) -> ResticOptions {
         self.repositories
-            .get(&profile.repository)
+            .get(repository)
             .map(|r| r.restic.overridden_by(&profile.restic))
             .unwrap_or_else(|| profile.restic.clone())
     }
@@ -401,6 +407,8 @@ pub struct Profile {
     /// The profile's overrides of its repository's restic knobs (`Config::restic_options`
     /// merges them).
     pub restic: ResticOptions,
+    /// Repositories each new snapshot is copied into, in order (`crate::copy`).
+    pub copy_to: Vec<String>,
 }
 
 /// What the daemon does on start about a run missed while it was down.
@@ -927,7 +935,37 @@ impl Resolver<'_> {
                     format!("profile {name}: repository {repository:?} is not defined ({known})"),
                 );
             }
+            let mut seen = BTreeSet::new();
+            let mut copy_to = Vec::new();
+            for target in &profile.value.copy_to {
+                let Some(t) = self.nonempty(target, &format!("profiles.{name}.copy_to")) else {
+                    continue;
+                };
+                if !raw.repositories.contains_key(&t) {
+                    let known: Vec<&str> = raw.repositories.keys().map(String::as_str).collect();
+                    self.error(
+                        &target.referenced,
+                        format!(
+                            "profile {name}: copy_to {t:?} is not a repository (defined: {})",
+                            known.join(", ")
+                        ),
+                    );
+                } else if repository.as_deref() == Some(t.as_str()) {
+                    self.error(
+                        &target.referenced,
+                        format!("profile {name}: copy_to {t:?} is the profile's own repository"),
+                    );
+                } else if !seen.insert(t.clone()) {
+                    self.error(
+                        &target.referenced,
+                        format!("profile {name}: copy_to names {t:?} twice"),
+                    );
+                } else {
+                    copy_to.push(t);
+                }
+            }
             let mut p = self.profile(name, profile, &state_dir, hostname);
+            p.copy_to = copy_to;
             if let Some(repository) = repository {
                 p.repository = repository;
             }
@@ -1740,6 +1778,7 @@ impl Resolver<'_> {
             notify,
             maintenance,
             restic: self.restic_options(p.restic.as_ref(), &format!("profiles.{name}")),
+            copy_to: Vec::new(),
         }
     }
 

@@ -177,6 +177,9 @@ pub struct RawProfile {
     pub max_age: Option<S>,
     #[serde(default)]
     pub notify: Option<Spanned<RawNotify>>,
+    /// Repositories each new snapshot is copied into (`restic copy`).
+    #[serde(default)]
+    pub copy_to: Vec<S>,
     /// Overrides of the repository's `restic:` knobs, key by key.
     #[serde(default)]
     pub restic: Option<Spanned<RawResticOptions>>,

@@ -269,6 +269,8 @@ pub struct Restic {
     init_lock: Option<PathBuf>,
     /// restic's knobs for this profile (repository's, overridden by the profile's).
     options: ResticOptions,
+    /// The repository `copy` reads from and `init` takes chunker parameters from.
+    copy_source: Option<Repository>,
 }
 
 /// What a finished `restic backup` reported.
@@ -342,7 +344,26 @@ impl Restic {
             timeouts,
             init_lock: None,
             options,
+            copy_source: None,
         }
+    }
+
+    /// Makes this the destination of copies from `source`: `copy` reads from it, and `init`
+    /// creates the repository with its chunker parameters (so copied data deduplicates).
+    pub fn with_copy_source(mut self, source: Repository) -> Self {
+        self.copy_source = Some(source);
+        self
+    }
+
+    /// Copies every snapshot of one profile (host and both tags) that this repository lacks
+    /// from the copy source; restic skips the ones copied before.
+    ///
+    /// Fails when restic fails (unreachable source or destination, lock, wrong password...).
+    pub fn copy_profile(&self, host: &str, profile_tag: &str) -> Result<(), ResticError> {
+        let mut args = vec!["copy".to_string()];
+        args.extend(args::profile_filter(host, profile_tag));
+        self.run(&args, |_| {})?;
+        Ok(())
     }
 
     /// Uses `options` (a profile's merged restic knobs) for every command.
@@ -383,8 +404,31 @@ impl Restic {
             "RESTIC_PASSWORD_COMMAND",
             "RESTIC_REPOSITORY_FILE",
             "RESTIC_PROGRESS_FPS",
+            "RESTIC_FROM_REPOSITORY",
+            "RESTIC_FROM_REPOSITORY_FILE",
+            "RESTIC_FROM_PASSWORD",
+            "RESTIC_FROM_PASSWORD_FILE",
+            "RESTIC_FROM_PASSWORD_COMMAND",
         ] {
             cmd = cmd.env_remove(inherited);
+        }
+        let from = self
+            .copy_source
+            .as_ref()
+            .filter(|_| matches!(args[0].as_str(), "copy" | "init"));
+        if let Some(src) = from {
+            cmd = cmd.secret_env("RESTIC_FROM_REPOSITORY", &src.url);
+            cmd = match &src.password {
+                RepositoryPassword::File(path) => cmd.env("RESTIC_FROM_PASSWORD_FILE", path),
+                RepositoryPassword::Command(c) => cmd.env("RESTIC_FROM_PASSWORD_COMMAND", c),
+            };
+            // The source's backend credentials, where the destination does not set the same
+            // variable (restic has one environment for both).
+            for (key, value) in &src.env {
+                if !self.repo.env.contains_key(key) {
+                    cmd = cmd.secret_env(key, value.expose());
+                }
+            }
         }
         cmd = cmd.secret_env("RESTIC_REPOSITORY", &self.repo.url);
         cmd = match &self.repo.password {
@@ -429,6 +473,9 @@ impl Restic {
             full.push(format!("sftp.command={command}"));
         }
         full.extend(args::global_options(&self.options, &args[0]));
+        if from.is_some() && args[0] == "init" {
+            full.push("--copy-chunker-params".into());
+        }
         full.extend(args[1..].iter().cloned());
         cmd.args(full)
     }
@@ -440,7 +487,7 @@ impl Restic {
             "cat" | "init" | "unlock" | "list" | "snapshots" | "key" => {
                 Some((self.repo.open_timeout, "open_timeout"))
             }
-            "backup" => Some((self.timeouts.backup, "backup_timeout")),
+            "backup" | "copy" => Some((self.timeouts.backup, "backup_timeout")),
             "forget" | "prune" => Some((self.timeouts.retention, "retention_timeout")),
             "check" => Some((self.timeouts.check, "check_timeout")),
             // restore, dump, ls: as long as they get on (a restore of a large database takes
