@@ -10,8 +10,13 @@ size="${1:-256M}"
 bytes="$(numfmt --from=iec "${size^^}")"
 work="$PWD/target/bench/compression"
 mkdir -p "$work"
-cargo build --release --quiet
-bin="$PWD/target/release/resticpilot"
+# RESTICPILOT_BIN: a binary already built (the release build takes minutes on a small machine).
+if [[ -n "${RESTICPILOT_BIN:-}" ]]; then
+  bin="$RESTICPILOT_BIN"
+else
+  cargo build --release --quiet
+  bin="$PWD/target/release/resticpilot"
+fi
 db="$work/tracker-$size.db"
 if [[ ! -f "$db" ]]; then
   echo "generating $db ($size)" >&2
@@ -41,7 +46,7 @@ echo "bench-password" >"$work/password"
 restic_version="$(restic version | awk '{print $2}')"
 out="target/bench/compression-$size.md"
 {
-  echo "### restic compression, resticpilot backup of a $size Torrust-like SQLite database (restic $restic_version, $(nproc) cores)"
+  echo "### restic compression, resticpilot backup of a $size Torrust-like SQLite database (restic $restic_version, $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg), $bin)"
   echo
   echo "| compression | backup, median of 3 (s) | repository size | vs off |"
   echo "| --- | ---: | ---: | ---: |"
