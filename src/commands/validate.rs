@@ -49,6 +49,20 @@ pub fn run(ctx: &Context, resolved: bool) -> Result<Status, Error> {
                 m.timeout.as_secs()
             );
         }
+        if !p.copy_to.is_empty() {
+            println!("    copy_to {}", p.copy_to.join(", "));
+        }
+        if let Some(n) = &p.notify.ntfy {
+            println!("    ntfy {}/{}", n.server, n.topic);
+        }
+        if let Some(e) = &p.notify.email {
+            println!(
+                "    email via {}:{} to {}",
+                e.smtp_host,
+                e.smtp_port,
+                e.to.join(", ")
+            );
+        }
         if let Some(s) = &p.schedule {
             println!("    schedule {s}");
         }
