@@ -4,6 +4,7 @@
 #   bench/run.sh                      1 GiB SQLite (WAL and rollback journal) + 1 GiB MariaDB
 #   bench/run.sh --size 64M --mysql-size 64M      a quick run
 #   bench/run.sh --sizes 1G,4G        several sizes in one run (17G works where disk allows)
+#   bench/run.sh --compression [SIZE] restic compression off/auto/max through resticpilot backup
 #   bench/run.sh --help               every option (writer rate, timeouts, sections to skip...)
 #
 # Builds in release mode, installs what is missing (scripts/install-deps.sh), and, when run as
@@ -12,6 +13,12 @@
 # kept in target/bench/cache and reused. Not run by the tests or CI: it takes minutes to hours.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# restic's compression modes (off, auto, max) through resticpilot's backup: bench/compression.sh.
+if [[ "${1:-}" == "--compression" ]]; then
+  shift
+  exec bench/compression.sh "$@"
+fi
 
 for arg in "$@"; do
   if [[ "$arg" == "--help" || "$arg" == "-h" ]]; then

@@ -2,8 +2,8 @@
 # Installs the programs resticpilot drives (and its tests need) when they are missing:
 # restic, sqlite3, the MariaDB client and server, xfsprogs (the reflink tests and the
 # benchmarks make an XFS image), and the off-site tests' servers: rclone (REST), openssh
-# (SFTP) and moto from PyPI (S3); prometheus-pushgateway (metrics.push_url). Debian/Ubuntu (apt);
-# root or sudo.
+# (SFTP), moto from PyPI (S3) and aiosmtpd from PyPI (SMTP, the email notifications);
+# prometheus-pushgateway (metrics.push_url). Debian/Ubuntu (apt); root or sudo.
 #   scripts/install-deps.sh                everything the tests need
 #   scripts/install-deps.sh --demo         only what the demo needs (restic, sqlite3)
 #   scripts/install-deps.sh --e2e          what docker/e2e.sh needs besides Docker (debootstrap, and
@@ -96,6 +96,16 @@ install_moto() {
     || python3 -m pip install -q --break-system-packages 'moto[server]>=5,<6'
 }
 
+# The SMTP server of the email notification tests: aiosmtpd, from PyPI.
+install_aiosmtpd() {
+  if python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+    return
+  fi
+  echo "installing: aiosmtpd (pip)" >&2
+  python3 -m pip install -q 'aiosmtpd>=1.4,<2' 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages 'aiosmtpd>=1.4,<2'
+}
+
 missing=()
 for tool in "${tools[@]}"; do
   if ! command -v "$tool" >/dev/null 2>&1 && ! [[ -x "/usr/sbin/$tool" ]]; then
@@ -106,7 +116,7 @@ if [[ $((with_pip + with_deploy_pip)) -gt 0 ]] && ! python3 -m pip --version >/d
   missing+=(python3-pip)
 fi
 if [[ ${#missing[@]} -eq 0 ]]; then
-  if [[ $with_pip -eq 1 ]]; then install_moto; fi
+  if [[ $with_pip -eq 1 ]]; then install_moto; install_aiosmtpd; fi
   if [[ $with_deploy_pip -eq 1 ]]; then install_deploy_pip; fi
   exit 0
 fi
@@ -130,5 +140,5 @@ export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -q >/dev/null
 "${sudo[@]}" apt-get install -y -q --no-install-recommends "${packages[@]}" >/dev/null
 # The server package may start a system MariaDB; the tests start their own on a temporary datadir.
-if [[ $with_pip -eq 1 ]]; then install_moto; fi
+if [[ $with_pip -eq 1 ]]; then install_moto; install_aiosmtpd; fi
 if [[ $with_deploy_pip -eq 1 ]]; then install_deploy_pip; fi

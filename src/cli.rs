@@ -66,7 +66,11 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Parse and check the config; report every error with file, line and column. Runs nothing.
-    Validate,
+    Validate {
+        /// Also print each profile as resolved: after `extends:` and `defaults:`, as YAML.
+        #[arg(long)]
+        resolved: bool,
+    },
 
     /// Dump the databases, take one restic snapshot, apply retention.
     ///

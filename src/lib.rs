@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod copy;
 pub mod dirs;
 pub mod error;
 pub mod hooks;
@@ -197,7 +198,7 @@ fn execute(cli: Cli, config_from: &str) -> Result<Status, Error> {
     }
     let ctx = Context::new(config);
     match cli.command {
-        Command::Validate => Ok(commands::validate::run(&ctx)),
+        Command::Validate { resolved } => commands::validate::run(&ctx, resolved),
         Command::Backup { profiles, dry_run } => commands::backup::run(&ctx, &profiles, dry_run),
         Command::Snapshots { profile, json } => {
             commands::snapshots::run(&ctx, profile.as_deref(), json)

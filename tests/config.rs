@@ -300,7 +300,10 @@ profiles:
         ("6:5", "unknown key `pathz`: did you mean `paths`?"),
         ("7:5", "unknown key `databses`: did you mean `databases`?"),
         ("10:7", "unknown key `keep_lats`: did you mean `keep_last`?"),
-        ("11:5", "unknown key `frobnicate`; known here: repository,"),
+        (
+            "11:5",
+            "unknown key `frobnicate`; known here: extends, repository,",
+        ),
     ] {
         assert!(
             run.stderr.contains(&format!("{path}:{at}: {message}")),

@@ -471,3 +471,72 @@ fn start_pushgateway() -> Pushgateway {
         _watchdog: watchdog,
     }
 }
+
+/// A real SMTP server (aiosmtpd, `tests/smtp_server.py`) of one test: each accepted message
+/// is a file in `maildir`.
+pub struct SmtpServer {
+    pub port: u16,
+    pub maildir: PathBuf,
+    _watchdog: std::process::Child,
+}
+
+impl SmtpServer {
+    /// The messages received so far, whole (envelope lines first), in order.
+    pub fn messages(&self) -> Vec<String> {
+        let mut names: Vec<(u32, PathBuf)> = std::fs::read_dir(&self.maildir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter_map(|p| {
+                        let n = p
+                            .file_name()?
+                            .to_str()?
+                            .strip_suffix(".eml")?
+                            .parse()
+                            .ok()?;
+                        Some((n, p))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+            .into_iter()
+            .map(|(_, p)| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+}
+
+/// Starts an SMTP server on a free port; with `auth`, AUTH with that user and password is
+/// required.
+pub fn smtp(auth: Option<(&str, &str)>) -> SmtpServer {
+    let python = require("python3");
+    let check = Command::new(&python)
+        .args(["-c", "import aiosmtpd"])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "aiosmtpd is not installed: the tests need it (scripts/install-deps.sh runs pip install aiosmtpd)"
+    );
+    let dir = server_dir("rp-smtp-");
+    let port = free_port();
+    let maildir = dir.join("mail");
+    let log = dir.join("smtp.log");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_server.py");
+    let auth = auth.map(|(u, p)| format!(" {u} {p}")).unwrap_or_default();
+    let watchdog = watched(
+        &format!(
+            "{} {script} {port} {}{auth} >{} 2>&1",
+            python.display(),
+            maildir.display(),
+            log.display()
+        ),
+        &dir,
+    );
+    wait_for_port("aiosmtpd", port, &log);
+    SmtpServer {
+        port,
+        maildir,
+        _watchdog: watchdog,
+    }
+}

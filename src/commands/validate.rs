@@ -3,9 +3,14 @@
 
 use super::{Context, Status};
 use crate::config::redact_url;
+use crate::error::Error;
 
-pub fn run(ctx: &Context) -> Status {
+/// Prints the plan, after checking that the files the config reads at run time can be read.
+///
+/// Fails with a config error (exit 2) naming each file that cannot.
+pub fn run(ctx: &Context, resolved: bool) -> Result<Status, Error> {
     let c = &ctx.config;
+    c.check_files()?;
     println!(
         "{}: OK ({}, {})",
         c.file.display(),
@@ -35,6 +40,20 @@ pub fn run(ctx: &Context) -> Status {
                 m.timeout.as_secs()
             );
         }
+        if !p.copy_to.is_empty() {
+            println!("    copy_to {}", p.copy_to.join(", "));
+        }
+        if let Some(n) = &p.notify.ntfy {
+            println!("    ntfy {}/{}", n.server, n.topic);
+        }
+        if let Some(e) = &p.notify.email {
+            println!(
+                "    email via {}:{} to {}",
+                e.smtp_host,
+                e.smtp_port,
+                e.to.join(", ")
+            );
+        }
         if let Some(s) = &p.schedule {
             println!("    schedule {s}");
         }
@@ -48,5 +67,13 @@ pub fn run(ctx: &Context) -> Status {
             }
         }
     }
-    Status::Success
+    if resolved {
+        for (name, yaml) in &c.resolved_yaml {
+            println!("\n# profile {name}, resolved (extends and defaults applied)\n{name}:");
+            for line in yaml.lines() {
+                println!("  {line}");
+            }
+        }
+    }
+    Ok(Status::Success)
 }

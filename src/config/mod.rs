@@ -4,6 +4,7 @@
 //! commands execute; no command reads YAML.
 
 mod expand;
+mod inherit;
 pub mod raw;
 mod staging;
 mod unknown;
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use serde_saphyr::{Location, Spanned};
 
-use raw::{RawConfig, RawDatabase, RawProfile, RawRepository, RawSftp, S};
+use raw::{RawConfig, RawDatabase, RawProfile, RawRepository, RawSftp, RawUrl, S};
 
 pub use expand::expand;
 
@@ -95,6 +96,109 @@ pub struct Config {
     pub repositories: BTreeMap<String, Repository>,
     pub profiles: BTreeMap<String, Profile>,
     pub daemon: DaemonSettings,
+    /// Each profile after `extends:` and `defaults:`, as YAML (`validate --resolved`).
+    pub resolved_yaml: BTreeMap<String, String>,
+    /// Files the config names that `validate` checks (the rest of parsing never touches the
+    /// filesystem).
+    pub file_checks: Vec<FileCheck>,
+}
+
+/// A file named in the config that must be readable (or exist) when the config is used.
+#[derive(Debug, Clone)]
+pub struct FileCheck {
+    pub path: PathBuf,
+    /// The key that names it, for the message.
+    pub key: String,
+    pub line: u64,
+    pub column: u64,
+}
+
+impl Config {
+    /// The restic knobs of `profile`: its repository's, overridden by its own.
+    pub fn restic_options(&self, profile: &Profile) -> ResticOptions {
+        self.restic_options_in(profile, &profile.repository)
+    }
+
+    /// The restic knobs of `profile` when it works on `repository` (its own, or a `copy_to`
+    /// one): that repository's, overridden by the profile's.
+    pub fn restic_options_in(&self, profile: &Profile, repository: &str) -> ResticOptions {
+        self.repositories
+            .get(repository)
+            .map(|r| r.restic.overridden_by(&profile.restic))
+            .unwrap_or_else(|| profile.restic.clone())
+    }
+
+    /// Checks that every file in [`Config::file_checks`] can be read.
+    ///
+    /// Fails with one error per file that cannot, with its position in the config.
+    pub fn check_files(&self) -> Result<(), ConfigErrors> {
+        let errors: Vec<ConfigError> = self
+            .file_checks
+            .iter()
+            .filter_map(|c| {
+                let err = match std::fs::File::open(&c.path) {
+                    Ok(f) => match f.metadata() {
+                        Ok(m) if m.is_dir() => "is a directory".to_string(),
+                        Ok(_) => return None,
+                        Err(err) => err.to_string(),
+                    },
+                    Err(err) => err.to_string(),
+                };
+                Some(ConfigError {
+                    file: self.file.clone(),
+                    line: c.line,
+                    column: c.column,
+                    message: format!("{} {} cannot be read: {err}", c.key, c.path.display()),
+                })
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+/// A URL from the config, or from a file read when it is used (a ping URL is a secret).
+#[derive(Clone, PartialEq, Eq)]
+pub enum UrlSource {
+    Url(String),
+    File(PathBuf),
+}
+
+impl fmt::Debug for UrlSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UrlSource::Url(_) => f.write_str("Url(<redacted>)"),
+            UrlSource::File(p) => write!(f, "File({})", p.display()),
+        }
+    }
+}
+
+impl UrlSource {
+    /// The URL: as written, or the first line of its file.
+    ///
+    /// Fails with a message naming the file when it cannot be read, is empty or does not
+    /// hold an http:// or https:// URL.
+    pub fn read(&self) -> Result<String, String> {
+        match self {
+            UrlSource::Url(u) => Ok(u.clone()),
+            UrlSource::File(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|err| format!("url_file {} cannot be read: {err}", path.display()))?;
+                let url = text.lines().next().unwrap_or_default().trim().to_string();
+                if url.starts_with("http://") || url.starts_with("https://") {
+                    Ok(url)
+                } else {
+                    Err(format!(
+                        "url_file {} does not hold an http:// or https:// URL on its first line",
+                        path.display()
+                    ))
+                }
+            }
+        }
+    }
 }
 
 /// Top-level settings of the daemon and of shutdowns.
@@ -145,6 +249,8 @@ pub struct Repository {
     pub password: RepositoryPassword,
     /// Backend credentials and settings passed to restic's environment; values are secret.
     pub env: BTreeMap<String, Secret>,
+    /// Environment variables whose values restic gets from these files, read at run time.
+    pub env_files: BTreeMap<String, PathBuf>,
     pub init: bool,
     /// A restic command that shows no progress this long is stopped.
     pub stall_timeout: Duration,
@@ -152,6 +258,97 @@ pub struct Repository {
     pub open_timeout: Duration,
     /// How restic reaches an `sftp:` repository (`None`: restic's own ssh call).
     pub sftp: Option<Sftp>,
+    /// restic's own knobs; a profile's `restic:` overrides them key by key.
+    pub restic: ResticOptions,
+}
+
+/// restic's own knobs. `None`: restic's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResticOptions {
+    /// `--compression`: auto, off or max (repository format 2).
+    pub compression: Option<String>,
+    /// `--limit-upload`, KiB/s.
+    pub limit_upload: Option<u32>,
+    /// `--limit-download`, KiB/s.
+    pub limit_download: Option<u32>,
+    /// `--pack-size`, MiB.
+    pub pack_size: Option<u32>,
+    /// `restic backup --read-concurrency` (restic 0.15 and newer).
+    pub read_concurrency: Option<u32>,
+    /// Passed to `restic backup` only, checked not to touch what resticpilot owns.
+    pub extra_args: Option<Vec<String>>,
+}
+
+impl ResticOptions {
+    /// `self` with every key `over` sets replaced by its value (lists replace whole).
+    pub fn overridden_by(&self, over: &ResticOptions) -> ResticOptions {
+        ResticOptions {
+            compression: over
+                .compression
+                .clone()
+                .or_else(|| self.compression.clone()),
+            limit_upload: over.limit_upload.or(self.limit_upload),
+            limit_download: over.limit_download.or(self.limit_download),
+            pack_size: over.pack_size.or(self.pack_size),
+            read_concurrency: over.read_concurrency.or(self.read_concurrency),
+            extra_args: over.extra_args.clone().or_else(|| self.extra_args.clone()),
+        }
+    }
+}
+
+/// restic options resticpilot sets itself (or that would break what it relies on), refused in
+/// `extra_args`, with the key to use instead where there is one.
+const OWNED_OPTIONS: &[(&str, &str)] = &[
+    ("--host", "profile host"),
+    ("-H", "profile host"),
+    ("--tag", "profile tags"),
+    ("--repo", "repository url"),
+    ("-r", "repository url"),
+    ("--repository-file", "repository url"),
+    ("--password-file", "repository password_file"),
+    ("-p", "repository password_file"),
+    ("--password-command", "repository password_command"),
+    ("--insecure-no-password", "repository password_file"),
+    ("--key-hint", "repository password_file"),
+    ("--json", "nothing: resticpilot reads restic's JSON"),
+    ("--quiet", "nothing: resticpilot reads restic's output"),
+    ("-q", "nothing: resticpilot reads restic's output"),
+    ("--verbose", "resticpilot -v"),
+    ("-v", "resticpilot -v"),
+    ("--dry-run", "backup --dry-run"),
+    ("-n", "backup --dry-run"),
+    ("--stdin", "databases"),
+    ("--stdin-filename", "databases"),
+    ("--stdin-from-command", "databases"),
+    ("--files-from", "paths"),
+    ("--files-from-raw", "paths"),
+    ("--files-from-verbatim", "paths"),
+    ("--retry-lock", "lock_wait"),
+    ("--no-lock", "nothing: a backup always locks"),
+    ("--stuck-request-timeout", "repository stall_timeout"),
+    ("--option", "repository sftp"),
+    ("-o", "repository sftp"),
+    ("--compression", "restic.compression"),
+    ("--limit-upload", "restic.limit_upload"),
+    ("--limit-download", "restic.limit_download"),
+    ("--pack-size", "restic.pack_size"),
+    ("--read-concurrency", "restic.read_concurrency"),
+    ("--exclude-file", "exclude_file"),
+    ("--exclude-caches", "exclude_caches"),
+    ("--exclude-if-present", "exclude_if_present"),
+];
+
+/// Why `arg` may not be one of `extra_args`, if it may not.
+pub fn owned_option(arg: &str) -> Option<(&'static str, &'static str)> {
+    let name = arg.split_once('=').map_or(arg, |(n, _)| n);
+    if name.starts_with("--password") {
+        return Some(("--password*", "repository password_file"));
+    }
+    OWNED_OPTIONS.iter().copied().find(|(opt, _)| {
+        *opt == name
+            // "-rREPO", "-pFILE": a short option with its value attached.
+            || (opt.len() == 2 && !name.starts_with("--") && name.starts_with(opt))
+    })
 }
 
 /// How restic's sftp backend starts ssh: from keys, or a whole command.
@@ -189,6 +386,12 @@ pub struct Profile {
     pub databases: Vec<DatabaseSource>,
     pub paths: Vec<PathBuf>,
     pub exclude: Vec<String>,
+    /// Files of exclude patterns, read by restic (`--exclude-file`).
+    pub exclude_file: Vec<PathBuf>,
+    /// Skip directories tagged with CACHEDIR.TAG (`--exclude-caches`).
+    pub exclude_caches: bool,
+    /// Skip directories holding a file of one of these names (`--exclude-if-present`).
+    pub exclude_if_present: Vec<String>,
     pub hooks: Hooks,
     pub retention: Option<Retention>,
     pub schedule: Option<String>,
@@ -214,6 +417,11 @@ pub struct Profile {
     /// Health fails when the last success is older; `None`: twice the schedule's period.
     pub max_age: Option<Duration>,
     pub notify: Notify,
+    /// The profile's overrides of its repository's restic knobs (`Config::restic_options`
+    /// merges them).
+    pub restic: ResticOptions,
+    /// Repositories each new snapshot is copied into, in order (`crate::copy`).
+    pub copy_to: Vec<String>,
 }
 
 /// What the daemon does on start about a run missed while it was down.
@@ -229,10 +437,83 @@ pub enum CatchUp {
 #[derive(Debug, Clone, Default)]
 pub struct Notify {
     /// healthchecks.io ping URL (start, success, fail). May hold a token: print via redact_url.
-    pub healthchecks: Option<String>,
+    pub healthchecks: Option<UrlSource>,
     /// JSON POST on failure (and on success with `webhook_on_success`).
-    pub webhook: Option<String>,
+    pub webhook: Option<UrlSource>,
     pub webhook_on_success: bool,
+    pub ntfy: Option<Ntfy>,
+    pub email: Option<Email>,
+}
+
+/// What a notification channel is told of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Event {
+    /// A backup started.
+    Start,
+    /// A job finished cleanly.
+    Success,
+    /// A job finished with warnings (exit 3).
+    Warning,
+    /// A job failed or was interrupted.
+    Failure,
+}
+
+impl Event {
+    pub const ALL: [Event; 4] = [Event::Start, Event::Success, Event::Warning, Event::Failure];
+    /// What a channel is told of when its `events` are not set.
+    pub const DEFAULT: [Event; 2] = [Event::Warning, Event::Failure];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Event::Start => "start",
+            Event::Success => "success",
+            Event::Warning => "warning",
+            Event::Failure => "failure",
+        }
+    }
+}
+
+/// ntfy: a JSON-less POST of the message to `<server>/<topic>`, priority by event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ntfy {
+    /// `https://ntfy.sh` by default.
+    pub server: String,
+    pub topic: String,
+    /// An access token (`tk_...`), read when a message is sent.
+    pub token_file: Option<PathBuf>,
+    pub events: Vec<Event>,
+}
+
+/// Default ntfy server.
+pub const DEFAULT_NTFY_SERVER: &str = "https://ntfy.sh";
+/// Default bound of one SMTP conversation.
+pub const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (required), port 587 by default.
+    Starttls,
+    /// TLS from the first byte (SMTPS), port 465 by default.
+    Tls,
+    /// No encryption, port 25 by default: only for a relay on the same host or network.
+    None,
+}
+
+/// Email over SMTP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    /// The SMTP password, read when a message is sent.
+    pub password_file: Option<PathBuf>,
+    pub from: String,
+    pub to: Vec<String>,
+    pub events: Vec<Event>,
+    /// Bound of connecting and of each SMTP exchange.
+    pub timeout: Duration,
 }
 
 /// The maintenance window: containers stopped, in order, before the dumps and started again,
@@ -403,7 +684,7 @@ pub fn parse(
     let (mut expanded, unexpanded) = expand::expand_plain_scalars(text, env);
     // Every unknown key in one pass: each is reported, blanked out, and the text parsed again.
     let mut errors: Vec<ConfigError> = Vec::new();
-    let raw: RawConfig = loop {
+    let mut raw: RawConfig = loop {
         let err = match serde_saphyr::from_str(&expanded) {
             Ok(raw) => break raw,
             Err(err) => err,
@@ -444,6 +725,12 @@ pub fn parse(
         });
         return Err(ConfigErrors(errors));
     };
+    let inheritance = inherit::apply(&mut raw, path);
+    let resolved_yaml = raw
+        .profiles
+        .iter()
+        .map(|(name, p)| (name.clone(), inherit::to_yaml(&p.value)))
+        .collect();
     let base = path
         .parent()
         .map(Path::to_path_buf)
@@ -460,13 +747,16 @@ pub fn parse(
         .unwrap_or(base),
         env,
         errors: Vec::new(),
+        file_checks: Vec::new(),
     };
     // The values are checked once the keys are right: a blanked-out key would only bring
     // errors that follow from it ("nothing to back up" after a misspelt `paths`).
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    let config = resolver.config(raw, hostname);
+    resolver.errors.extend(inheritance);
+    let mut config = resolver.config(raw, hostname);
+    config.resolved_yaml = resolved_yaml;
     if resolver.errors.is_empty() {
         Ok(config)
     } else {
@@ -551,12 +841,23 @@ pub struct Resolver<'a> {
     base: PathBuf,
     env: &'a dyn Fn(&str) -> Option<String>,
     errors: Vec<ConfigError>,
+    file_checks: Vec<FileCheck>,
 }
 
 impl Resolver<'_> {
     /// The environment `${VAR}` is expanded from.
     pub fn env(&self) -> &dyn Fn(&str) -> Option<String> {
         self.env
+    }
+
+    /// Records that `validate` must find `path` (named by `key`, written at `at`) readable.
+    fn check_file(&mut self, path: &Path, key: &str, at: &Location) {
+        self.file_checks.push(FileCheck {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            line: at.line(),
+            column: at.column(),
+        });
     }
 
     pub fn error(&mut self, at: &Location, message: impl Into<String>) {
@@ -627,10 +928,16 @@ impl Resolver<'_> {
         let mut profiles = BTreeMap::new();
         for (name, profile) in &raw.profiles {
             // `${VAR}` works here too (the example stack picks its repository this way).
-            let repository = self.string(
-                &profile.value.repository,
-                &format!("profiles.{name}.repository"),
-            );
+            let repository = match &profile.value.repository {
+                Some(r) => self.string(r, &format!("profiles.{name}.repository")),
+                None => {
+                    self.error(
+                        &profile.referenced,
+                        format!("profile {name}: needs a repository (set `repository:` on it, on a profile it extends, or under `defaults:`)"),
+                    );
+                    None
+                }
+            };
             if let Some(repository) = &repository
                 && !raw.repositories.contains_key(repository)
             {
@@ -640,12 +947,48 @@ impl Resolver<'_> {
                 } else {
                     format!("defined: {}", known.join(", "))
                 };
+                let at = profile
+                    .value
+                    .repository
+                    .as_ref()
+                    .map(|r| r.referenced)
+                    .unwrap_or(profile.referenced);
                 self.error(
-                    &profile.value.repository.referenced,
+                    &at,
                     format!("profile {name}: repository {repository:?} is not defined ({known})"),
                 );
             }
+            let mut seen = BTreeSet::new();
+            let mut copy_to = Vec::new();
+            for target in &profile.value.copy_to {
+                let Some(t) = self.nonempty(target, &format!("profiles.{name}.copy_to")) else {
+                    continue;
+                };
+                if !raw.repositories.contains_key(&t) {
+                    let known: Vec<&str> = raw.repositories.keys().map(String::as_str).collect();
+                    self.error(
+                        &target.referenced,
+                        format!(
+                            "profile {name}: copy_to {t:?} is not a repository (defined: {})",
+                            known.join(", ")
+                        ),
+                    );
+                } else if repository.as_deref() == Some(t.as_str()) {
+                    self.error(
+                        &target.referenced,
+                        format!("profile {name}: copy_to {t:?} is the profile's own repository"),
+                    );
+                } else if !seen.insert(t.clone()) {
+                    self.error(
+                        &target.referenced,
+                        format!("profile {name}: copy_to names {t:?} twice"),
+                    );
+                } else {
+                    copy_to.push(t);
+                }
+            }
             let mut p = self.profile(name, profile, &state_dir, hostname);
+            p.copy_to = copy_to;
             if let Some(repository) = repository {
                 p.repository = repository;
             }
@@ -658,6 +1001,8 @@ impl Resolver<'_> {
             repositories,
             profiles,
             daemon,
+            file_checks: std::mem::take(&mut self.file_checks),
+            resolved_yaml: BTreeMap::new(),
         };
         self.check_staging_dirs(&raw, &config);
         config
@@ -784,35 +1129,214 @@ impl Resolver<'_> {
 
     fn notify(&mut self, profile: &str, n: &Spanned<raw::RawNotify>) -> Notify {
         let key = |k: &str| format!("profiles.{profile}.notify.{k}");
-        let mut url = |s: &Option<S>, k: &str| -> Option<String> {
+        let mut url = |s: &Option<Spanned<RawUrl>>, k: &str| -> Option<UrlSource> {
             let s = s.as_ref()?;
-            let v = self.nonempty(s, &key(k))?;
-            if v.starts_with("http://") || v.starts_with("https://") {
-                Some(v)
-            } else {
-                self.error(
-                    &s.referenced,
-                    format!(
-                        "notify.{k} {:?} must be an http:// or https:// URL",
-                        redact_url(&v)
-                    ),
-                );
-                None
+            match &s.value {
+                RawUrl::Url(v) => {
+                    let v =
+                        self.nonempty(&Spanned::new(v.clone(), s.referenced, s.defined), &key(k))?;
+                    if v.starts_with("http://") || v.starts_with("https://") {
+                        Some(UrlSource::Url(v))
+                    } else {
+                        self.error(
+                            &s.referenced,
+                            format!(
+                                "notify.{k} {:?} must be an http:// or https:// URL",
+                                redact_url(&v)
+                            ),
+                        );
+                        None
+                    }
+                }
+                RawUrl::File(f) => {
+                    let path = self.path(&f.url_file, &key(&format!("{k}.url_file")))?;
+                    self.check_file(
+                        &path,
+                        &format!("notify.{k}.url_file"),
+                        &f.url_file.referenced,
+                    );
+                    Some(UrlSource::File(path))
+                }
             }
         };
         let healthchecks = url(&n.value.healthchecks, "healthchecks");
         let webhook = url(&n.value.webhook, "webhook");
-        if n.value.webhook_on_success && n.value.webhook.is_none() {
+        let webhook_on_success = n.value.webhook_on_success.unwrap_or(false);
+        if webhook_on_success && n.value.webhook.is_none() {
             self.error(
                 &n.referenced,
                 format!("profile {profile}: notify.webhook_on_success needs notify.webhook"),
             );
         }
+        let ntfy = n.value.ntfy.as_ref().and_then(|x| self.ntfy(profile, x));
+        let email = n.value.email.as_ref().and_then(|x| self.email(profile, x));
         Notify {
             healthchecks,
             webhook,
-            webhook_on_success: n.value.webhook_on_success,
+            webhook_on_success,
+            ntfy,
+            email,
         }
+    }
+
+    fn events(&mut self, list: Option<&Vec<S>>, key: &str, at: &Location) -> Vec<Event> {
+        let Some(list) = list else {
+            return Event::DEFAULT.to_vec();
+        };
+        let mut events = Vec::new();
+        for s in list {
+            match Event::ALL.iter().find(|e| e.name() == s.value) {
+                Some(e) => events.push(*e),
+                None => self.error(
+                    &s.referenced,
+                    format!(
+                        "{key} {:?} is not one of start, success, warning, failure",
+                        s.value
+                    ),
+                ),
+            }
+        }
+        if list.is_empty() {
+            self.error(at, format!("{key} is empty: list at least one of start, success, warning, failure, or remove the channel"));
+        }
+        events.sort();
+        events.dedup();
+        events
+    }
+
+    fn ntfy(&mut self, profile: &str, n: &Spanned<raw::RawNtfy>) -> Option<Ntfy> {
+        let key = |k: &str| format!("profiles.{profile}.notify.ntfy.{k}");
+        let r = &n.value;
+        let events = self.events(r.events.as_ref(), "ntfy.events", &n.referenced);
+        let server = match &r.server {
+            Some(s) => {
+                let v = self.nonempty(s, &key("server"))?;
+                if !(v.starts_with("http://") || v.starts_with("https://")) {
+                    self.error(
+                        &s.referenced,
+                        format!(
+                            "ntfy.server {:?} must be an http:// or https:// URL",
+                            redact_url(&v)
+                        ),
+                    );
+                    return None;
+                }
+                v.trim_end_matches('/').to_string()
+            }
+            None => DEFAULT_NTFY_SERVER.to_string(),
+        };
+        let topic = self.nonempty(&r.topic, &key("topic"))?;
+        if !topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            || topic.len() > 64
+        {
+            self.error(
+                &r.topic.referenced,
+                format!(
+                    "ntfy.topic {topic:?} may use only letters, digits, '-' and '_' (64 at most)"
+                ),
+            );
+            return None;
+        }
+        let token_file = match &r.token_file {
+            Some(t) => {
+                let p = self.path(t, &key("token_file"))?;
+                self.check_file(&p, "notify.ntfy.token_file", &t.referenced);
+                Some(p)
+            }
+            None => None,
+        };
+        Some(Ntfy {
+            server,
+            topic,
+            token_file,
+            events,
+        })
+    }
+
+    fn email(&mut self, profile: &str, e: &Spanned<raw::RawEmail>) -> Option<Email> {
+        let key = |k: &str| format!("profiles.{profile}.notify.email.{k}");
+        let r = &e.value;
+        let smtp_host = self.nonempty(&r.smtp_host, &key("smtp_host"));
+        let tls = match r.tls.as_ref().map(|t| (t, t.value.as_str())) {
+            None | Some((_, "starttls")) => SmtpTls::Starttls,
+            Some((_, "tls")) => SmtpTls::Tls,
+            Some((_, "none")) => SmtpTls::None,
+            Some((t, other)) => {
+                self.error(
+                    &t.referenced,
+                    format!("email.tls {other:?} is not one of starttls, tls, none"),
+                );
+                SmtpTls::Starttls
+            }
+        };
+        let smtp_port = match &r.smtp_port {
+            Some(p) if p.value == 0 => {
+                self.error(&p.referenced, "email.smtp_port must be 1 to 65535");
+                25
+            }
+            Some(p) => p.value,
+            None => match tls {
+                SmtpTls::Starttls => 587,
+                SmtpTls::Tls => 465,
+                SmtpTls::None => 25,
+            },
+        };
+        let username = r
+            .username
+            .as_ref()
+            .and_then(|u| self.nonempty(u, &key("username")));
+        let password_file = match &r.password_file {
+            Some(p) => {
+                let path = self.path(p, &key("password_file"));
+                if let Some(path) = &path {
+                    self.check_file(path, "notify.email.password_file", &p.referenced);
+                }
+                path
+            }
+            None => None,
+        };
+        if username.is_some() != r.password_file.is_some() {
+            self.error(
+                &e.referenced,
+                "email: username and password_file go together (SMTP AUTH needs both)",
+            );
+        }
+        let mut address = |s: &S, k: &str| -> Option<String> {
+            let v = self.nonempty(s, &key(k))?;
+            if v.parse::<lettre::message::Mailbox>().is_err() {
+                self.error(
+                    &s.referenced,
+                    format!("email.{k} {v:?} is not an email address such as backup@example.org or 'Backups <backup@example.org>'"),
+                );
+                return None;
+            }
+            Some(v)
+        };
+        let from = address(&r.from, "from");
+        let to: Vec<String> = r.to.iter().filter_map(|t| address(t, "to")).collect();
+        if r.to.is_empty() {
+            self.error(
+                &e.referenced,
+                "email.to is empty: list at least one address",
+            );
+        }
+        let timeout = self
+            .duration(r.timeout.as_ref(), &key("timeout"))
+            .unwrap_or(DEFAULT_SMTP_TIMEOUT);
+        let events = self.events(r.events.as_ref(), "email.events", &e.referenced);
+        Some(Email {
+            smtp_host: smtp_host?,
+            smtp_port,
+            tls,
+            username,
+            password_file,
+            from: from?,
+            to,
+            events,
+            timeout,
+        })
     }
 
     fn repository(&mut self, name: &str, repo: &Spanned<RawRepository>) -> Option<Repository> {
@@ -860,6 +1384,36 @@ impl Resolver<'_> {
                 env.insert(key.clone(), Secret::new(v));
             }
         }
+        let mut env_files = BTreeMap::new();
+        for (key, value) in &r.env_files {
+            let reserved = key.starts_with("RESTIC_PASSWORD") || key == "RESTIC_REPOSITORY";
+            if reserved || r.env.contains_key(key) {
+                self.error(
+                    &value.referenced,
+                    if reserved {
+                        format!("repository {name}: env_files {key} is managed by resticpilot; use url / password_file / password_command")
+                    } else {
+                        format!("repository {name}: {key} is set in both env and env_files: keep one")
+                    },
+                );
+                continue;
+            }
+            if key.is_empty() || key.contains(['=', '\0']) {
+                self.error(
+                    &value.referenced,
+                    format!("repository {name}: env_files name {key:?} is not an environment variable name"),
+                );
+                continue;
+            }
+            if let Some(path) = self.path(value, &format!("repositories.{name}.env_files.{key}")) {
+                self.check_file(
+                    &path,
+                    &format!("repositories.{name}.env_files.{key}"),
+                    &value.referenced,
+                );
+                env_files.insert(key.clone(), path);
+            }
+        }
         let key = |k: &str| format!("repositories.{name}.{k}");
         let stall_timeout = self
             .duration(r.stall_timeout.as_ref(), &key("stall_timeout"))
@@ -890,16 +1444,94 @@ impl Resolver<'_> {
             }
             None => None,
         };
+        let restic = self.restic_options(r.restic.as_ref(), &format!("repositories.{name}"));
         Some(Repository {
             name: name.to_string(),
             url: url?,
             password: password?,
             env,
+            env_files,
             init: r.init,
             stall_timeout,
             open_timeout,
             sftp,
+            restic,
         })
+    }
+
+    fn restic_options(
+        &mut self,
+        o: Option<&Spanned<raw::RawResticOptions>>,
+        prefix: &str,
+    ) -> ResticOptions {
+        let Some(o) = o else {
+            return ResticOptions::default();
+        };
+        let r = &o.value;
+        let key = |k: &str| format!("{prefix}.restic.{k}");
+        let compression = r.compression.as_ref().and_then(|c| {
+            let v = self.nonempty(c, &key("compression"))?;
+            if ["auto", "off", "max"].contains(&v.as_str()) {
+                Some(v)
+            } else {
+                self.error(
+                    &c.referenced,
+                    format!("restic.compression {v:?} is not one of auto, off, max"),
+                );
+                None
+            }
+        });
+        let mut positive = |n: &Option<Spanned<u32>>, k: &str, range: (u32, u32), unit: &str| {
+            let n = n.as_ref()?;
+            if n.value < range.0 || n.value > range.1 {
+                self.error(
+                    &n.referenced,
+                    format!(
+                        "restic.{k} {} must be {} to {}{unit}",
+                        n.value, range.0, range.1
+                    ),
+                );
+                return None;
+            }
+            Some(n.value)
+        };
+        let limit_upload = positive(&r.limit_upload, "limit_upload", (1, u32::MAX), " KiB/s");
+        let limit_download = positive(&r.limit_download, "limit_download", (1, u32::MAX), " KiB/s");
+        // restic's own bounds of the pack size.
+        let pack_size = positive(&r.pack_size, "pack_size", (4, 128), " MiB");
+        let read_concurrency = positive(&r.read_concurrency, "read_concurrency", (1, 1024), "");
+        let extra_args = r.extra_args.as_ref().map(|list| {
+            let mut out = Vec::new();
+            for a in list {
+                let Some(v) = self.nonempty(a, &key("extra_args")) else {
+                    continue;
+                };
+                if let Some((opt, instead)) = owned_option(&v) {
+                    self.error(
+                        &a.referenced,
+                        format!(
+                            "restic.extra_args: {opt} is set by resticpilot; use {instead} instead"
+                        ),
+                    );
+                } else if v == "--" {
+                    self.error(
+                        &a.referenced,
+                        "restic.extra_args: \"--\" would end restic's options; resticpilot adds it before the paths",
+                    );
+                } else {
+                    out.push(v);
+                }
+            }
+            out
+        });
+        ResticOptions {
+            compression,
+            limit_upload,
+            limit_download,
+            pack_size,
+            read_concurrency,
+            extra_args,
+        }
     }
 
     fn sftp(&mut self, repo: &str, s: &Spanned<RawSftp>, url: &str) -> Option<Sftp> {
@@ -1066,6 +1698,28 @@ impl Resolver<'_> {
             .iter()
             .filter_map(|s| self.nonempty(s, &key("exclude")))
             .collect();
+        let mut exclude_file = Vec::new();
+        for s in &p.exclude_file {
+            if let Some(path) = self.path(s, &key("exclude_file")) {
+                self.check_file(&path, "exclude_file", &s.referenced);
+                exclude_file.push(path);
+            }
+        }
+        let exclude_if_present = p
+            .exclude_if_present
+            .iter()
+            .filter_map(|s| {
+                let v = self.nonempty(s, &key("exclude_if_present"))?;
+                if v.contains('/') {
+                    self.error(
+                        &s.referenced,
+                        format!("exclude_if_present {v:?} is a file name (such as .nobackup), not a path"),
+                    );
+                    return None;
+                }
+                Some(v)
+            })
+            .collect();
         let hooks = Hooks {
             before: self.commands(&p.hooks.before, &key("hooks.before")),
             after: self.commands(&p.hooks.after, &key("hooks.after")),
@@ -1172,17 +1826,24 @@ impl Resolver<'_> {
             .and_then(|m| self.maintenance(name, m, !p.databases.is_empty()));
         Profile {
             name: name.to_string(),
-            repository: p.repository.value.clone(),
+            repository: p
+                .repository
+                .as_ref()
+                .map(|r| r.value.clone())
+                .unwrap_or_default(),
             host,
             tags,
             staging_dir,
             databases,
             paths,
             exclude,
+            exclude_file,
+            exclude_caches: p.exclude_caches.unwrap_or(false),
+            exclude_if_present,
             hooks,
             retention,
             schedule,
-            keep_staging_on_failure: p.keep_staging_on_failure,
+            keep_staging_on_failure: p.keep_staging_on_failure.unwrap_or(false),
             lock_wait,
             backup_timeout,
             retention_timeout,
@@ -1197,6 +1858,8 @@ impl Resolver<'_> {
             max_age,
             notify,
             maintenance,
+            restic: self.restic_options(p.restic.as_ref(), &format!("profiles.{name}")),
+            copy_to: Vec::new(),
         }
     }
 
@@ -1302,7 +1965,7 @@ impl Resolver<'_> {
             keep_monthly: v.keep_monthly,
             keep_yearly: v.keep_yearly,
             keep_within,
-            prune: v.prune,
+            prune: v.prune.unwrap_or(false),
         };
         let keeps = [
             retention.keep_last,

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 pub type S = Spanned<String>;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     #[serde(default)]
@@ -20,6 +20,9 @@ pub struct RawConfig {
     pub repositories: BTreeMap<String, Spanned<RawRepository>>,
     #[serde(default)]
     pub profiles: BTreeMap<String, Spanned<RawProfile>>,
+    /// Settings every profile gets unless it (or a profile it extends) sets them.
+    #[serde(default)]
+    pub defaults: Option<Spanned<RawProfile>>,
     // The daemon.
     /// Address of the HTTP server (/healthz, /metrics), "IP:PORT".
     #[serde(default)]
@@ -38,7 +41,7 @@ pub struct RawConfig {
 }
 
 /// `metrics:`: where a run's metrics are pushed (a CronJob's pod is gone before any scrape).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMetrics {
     /// The Pushgateway's base URL; `user:password@` in it becomes basic auth.
@@ -49,7 +52,7 @@ pub struct RawMetrics {
     pub push_timeout: Option<S>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRepository {
     pub url: S,
@@ -59,6 +62,9 @@ pub struct RawRepository {
     pub password_command: Option<S>,
     #[serde(default)]
     pub env: BTreeMap<String, S>,
+    /// Environment variables read from files at run time (Docker secrets): NAME -> path.
+    #[serde(default)]
+    pub env_files: BTreeMap<String, S>,
     #[serde(default)]
     pub init: bool,
     /// A restic command that shows no progress this long is stopped (the server stopped
@@ -71,10 +77,32 @@ pub struct RawRepository {
     /// How restic reaches an `sftp:` repository.
     #[serde(default)]
     pub sftp: Option<Spanned<RawSftp>>,
+    /// restic's own knobs (profiles may override them key by key).
+    #[serde(default)]
+    pub restic: Option<Spanned<RawResticOptions>>,
+}
+
+/// `restic: { compression, limit_upload, limit_download, pack_size, read_concurrency,
+/// extra_args }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResticOptions {
+    #[serde(default)]
+    pub compression: Option<S>,
+    #[serde(default)]
+    pub limit_upload: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub limit_download: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub pack_size: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub read_concurrency: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub extra_args: Option<Vec<S>>,
 }
 
 /// `sftp: { port, user, identity_file, known_hosts_file, options, command }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSftp {
     #[serde(default)]
@@ -93,10 +121,14 @@ pub struct RawSftp {
     pub command: Option<S>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProfile {
-    pub repository: S,
+    /// Another profile whose settings this one starts from (`config::inherit`).
+    #[serde(default, skip_serializing)]
+    pub extends: Option<S>,
+    #[serde(default)]
+    pub repository: Option<S>,
     #[serde(default)]
     pub host: Option<S>,
     #[serde(default)]
@@ -109,6 +141,15 @@ pub struct RawProfile {
     pub paths: Vec<S>,
     #[serde(default)]
     pub exclude: Vec<S>,
+    /// Files of exclude patterns (`--exclude-file`).
+    #[serde(default)]
+    pub exclude_file: Vec<S>,
+    /// `--exclude-caches`: skip directories holding a CACHEDIR.TAG.
+    #[serde(default)]
+    pub exclude_caches: Option<bool>,
+    /// `--exclude-if-present NAME`: skip directories holding a file of this name.
+    #[serde(default)]
+    pub exclude_if_present: Vec<S>,
     #[serde(default)]
     pub hooks: RawHooks,
     #[serde(default)]
@@ -117,7 +158,7 @@ pub struct RawProfile {
     #[serde(default)]
     pub schedule: Option<S>,
     #[serde(default)]
-    pub keep_staging_on_failure: bool,
+    pub keep_staging_on_failure: Option<bool>,
     /// How long a restic command waits for a repository lock held by another process.
     #[serde(default)]
     pub lock_wait: Option<S>,
@@ -151,21 +192,79 @@ pub struct RawProfile {
     pub max_age: Option<S>,
     #[serde(default)]
     pub notify: Option<Spanned<RawNotify>>,
+    /// Repositories each new snapshot is copied into (`restic copy`).
+    #[serde(default)]
+    pub copy_to: Vec<S>,
+    /// Overrides of the repository's `restic:` knobs, key by key.
+    #[serde(default)]
+    pub restic: Option<Spanned<RawResticOptions>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNotify {
     #[serde(default)]
-    pub healthchecks: Option<S>,
+    pub healthchecks: Option<Spanned<RawUrl>>,
     #[serde(default)]
-    pub webhook: Option<S>,
+    pub webhook: Option<Spanned<RawUrl>>,
     #[serde(default)]
-    pub webhook_on_success: bool,
+    pub webhook_on_success: Option<bool>,
+    #[serde(default)]
+    pub ntfy: Option<Spanned<RawNtfy>>,
+    #[serde(default)]
+    pub email: Option<Spanned<RawEmail>>,
+}
+
+/// `ntfy: { server, topic, token_file, events }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNtfy {
+    #[serde(default)]
+    pub server: Option<S>,
+    pub topic: S,
+    #[serde(default)]
+    pub token_file: Option<S>,
+    #[serde(default)]
+    pub events: Option<Vec<S>>,
+}
+
+/// `email: { smtp_host, smtp_port, tls, username, password_file, from, to, events }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmail {
+    pub smtp_host: S,
+    #[serde(default)]
+    pub smtp_port: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub tls: Option<S>,
+    #[serde(default)]
+    pub username: Option<S>,
+    #[serde(default)]
+    pub password_file: Option<S>,
+    pub from: S,
+    pub to: Vec<S>,
+    #[serde(default)]
+    pub events: Option<Vec<S>>,
+    #[serde(default)]
+    pub timeout: Option<S>,
+}
+
+/// A URL written in the config, or `{ url_file: PATH }`: read from a file at run time.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum RawUrl {
+    Url(String),
+    File(RawUrlFile),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUrlFile {
+    pub url_file: S,
 }
 
 /// `maintenance: { stop: [containers], timeout: 30s }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMaintenance {
     pub stop: Vec<S>,
@@ -177,7 +276,7 @@ pub struct RawMaintenance {
 /// position for error messages; which keys suit which `type` is checked in `resolve` against
 /// the engine's `keys()` (`source::Engine`). An engine's new key is a field here and a line of
 /// `keys_set`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDatabase {
     pub name: S,
@@ -290,14 +389,14 @@ impl RawDatabase {
 }
 
 /// `databases: all` or `databases: [a, b]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum RawDatabaseList {
     Keyword(String),
     Names(Vec<S>),
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHooks {
     #[serde(default)]
@@ -308,7 +407,7 @@ pub struct RawHooks {
     pub on_failure: Vec<S>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRetention {
     #[serde(default)]
@@ -326,7 +425,7 @@ pub struct RawRetention {
     #[serde(default)]
     pub keep_within: Option<S>,
     #[serde(default)]
-    pub prune: bool,
+    pub prune: Option<bool>,
     /// Other hosts whose snapshots of this profile the `prune` command thins with these rules.
     #[serde(default)]
     pub other_hosts: Vec<S>,

@@ -672,3 +672,33 @@ fn local_repository_paths_are_taken_from_the_config_directory() {
         assert_eq!(super::local_url(base, kept.into()), kept);
     }
 }
+
+#[test]
+fn extra_args_refuse_the_options_resticpilot_owns() {
+    for (arg, named) in [
+        ("--host=x", "--host"),
+        ("--tag", "--tag"),
+        ("--password-file", "--password*"),
+        ("--password-whatever", "--password*"),
+        ("-r", "-r"),
+        ("-rsftp:x", "-r"),
+        ("--repo", "--repo"),
+        ("--json", "--json"),
+        ("--compression=max", "--compression"),
+    ] {
+        assert_eq!(
+            crate::config::owned_option(arg).map(|o| o.0),
+            Some(named),
+            "{arg}"
+        );
+    }
+    for arg in [
+        "--exclude-larger-than",
+        "1G",
+        "--one-file-system",
+        "-x",
+        "--ignore-inode",
+    ] {
+        assert_eq!(crate::config::owned_option(arg), None, "{arg}");
+    }
+}

@@ -277,8 +277,32 @@ fn render_scoped(
         "The age of the last successful backup past which /healthz fails.",
     );
 
+    let mut copy_ok = new(
+        "resticpilot_copy_success",
+        "gauge",
+        "1 if the last copy of the profile's snapshots into the copy_to repository succeeded, 0 if it failed.",
+    );
+    let mut copy_last_success = new(
+        "resticpilot_copy_last_success_timestamp_seconds",
+        "gauge",
+        "When the profile's snapshots were last all copied into the copy_to repository (Unix time).",
+    );
+    let mut copy_failures = new(
+        "resticpilot_copy_failures_total",
+        "counter",
+        "Failed copies of the profile's snapshots into the copy_to repository.",
+    );
+
     for status in statuses {
         let profile = status.profile.as_str();
+        for (repo, c) in &status.copies {
+            let labels = [("profile", profile), ("repository", repo.as_str())];
+            copy_ok.add(&labels, if c.last_ok { 1.0 } else { 0.0 });
+            if let Some(t) = &c.last_success {
+                copy_last_success.add(&labels, timestamp(t));
+            }
+            copy_failures.add(&labels, c.failures as f64);
+        }
         if let Some(p) = config.profiles.get(profile)
             && only.is_none_or(|k| k == JobKind::Backup)
             && let Some(age) = super::health::max_age(p, now)
@@ -394,6 +418,9 @@ fn render_scoped(
         chain_length,
         dump_size,
         max_age,
+        copy_ok,
+        copy_last_success,
+        copy_failures,
     ] {
         if only.is_some() && family.samples.is_empty() {
             continue;

@@ -1,5 +1,6 @@
 //! Notifications: healthchecks.io pings (start, success, fail with the error as body) for
-//! backups, and a JSON POST to a webhook on failure (and on success when asked) of any job.
+//! backups, a JSON POST to a webhook on failure (and on success when asked) of any job, and
+//! messages a person reads (ntfy, email over SMTP) on the events each channel asks for.
 //!
 //! Sending happens on one background thread, in order (a start ping never overtakes its
 //! success ping), each delivery tried a few times with short timeouts: a slow or dead receiver
@@ -7,6 +8,7 @@
 //! what is still queued. URLs are logged without their path or credentials: a ping URL or
 //! webhook path is itself a secret.
 
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -15,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::status::RunResult;
-use crate::config::Profile;
+use crate::config::{Email, Event, Profile, SmtpTls, UrlSource};
 use crate::schedule::JobKind;
 
 /// Tries per delivery, and the pause before each retry.
@@ -55,13 +57,158 @@ struct WebhookBody<'a> {
 
 /// Pings healthchecks' `/start` for a backup of `profile`.
 pub fn started(profile: &Profile) {
-    if let Some(base) = &profile.notify.healthchecks {
+    if let Some(base) = url(
+        profile,
+        profile.notify.healthchecks.as_ref(),
+        "healthchecks",
+    ) {
         send(Delivery {
             what: format!("healthchecks start ping for {}", profile.name),
-            url: format!("{}/start", base.trim_end_matches('/')),
-            content_type: "text/plain",
+            target: Target::http(
+                format!("{}/start", base.trim_end_matches('/')),
+                "text/plain",
+            ),
             body: String::new(),
         });
+    }
+    let message = Message {
+        event: Event::Start,
+        subject: format!(
+            "[resticpilot] backup of {} on {}: started",
+            profile.name, profile.host
+        ),
+        body: format!(
+            "The backup of profile {} on host {} started at {}.\n",
+            profile.name,
+            profile.host,
+            Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+    };
+    personal(profile, &message);
+}
+
+/// A message for a person: ntfy's title and body, an email's subject and body.
+struct Message {
+    event: Event,
+    subject: String,
+    body: String,
+}
+
+/// Sends `message` to the ntfy and email channels of `profile` that asked for its event.
+fn personal(profile: &Profile, message: &Message) {
+    let n = &profile.notify;
+    if let Some(ntfy) = n
+        .ntfy
+        .as_ref()
+        .filter(|x| x.events.contains(&message.event))
+    {
+        let (priority, tags) = match message.event {
+            Event::Start => ("2", "hourglass_flowing_sand"),
+            Event::Success => ("3", "white_check_mark"),
+            Event::Warning => ("4", "warning"),
+            Event::Failure => ("5", "rotating_light"),
+        };
+        let headers = vec![
+            ("Title", header_value(&message.subject)),
+            ("Priority", priority.to_string()),
+            ("Tags", tags.to_string()),
+        ];
+        send(Delivery {
+            what: format!("ntfy {} message for {}", message.event.name(), profile.name),
+            target: Target::Http {
+                url: format!("{}/{}", ntfy.server, ntfy.topic),
+                content_type: "text/plain; charset=utf-8",
+                headers,
+                token_file: ntfy.token_file.clone(),
+            },
+            body: truncate(message.body.clone()),
+        });
+    }
+    if let Some(email) = n
+        .email
+        .as_ref()
+        .filter(|x| x.events.contains(&message.event))
+    {
+        send(Delivery {
+            what: format!(
+                "email {} message for {}",
+                message.event.name(),
+                profile.name
+            ),
+            target: Target::Email {
+                email: Box::new(email.clone()),
+                subject: message.subject.clone(),
+            },
+            body: truncate(message.body.clone()),
+        });
+    }
+}
+
+/// `text` as one line of printable ASCII: an HTTP header value.
+fn header_value(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+/// The readable message of a finished run.
+fn finished_message(run: &Finished) -> Message {
+    let event = match run.result {
+        RunResult::Success => Event::Success,
+        RunResult::Warnings => Event::Warning,
+        RunResult::Failed | RunResult::Interrupted => Event::Failure,
+    };
+    let what = format!(
+        "{} of {} on {}",
+        run.job, run.profile.name, run.profile.host
+    );
+    let outcome = match run.result {
+        RunResult::Success => "succeeded",
+        RunResult::Warnings => "finished with warnings",
+        RunResult::Failed => "FAILED",
+        RunResult::Interrupted => "was interrupted",
+    };
+    let mut body = format!(
+        "The {} of profile {} on host {} {outcome}.\n\n",
+        run.job, run.profile.name, run.profile.host
+    );
+    if let Some(error) = run.error {
+        body.push_str(&format!("Error: {error}\n\n"));
+    }
+    if !run.warnings.is_empty() {
+        body.push_str("Warnings:\n");
+        for w in run.warnings {
+            body.push_str(&format!("  - {w}\n"));
+        }
+        body.push('\n');
+    }
+    if let Some(id) = run.snapshot_id {
+        body.push_str(&format!("Snapshot: {id}\n"));
+    }
+    body.push_str(&format!(
+        "Started:  {}\nEnded:    {}\nDuration: {:.1}s\n",
+        run.started.format("%Y-%m-%d %H:%M:%S UTC"),
+        run.ended.format("%Y-%m-%d %H:%M:%S UTC"),
+        run.duration.as_secs_f64()
+    ));
+    Message {
+        event,
+        subject: format!(
+            "[resticpilot] {what}: {}",
+            match run.result {
+                RunResult::Success => "success",
+                RunResult::Warnings => "warnings",
+                RunResult::Failed => "FAILED",
+                RunResult::Interrupted => "interrupted",
+            }
+        ),
+        body,
     }
 }
 
@@ -70,7 +217,7 @@ pub fn finished(run: &Finished) {
     let n = &run.profile.notify;
     let ok = run.result.is_ok();
     if run.job == JobKind::Backup
-        && let Some(base) = &n.healthchecks
+        && let Some(base) = url(run.profile, n.healthchecks.as_ref(), "healthchecks")
     {
         let base = base.trim_end_matches('/');
         let (url, body) = if ok {
@@ -98,13 +245,12 @@ pub fn finished(run: &Finished) {
                 if ok { "success" } else { "fail" },
                 run.profile.name
             ),
-            url,
-            content_type: "text/plain",
+            target: Target::http(url, "text/plain"),
             body: truncate(body),
         });
     }
-    if let Some(url) = &n.webhook
-        && (!ok || n.webhook_on_success)
+    if (!ok || n.webhook_on_success)
+        && let Some(url) = url(run.profile, n.webhook.as_ref(), "webhook")
     {
         let body = WebhookBody {
             profile: &run.profile.name,
@@ -120,10 +266,25 @@ pub fn finished(run: &Finished) {
         };
         send(Delivery {
             what: format!("webhook for {} {}", run.profile.name, run.job),
-            url: url.clone(),
-            content_type: "application/json",
+            target: Target::http(url, "application/json"),
             body: serde_json::to_string(&body).expect("webhook body serialises"),
         });
+    }
+    personal(run.profile, &finished_message(run));
+}
+
+/// The URL of a channel, read from its `url_file` when it has one; a file that cannot be read
+/// is logged (by path, never by content) and the notification skipped.
+fn url(profile: &Profile, source: Option<&UrlSource>, channel: &str) -> Option<String> {
+    match source?.read() {
+        Ok(url) => Some(url),
+        Err(why) => {
+            tracing::warn!(
+                "{channel} notification for {} not sent: {why}",
+                profile.name
+            );
+            None
+        }
     }
 }
 
@@ -155,9 +316,45 @@ pub fn mask_url(url: &str) -> String {
 
 struct Delivery {
     what: String,
-    url: String,
-    content_type: &'static str,
+    target: Target,
     body: String,
+}
+
+enum Target {
+    Http {
+        url: String,
+        content_type: &'static str,
+        headers: Vec<(&'static str, String)>,
+        /// Sent as `Authorization: Bearer <token>`, read when the request is made.
+        token_file: Option<PathBuf>,
+    },
+    Email {
+        email: Box<Email>,
+        subject: String,
+    },
+}
+
+impl Target {
+    fn http(url: String, content_type: &'static str) -> Target {
+        Target::Http {
+            url,
+            content_type,
+            headers: Vec::new(),
+            token_file: None,
+        }
+    }
+}
+
+/// The first line of a secret file, or why it cannot be had (naming the file, never its
+/// contents).
+fn read_secret(path: &Path, key: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| format!("{key} {} cannot be read: {err}", path.display()))?;
+    let line = text.lines().next().unwrap_or_default().trim().to_string();
+    if line.is_empty() {
+        return Err(format!("{key} {} is empty", path.display()));
+    }
+    Ok(line)
 }
 
 struct Outbox {
@@ -237,25 +434,21 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-/// Sends one notification, retrying briefly on errors and 5xx/429 answers.
+/// Sends one notification, retrying briefly on errors, 5xx/429 answers and transient SMTP
+/// errors.
 fn deliver(agent: &ureq::Agent, d: &Delivery) {
-    let target = mask_url(&d.url);
+    let target = match &d.target {
+        Target::Http { url, .. } => mask_url(url),
+        Target::Email { email, .. } => format!("smtp {}:{}", email.smtp_host, email.smtp_port),
+    };
     let mut attempt = 0;
     loop {
-        let result = agent
-            .post(&d.url)
-            .header("Content-Type", d.content_type)
-            .send(d.body.as_str());
-        let (retry, problem) = match result {
-            Ok(response) => {
-                let code = response.status().as_u16();
-                if (200..300).contains(&code) {
-                    tracing::debug!("{} sent to {target}", d.what);
-                    return;
-                }
-                (code >= 500 || code == 429, format!("answered HTTP {code}"))
+        let (retry, problem) = match attempt_once(agent, d) {
+            Ok(()) => {
+                tracing::debug!("{} sent to {target}", d.what);
+                return;
             }
-            Err(err) => (true, err.to_string()),
+            Err(failure) => failure,
         };
         match RETRY_PAUSES.get(attempt) {
             Some(pause) if retry => {
@@ -268,6 +461,79 @@ fn deliver(agent: &ureq::Agent, d: &Delivery) {
                 return;
             }
         }
+    }
+}
+
+/// One try; on failure, whether to retry and what went wrong.
+fn attempt_once(agent: &ureq::Agent, d: &Delivery) -> Result<(), (bool, String)> {
+    match &d.target {
+        Target::Http {
+            url,
+            content_type,
+            headers,
+            token_file,
+        } => {
+            let mut request = agent.post(url).header("Content-Type", *content_type);
+            for (name, value) in headers {
+                request = request.header(*name, value);
+            }
+            if let Some(path) = token_file {
+                let token = read_secret(path, "token_file").map_err(|why| (false, why))?;
+                request = request.header("Authorization", format!("Bearer {token}"));
+            }
+            match request.send(d.body.as_str()) {
+                Ok(response) => {
+                    let code = response.status().as_u16();
+                    if (200..300).contains(&code) {
+                        Ok(())
+                    } else {
+                        Err((code >= 500 || code == 429, format!("answered HTTP {code}")))
+                    }
+                }
+                Err(err) => Err((true, err.to_string())),
+            }
+        }
+        Target::Email { email, subject } => send_email(email, subject, &d.body),
+    }
+}
+
+/// Sends one email through the configured SMTP server, every wait bounded by its timeout.
+fn send_email(email: &Email, subject: &str, body: &str) -> Result<(), (bool, String)> {
+    use lettre::Transport;
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Tls, TlsParameters};
+
+    let bad = |why: String| (false, why);
+    let mut builder = lettre::Message::builder()
+        .from(email.from.parse().map_err(|e| bad(format!("from: {e}")))?)
+        .subject(subject)
+        .header(lettre::message::header::ContentType::TEXT_PLAIN);
+    for to in &email.to {
+        builder = builder.to(to.parse().map_err(|e| bad(format!("to {to}: {e}")))?);
+    }
+    let message = builder
+        .body(body.to_string())
+        .map_err(|e| bad(format!("cannot build the message: {e}")))?;
+    let tls = || {
+        TlsParameters::new(email.smtp_host.clone())
+            .map_err(|e| bad(format!("TLS set-up for {}: {e}", email.smtp_host)))
+    };
+    let mut transport = lettre::SmtpTransport::builder_dangerous(&email.smtp_host)
+        .port(email.smtp_port)
+        .timeout(Some(email.timeout))
+        .tls(match email.tls {
+            SmtpTls::Starttls => Tls::Required(tls()?),
+            SmtpTls::Tls => Tls::Wrapper(tls()?),
+            SmtpTls::None => Tls::None,
+        });
+    if let (Some(user), Some(path)) = (&email.username, &email.password_file) {
+        let password = read_secret(path, "password_file").map_err(bad)?;
+        transport = transport.credentials(Credentials::new(user.clone(), password));
+    }
+    match transport.build().send(&message) {
+        Ok(_) => Ok(()),
+        // 4xx and connection trouble may pass; 5xx (bad credentials, refused recipient) won't.
+        Err(err) => Err((!err.is_permanent(), err.to_string())),
     }
 }
 

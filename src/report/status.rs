@@ -23,6 +23,23 @@ pub struct ProfileStatus {
     /// repository, removed with `restic unlock` before the next run.
     #[serde(default)]
     pub unlock_pending: bool,
+    /// The copies into each `copy_to` repository, by repository name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub copies: BTreeMap<String, CopyStatus>,
+}
+
+/// The last copy of a profile's snapshots into one `copy_to` repository.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CopyStatus {
+    pub last_attempt: Option<DateTime<Utc>>,
+    pub last_success: Option<DateTime<Utc>>,
+    /// Whether the last attempt copied everything.
+    pub last_ok: bool,
+    /// Why the last attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub failures: u64,
 }
 
 impl ProfileStatus {

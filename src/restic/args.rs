@@ -3,14 +3,19 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::Retention;
+use crate::config::{ResticOptions, Retention};
 
 /// What one `restic backup` should do.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct BackupArgs {
     pub host: String,
     pub tags: Vec<String>,
     pub excludes: Vec<String>,
+    /// `--exclude-file` per file.
+    pub exclude_files: Vec<PathBuf>,
+    pub exclude_caches: bool,
+    /// `--exclude-if-present` per name.
+    pub exclude_if_present: Vec<String>,
     pub sources: Vec<PathBuf>,
 }
 
@@ -26,10 +31,63 @@ pub fn backup(req: &BackupArgs) -> Vec<String> {
         args.push("--exclude".into());
         args.push(exclude.clone());
     }
+    for file in &req.exclude_files {
+        args.push("--exclude-file".into());
+        args.push(file.display().to_string());
+    }
+    if req.exclude_caches {
+        args.push("--exclude-caches".into());
+    }
+    for name in &req.exclude_if_present {
+        args.push("--exclude-if-present".into());
+        args.push(name.clone());
+    }
     // "--" so a source path starting with '-' can never be read as a flag.
     args.push("--".into());
     args.extend(req.sources.iter().map(|p| p.display().to_string()));
     args
+}
+
+/// `restic backup` with the profile's backup-only knobs (`--read-concurrency`, `extra_args`)
+/// before the `--` that ends the options.
+pub fn backup_with(req: &BackupArgs, options: &ResticOptions) -> Vec<String> {
+    let mut args = backup(req);
+    let at = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let mut extra = Vec::new();
+    if let Some(n) = options.read_concurrency {
+        extra.push("--read-concurrency".to_string());
+        extra.push(n.to_string());
+    }
+    extra.extend(options.extra_args.iter().flatten().cloned());
+    args.splice(at..at, extra);
+    args
+}
+
+/// The global knobs restic takes after `verb`: bandwidth limits on every command that talks to
+/// the repository, compression and pack size on the ones that write packs.
+pub fn global_options(options: &ResticOptions, verb: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if matches!(verb, "backup" | "prune" | "copy") {
+        if let Some(c) = &options.compression {
+            out.push("--compression".to_string());
+            out.push(c.clone());
+        }
+        if let Some(p) = options.pack_size {
+            out.push("--pack-size".to_string());
+            out.push(p.to_string());
+        }
+    }
+    if verb != "version" {
+        if let Some(l) = options.limit_upload {
+            out.push("--limit-upload".to_string());
+            out.push(l.to_string());
+        }
+        if let Some(l) = options.limit_download {
+            out.push("--limit-download".to_string());
+            out.push(l.to_string());
+        }
+    }
+    out
 }
 
 /// The filter that selects exactly one profile's snapshots on one host: both tags must be
@@ -251,11 +309,14 @@ mod tests {
             host: "tracker-prod".into(),
             tags: vec!["resticpilot".into(), "profile:tracker".into()],
             excludes: vec!["*.tmp".into()],
+            exclude_files: vec!["/etc/rp/excludes".into()],
+            exclude_caches: true,
+            exclude_if_present: vec![".nobackup".into()],
             sources: vec!["/staging".into(), "-odd".into()],
         });
         assert_eq!(
             args.join(" "),
-            "backup --json --host tracker-prod --tag resticpilot --tag profile:tracker --exclude *.tmp -- /staging -odd"
+            "backup --json --host tracker-prod --tag resticpilot --tag profile:tracker --exclude *.tmp --exclude-file /etc/rp/excludes --exclude-caches --exclude-if-present .nobackup -- /staging -odd"
         );
     }
 
@@ -288,5 +349,35 @@ mod tests {
         ] {
             assert!(!is_read_data_subset(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn backup_knobs_go_before_the_paths_and_global_ones_only_where_they_apply() {
+        let options = ResticOptions {
+            compression: Some("max".into()),
+            limit_upload: Some(1024),
+            limit_download: None,
+            pack_size: Some(64),
+            read_concurrency: Some(4),
+            extra_args: Some(vec!["--exclude-larger-than".into(), "1G".into()]),
+        };
+        let req = BackupArgs {
+            host: "h".into(),
+            sources: vec!["/staging".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            backup_with(&req, &options).join(" "),
+            "backup --json --host h --read-concurrency 4 --exclude-larger-than 1G -- /staging"
+        );
+        assert_eq!(
+            global_options(&options, "backup").join(" "),
+            "--compression max --pack-size 64 --limit-upload 1024"
+        );
+        assert_eq!(
+            global_options(&options, "snapshots").join(" "),
+            "--limit-upload 1024"
+        );
+        assert!(global_options(&ResticOptions::default(), "prune").is_empty());
     }
 }

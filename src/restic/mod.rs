@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{Profile, Repository, RepositoryPassword, Sftp, redact_url};
+use crate::config::{
+    Profile, Repository, RepositoryPassword, ResticOptions, Secret, Sftp, redact_url,
+};
 use crate::process::{Cmd, LineFilter, Output, Piped, ProcessError, StopSignal, describe_status};
 
 pub use args::BackupArgs;
@@ -124,6 +126,15 @@ pub enum ResticError {
         path: String,
         detail: String,
     },
+    #[error(
+        "env_files.{name} {path} of repository {repo} is not readable: {detail} (it holds the value restic gets as {name})"
+    )]
+    EnvFile {
+        repo: String,
+        name: String,
+        path: String,
+        detail: String,
+    },
     #[error("sftp.{key} {path} of repository {repo} is not readable: {detail}")]
     SftpFile {
         repo: String,
@@ -136,6 +147,14 @@ pub enum ResticError {
         repo: String,
         path: String,
         detail: String,
+    },
+    #[error(
+        "{key} needs restic {needs} or newer, and this is restic {found}: remove {key} or upgrade restic"
+    )]
+    Unsupported {
+        key: &'static str,
+        needs: &'static str,
+        found: Version,
     },
     #[error(transparent)]
     Process(#[from] ProcessError),
@@ -165,6 +184,11 @@ impl Version {
     /// `--retry-lock` appeared in restic 0.16.
     pub fn has_retry_lock(self) -> bool {
         self >= Version(0, 16, 0)
+    }
+
+    /// `backup --read-concurrency` appeared in restic 0.15.
+    pub fn has_read_concurrency(self) -> bool {
+        self >= Version(0, 15, 0)
     }
 
     /// `--stuck-request-timeout` appeared in restic 0.18.
@@ -253,6 +277,10 @@ pub struct Restic {
     /// a daemon and a manual run) never both `restic init` it: concurrent inits of one
     /// repository leave keys that do not open its config.
     init_lock: Option<PathBuf>,
+    /// restic's knobs for this profile (repository's, overridden by the profile's).
+    options: ResticOptions,
+    /// The repository `copy` reads from and `init` takes chunker parameters from.
+    copy_source: Option<Repository>,
 }
 
 /// What a finished `restic backup` reported.
@@ -335,12 +363,39 @@ pub struct StaleLocks {
 
 impl Restic {
     pub fn new(binary: Binary, repo: Repository, timeouts: Timeouts) -> Self {
+        let options = repo.restic.clone();
         Restic {
             binary,
             repo,
             timeouts,
             init_lock: None,
+            options,
+            copy_source: None,
         }
+    }
+
+    /// Makes this the destination of copies from `source`: `copy` reads from it, and `init`
+    /// creates the repository with its chunker parameters (so copied data deduplicates).
+    pub fn with_copy_source(mut self, source: Repository) -> Self {
+        self.copy_source = Some(source);
+        self
+    }
+
+    /// Copies every snapshot of one profile (host and both tags) that this repository lacks
+    /// from the copy source; restic skips the ones copied before.
+    ///
+    /// Fails when restic fails (unreachable source or destination, lock, wrong password...).
+    pub fn copy_profile(&self, host: &str, profile_tag: &str) -> Result<(), ResticError> {
+        let mut args = vec!["copy".to_string()];
+        args.extend(args::profile_filter(host, profile_tag));
+        self.run(&args, |_| {})?;
+        Ok(())
+    }
+
+    /// Uses `options` (a profile's merged restic knobs) for every command.
+    pub fn with_options(mut self, options: ResticOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// Serialises repository creation through a lock on `path`.
@@ -375,8 +430,31 @@ impl Restic {
             "RESTIC_PASSWORD_COMMAND",
             "RESTIC_REPOSITORY_FILE",
             "RESTIC_PROGRESS_FPS",
+            "RESTIC_FROM_REPOSITORY",
+            "RESTIC_FROM_REPOSITORY_FILE",
+            "RESTIC_FROM_PASSWORD",
+            "RESTIC_FROM_PASSWORD_FILE",
+            "RESTIC_FROM_PASSWORD_COMMAND",
         ] {
             cmd = cmd.env_remove(inherited);
+        }
+        let from = self
+            .copy_source
+            .as_ref()
+            .filter(|_| matches!(args[0].as_str(), "copy" | "init"));
+        if let Some(src) = from {
+            cmd = cmd.secret_env("RESTIC_FROM_REPOSITORY", &src.url);
+            cmd = match &src.password {
+                RepositoryPassword::File(path) => cmd.env("RESTIC_FROM_PASSWORD_FILE", path),
+                RepositoryPassword::Command(c) => cmd.env("RESTIC_FROM_PASSWORD_COMMAND", c),
+            };
+            // The source's backend credentials, where the destination does not set the same
+            // variable (restic has one environment for both).
+            for (key, value) in &src.env {
+                if !self.repo.env.contains_key(key) {
+                    cmd = cmd.secret_env(key, value.expose());
+                }
+            }
         }
         cmd = cmd.secret_env("RESTIC_REPOSITORY", &self.repo.url);
         cmd = match &self.repo.password {
@@ -385,6 +463,11 @@ impl Restic {
         };
         for (key, value) in &self.repo.env {
             cmd = cmd.secret_env(key, value.expose());
+        }
+        // Read at each command, never kept in the config: a rotated secret is picked up.
+        // check_sources has already said which file cannot be read.
+        for (key, value) in self.file_env() {
+            cmd = cmd.secret_env(&key, value.expose());
         }
         if matches!(args[0].as_str(), "prune" | "check" | "restore") {
             // Progress lines every 5 s on a pipe too: they show the command is getting on.
@@ -415,6 +498,10 @@ impl Restic {
             full.push("-o".into());
             full.push(format!("sftp.command={command}"));
         }
+        full.extend(args::global_options(&self.options, &args[0]));
+        if from.is_some() && args[0] == "init" {
+            full.push("--copy-chunker-params".into());
+        }
         full.extend(args[1..].iter().cloned());
         cmd.args(full)
     }
@@ -426,7 +513,7 @@ impl Restic {
             "cat" | "init" | "unlock" | "list" | "snapshots" | "key" => {
                 Some((self.repo.open_timeout, "open_timeout"))
             }
-            "backup" => Some((self.timeouts.backup, "backup_timeout")),
+            "backup" | "copy" => Some((self.timeouts.backup, "backup_timeout")),
             "forget" | "prune" => Some((self.timeouts.retention, "retention_timeout")),
             "check" => Some((self.timeouts.check, "check_timeout")),
             // restore, dump, ls: as long as they get on (a restore of a large database takes
@@ -440,8 +527,34 @@ impl Restic {
         }
     }
 
+    /// The values of the repository's `env_files` that can be read (a trailing newline, as
+    /// `echo` and Docker secrets leave one, is not part of the value).
+    fn file_env(&self) -> Vec<(String, Secret)> {
+        self.repo
+            .env_files
+            .iter()
+            .filter_map(|(key, path)| {
+                let text = std::fs::read_to_string(path).ok()?;
+                Some((
+                    key.clone(),
+                    Secret::new(text.trim_end_matches(['\n', '\r'])),
+                ))
+            })
+            .collect()
+    }
+
     /// Checks the files restic will need before restic reports a vaguer error.
     fn check_sources(&self) -> Result<(), ResticError> {
+        for (name, path) in &self.repo.env_files {
+            if let Err(err) = std::fs::read_to_string(path) {
+                return Err(ResticError::EnvFile {
+                    repo: self.repo.name.clone(),
+                    name: name.clone(),
+                    path: path.display().to_string(),
+                    detail: err.to_string(),
+                });
+            }
+        }
         if let RepositoryPassword::File(path) = &self.repo.password
             && let Err(err) = std::fs::File::open(path)
         {
@@ -475,10 +588,12 @@ impl Restic {
     /// masked.
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
+        let file_env = self.file_env();
         let mut secrets: Vec<&str> = self
             .repo
             .env
             .values()
+            .chain(file_env.iter().map(|(_, v)| v))
             .map(|v| v.expose())
             .filter(|v| v.len() >= 4)
             .collect();
@@ -913,6 +1028,36 @@ impl Restic {
         }
     }
 
+    /// Checks the profile's restic knobs against this restic and this repository before
+    /// anything is dumped; returns warnings for knobs that will have no effect.
+    ///
+    /// Fails when a knob needs a newer restic, or when the repository's config can't be read.
+    pub fn check_options(&self) -> Result<Vec<String>, ResticError> {
+        if self.options.read_concurrency.is_some() && !self.binary.version.has_read_concurrency() {
+            return Err(ResticError::Unsupported {
+                key: "restic.read_concurrency",
+                needs: "0.15",
+                found: self.binary.version,
+            });
+        }
+        let mut warnings = Vec::new();
+        if let Some(c) = self.options.compression.as_deref().filter(|c| *c != "auto") {
+            #[derive(serde::Deserialize)]
+            struct RepoConfig {
+                version: u32,
+            }
+            let config: RepoConfig = self.run_json(&["cat".into(), "config".into()])?;
+            if config.version < 2 {
+                // restic takes --compression on such a repository and stores packs as ever.
+                warnings.push(format!(
+                    "restic.compression {c} has no effect: repository {} has format version {}, and compression needs version 2 (upgrade it with `restic migrate upgrade_repo_v2`)",
+                    self.repo.name, config.version
+                ));
+            }
+        }
+        Ok(warnings)
+    }
+
     /// Waits for the init lock, when there is one; held until the returned file is dropped.
     fn lock_init(&self) -> Result<Option<std::fs::File>, ResticError> {
         let Some(path) = &self.init_lock else {
@@ -945,17 +1090,25 @@ impl Restic {
         req: &BackupArgs,
         mut progress: impl FnMut(&json::BackupStatus),
     ) -> Result<BackupOutcome, ResticError> {
+        if self.options.read_concurrency.is_some() && !self.binary.version.has_read_concurrency() {
+            return Err(ResticError::Unsupported {
+                key: "restic.read_concurrency",
+                needs: "0.15",
+                found: self.binary.version,
+            });
+        }
         let mut summary = None;
         let mut unreadable = Vec::new();
         let (out, incomplete) =
-            self.run(&args::backup(req), |line| {
-                match serde_json::from_str::<json::BackupMessage>(line) {
+            self.run(
+                &args::backup_with(req, &self.options),
+                |line| match serde_json::from_str::<json::BackupMessage>(line) {
                     Ok(json::BackupMessage::Summary(s)) => summary = Some(s),
                     Ok(json::BackupMessage::Error(e)) => unreadable.push(e.describe()),
                     Ok(json::BackupMessage::Status(s)) => progress(&s),
                     Ok(json::BackupMessage::Other) | Err(_) => {}
-                }
-            })?;
+                },
+            )?;
         if incomplete && unreadable.is_empty() {
             // Older restic versions report some read errors as text on stderr, not JSON.
             unreadable.extend(

@@ -68,6 +68,13 @@ impl Context {
     ///
     /// Fails when restic is missing or too old.
     pub fn restic(&self, profile: &Profile) -> Result<Restic, Error> {
+        self.restic_in(profile, &profile.repository)
+    }
+
+    /// restic for `profile`'s work on `repository` (its own or a `copy_to` one).
+    ///
+    /// Fails when restic cannot be found or is too old.
+    pub fn restic_in(&self, profile: &Profile, repository: &str) -> Result<Restic, Error> {
         let binary = match self.binary.get() {
             Some(b) => b.clone(),
             None => {
@@ -79,7 +86,7 @@ impl Context {
         let repo = self
             .config
             .repositories
-            .get(&profile.repository)
+            .get(repository)
             .expect("config resolution checked the repository exists")
             .clone();
         let init_lock = self
@@ -87,7 +94,10 @@ impl Context {
             .state_dir
             .join("locks")
             .join(format!("repository-{}.lock", repo.name));
-        Ok(Restic::new(binary, repo, Timeouts::of(profile)).with_init_lock(init_lock))
+        let options = self.config.restic_options_in(profile, repository);
+        Ok(Restic::new(binary, repo, Timeouts::of(profile))
+            .with_init_lock(init_lock)
+            .with_options(options))
     }
 }
 
@@ -197,6 +207,7 @@ fn attempt(
     let plan = Plan::of(&ctx.config, profile);
     let restic = ctx.restic(profile)?;
     restic.ensure_repository()?;
+    let option_warnings = restic.check_options()?;
     clear_stale_locks(&restic, profile, job);
     signals::check("the before hooks")?;
     hooks::run(HookKind::Before, &profile.hooks.before, &profile.name, None)?;
@@ -214,7 +225,10 @@ fn attempt(
         None => None,
     };
     let mut dumps = Vec::new();
-    let mut warnings = Vec::new();
+    let mut warnings = option_warnings;
+    for w in &warnings {
+        tracing::warn!(profile = %profile.name, "{w}");
+    }
     for source in &profile.databases {
         signals::check(&format!("the dump of {}", source.name))?;
         tracing::info!(profile = %profile.name, database = %source.name, "dumping {} database", source.type_name());
@@ -390,6 +404,12 @@ fn attempt(
             "snapshot {} was taken, but the maintenance window failed: {e}",
             summary.snapshot_id
         )));
+    }
+    // The primary snapshot exists: now the second repositories (`copy_to`).
+    let copy_started = Instant::now();
+    crate::copy::run(ctx, profile, &summary.snapshot_id)?;
+    if !profile.copy_to.is_empty() {
+        phases.push(("copy", copy_started.elapsed()));
     }
     Ok(RunReport {
         incomplete,
@@ -606,6 +626,10 @@ pub struct Plan {
     pub prune: bool,
     /// The repository, with any password in its URL redacted.
     pub repository: String,
+    /// restic's knobs for this profile on its repository (`restic:`).
+    pub options: crate::config::ResticOptions,
+    /// `copy_to`: each second repository's URL (redacted) and restic's `copy` arguments.
+    pub copies: Vec<(String, Vec<String>)>,
 }
 
 impl Plan {
@@ -639,6 +663,9 @@ impl Plan {
                 host: p.host.clone(),
                 tags: p.all_tags(),
                 excludes: p.exclude.clone(),
+                exclude_files: p.exclude_file.clone(),
+                exclude_caches: p.exclude_caches,
+                exclude_if_present: p.exclude_if_present.clone(),
                 sources,
             },
             forget: p
@@ -647,6 +674,19 @@ impl Plan {
                 .map(|r| args::forget(&p.host, &p.profile_tag(), r, false)),
             prune: p.retention.as_ref().is_some_and(|r| r.prune),
             repository: crate::config::redact_url(&config.repositories[&p.repository].url),
+            options: config.restic_options(p),
+            copies: p
+                .copy_to
+                .iter()
+                .map(|target| {
+                    let mut copy = vec!["copy".to_string()];
+                    copy.extend(args::profile_filter(&p.host, &p.profile_tag()));
+                    (
+                        crate::config::redact_url(&config.repositories[target].url),
+                        copy,
+                    )
+                })
+                .collect(),
         }
     }
 
@@ -683,15 +723,20 @@ impl Plan {
             line(format!("  dump      {}: {} -> {}", d.name, d.how, d.to));
         }
         let repo = &self.repository;
-        line(format!(
-            "  restic    -r {repo} {}",
-            quote_all(&args::backup(&self.backup))
-        ));
+        let mut backup = args::backup_with(&self.backup, &self.options);
+        backup.splice(1..1, args::global_options(&self.options, "backup"));
+        line(format!("  restic    -r {repo} {}", quote_all(&backup)));
         if let Some(forget) = &self.forget {
             line(format!("  restic    -r {repo} {}", quote_all(forget)));
             if self.prune {
                 line(format!("  restic    -r {repo} prune"));
             }
+        }
+        for (url, copy) in &self.copies {
+            line(format!(
+                "  restic    -r {url} {}   (from {repo}; then the retention above there too)",
+                quote_all(copy)
+            ));
         }
         for cmd in &self.after {
             line(format!("  hook      after: {cmd}"));
