@@ -44,6 +44,11 @@ declare -A package_of=(
   [mariadb-admin]=mariadb-client
   [mariadb-install-db]=mariadb-server
   [mariadbd]=mariadb-server
+  [psql]=postgresql-client
+  [pg_dump]=postgresql-client
+  [pg_restore]=postgresql-client
+  [pg_dumpall]=postgresql-client
+  [pg_ctlcluster]=postgresql
   [debootstrap]=debootstrap
   [openssl]=openssl
   [mkfs.xfs]=xfsprogs
@@ -54,7 +59,8 @@ declare -A package_of=(
   [unshare]=util-linux
   [python3]=python3-pip
 )
-tools=(restic sqlite3 mariadb mariadb-dump mariadb-admin mariadb-install-db mariadbd mkfs.xfs
+tools=(restic sqlite3 mariadb mariadb-dump mariadb-admin mariadb-install-db mariadbd
+       psql pg_dump pg_restore pg_dumpall pg_ctlcluster mkfs.xfs
        rclone sshd ssh ssh-keygen unshare python3)
 with_pip=1
 if [[ "${1:-}" == "--demo" ]]; then

@@ -3,6 +3,7 @@
 
 mod harness;
 mod mariadb;
+mod postgres;
 mod servers;
 
 mod backup_mysql;
