@@ -7,6 +7,7 @@ mod postgres;
 mod servers;
 
 mod backup_mysql;
+mod backup_postgres;
 mod backup_sqlite;
 mod config;
 mod daemon;

@@ -9,6 +9,7 @@
 //! is always a whole dump.
 
 pub mod mysql;
+pub mod postgresql;
 pub mod sqlite;
 
 use std::any::Any;
@@ -29,7 +30,7 @@ use crate::restore::{Contents, ManifestDatabase};
 
 /// Every engine, in the order `validate` names them. Adding an engine is one module and one
 /// line here.
-pub static REGISTRY: &[&dyn Engine] = &[&sqlite::ENGINE, &mysql::ENGINE];
+pub static REGISTRY: &[&dyn Engine] = &[&sqlite::ENGINE, &mysql::ENGINE, &postgresql::ENGINE];
 
 /// The engine that `type:` (or a manifest's `type`) names, if any.
 pub fn engine(kind: &str) -> Option<&'static dyn Engine> {
@@ -461,6 +462,7 @@ mod tests {
             "lock_wait_timeout",
             "dump_timeout",
             "restore_timeout",
+            "globals",
         ];
         for engine in REGISTRY {
             for name in engine.names() {
