@@ -202,18 +202,20 @@ pub fn tool_version(tool: &Path) -> Result<(u32, String), String> {
         .arg("--version")
         .output()
         .map_err(|e| e.to_string())?;
-    let text = out.stdout_string();
-    let version = text
-        .split_whitespace()
-        .nth(2)
-        .ok_or_else(|| format!("{} --version said {text:?}", tool.display()))?
-        .to_string();
-    let major = version
-        .split(['.', 'b', 'r'])
-        .next()
-        .and_then(|m| m.parse().ok())
-        .ok_or_else(|| format!("{} --version said {text:?}", tool.display()))?;
-    Ok((major, version))
+    parse_version(&out.stdout_string()).ok_or_else(|| {
+        format!(
+            "{} --version said {:?}",
+            tool.display(),
+            out.stdout_string()
+        )
+    })
+}
+
+/// The major version and the version of a `--version` line.
+fn parse_version(text: &str) -> Option<(u32, String)> {
+    let version = text.split_whitespace().nth(2)?.to_string();
+    let major = version.split(['.', 'b', 'r']).next()?.parse().ok()?;
+    Some((major, version))
 }
 
 /// A memfd passfile matching any host, port, database and user with `password`, mode 0600
@@ -250,7 +252,20 @@ fn read_password(path: &Path) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{conninfo_dbname, ident, literal};
+    use super::{conninfo_dbname, ident, literal, parse_version};
+
+    #[test]
+    fn client_versions_are_read_from_version_lines() {
+        assert_eq!(
+            parse_version("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n"),
+            Some((15, "15.18".to_string()))
+        );
+        assert_eq!(
+            parse_version("pg_dump (PostgreSQL) 17beta2\n").map(|v| v.0),
+            Some(17)
+        );
+        assert_eq!(parse_version("nonsense"), None);
+    }
 
     #[test]
     fn names_are_quoted_for_sql_and_conninfo() {
