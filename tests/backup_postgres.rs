@@ -105,6 +105,15 @@ fn round_trip_brings_back_tables_index_sequence_view_function_trigger_and_owner(
     let archive = sb
         .restored_dump(&restored, "shop", "main.pgdump")
         .join(format!("{db}.dump"));
+    // The manifest records the archive's size, not the directory's.
+    let manifest = sb.restored_dump(&restored, "shop", "resticpilot-manifest.json");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
+    assert_eq!(
+        m["databases"][0]["bytes"].as_u64().unwrap(),
+        std::fs::metadata(&archive).unwrap().len(),
+        "{m}"
+    );
     let list = Command::new("pg_restore")
         .arg("--list")
         .arg(&archive)

@@ -273,7 +273,7 @@ pub fn restore(
             ));
         }
     }
-    if db.databases.as_ref().is_some_and(|_| run.into.is_none()) {
+    {
         out.lines.push(format!(
             "  roles are not restored: when the dump holds them, `restore --target DIR` writes {GLOBALS_FILE} to load with psql"
         ));
