@@ -462,6 +462,24 @@ fn all_databases_with_globals_and_validate_describes_it() {
     let globals = std::fs::read_to_string(dir.join("globals.sql")).unwrap();
     assert!(globals.contains("CREATE ROLE shop_clerk"), "{globals}");
     assert!(!dir.join("postgres.dump").exists());
+
+    // --target writes the archives and the globals into a directory, checked.
+    let run = sb.run(&[
+        "restore",
+        "shop",
+        "--database",
+        "main",
+        "--target",
+        sb.path("out").to_str().unwrap(),
+    ]);
+    run.assert_code(0);
+    let out = sb.path("out/main.pgdump");
+    assert!(out.join(format!("{db}.dump")).is_file(), "{}", run.all());
+    assert!(
+        std::fs::read_to_string(out.join("globals.sql"))
+            .unwrap()
+            .contains("CREATE ROLE shop_clerk")
+    );
 }
 
 #[test]
