@@ -188,7 +188,7 @@ fn dump_main(
     };
     std::fs::create_dir_all(dir).unwrap();
     match resticpilot::source::dump(&source, dir) {
-        Ok(report) => println!("{}", serde_json::to_string(&report).unwrap()),
+        Ok(report) => println!("{}", serde_json::to_string(&report.entry).unwrap()),
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(1);

@@ -187,7 +187,7 @@ pub enum Command {
         #[arg(
             long,
             value_name = "HOST:PORT",
-            value_parser = crate::commands::health::parse_address
+            value_parser = parse_address
         )]
         address: Option<String>,
     },
@@ -223,18 +223,15 @@ pub struct RestoreArgs {
     pub dry_run: bool,
 }
 
-impl From<RestoreArgs> for crate::commands::restore::Args {
-    fn from(a: RestoreArgs) -> Self {
-        crate::commands::restore::Args {
-            profile: a.profile,
-            snapshot: a.snapshot,
-            target: a.target,
-            databases: a.databases,
-            into: a.into,
-            in_place: a.in_place,
-            force: a.force,
-            dry_run: a.dry_run,
-        }
+/// Checks a `HOST:PORT` argument.
+///
+/// Fails with a message naming what is missing.
+pub fn parse_address(s: &str) -> Result<String, String> {
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(s.to_string()),
+        _ => Err(format!(
+            "{s:?} is not HOST:PORT (for example 127.0.0.1:9898)"
+        )),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The top-level error of a resticpilot invocation and the exit code each kind maps to.
 //!
-//! Every layer has its own error enum; this one gathers them so `main` can print one message and
+//! Every layer has its own error enum; this one gathers them (the dump's and the restore's
+//! live here, so that this module depends on no layer above it) so `main` can print one message and
 //! exit with the code DESIGN.md promises: 1 a run failed, 2 usage or config error, 3 warnings.
 
 use crate::config::ConfigErrors;
@@ -8,8 +9,46 @@ use crate::dirs::DirError;
 use crate::maintenance::MaintenanceError;
 use crate::process::ProcessError;
 use crate::restic::ResticError;
-use crate::restore::RestoreError;
-use crate::source::DumpError;
+
+/// A database source that could not be dumped, with the reason (the tool's own message where
+/// there is one).
+#[derive(Debug, thiserror::Error)]
+#[error("dump of database {database} failed: {reason}")]
+pub struct DumpError {
+    pub database: String,
+    pub reason: String,
+}
+
+/// A restore (`restore`, `verify`) that could not be done, refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The snapshot cannot serve the restore: no manifest, a dump missing from it, ...
+    #[error("snapshot {snapshot}: {reason}")]
+    Snapshot { snapshot: String, reason: String },
+    /// Refused before anything was changed.
+    #[error("restore of {what} refused: {reason}")]
+    Refused { what: String, reason: String },
+    #[error("restore of {what} failed: {reason}")]
+    Failed { what: String, reason: String },
+    #[error(transparent)]
+    Restic(#[from] ResticError),
+}
+
+impl RestoreError {
+    pub fn failed(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        RestoreError::Failed {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn refused(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        RestoreError::Refused {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+}
 
 /// Process exit codes (DESIGN.md, "Command line").
 pub mod exit {

@@ -12,15 +12,18 @@ pub mod error;
 pub mod hooks;
 pub mod lock;
 pub mod maintenance;
+pub mod manifest;
 pub mod process;
 pub mod report;
 pub mod restic;
 pub mod restore;
+pub mod run;
 pub mod schedule;
 pub mod signals;
 pub mod source;
 pub mod space;
 pub mod staging;
+pub mod units;
 
 use clap::Parser;
 

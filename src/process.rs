@@ -365,7 +365,7 @@ impl Cmd {
     }
 
     fn spawn(&self, stdin: Stdio, stdout: Stdio) -> Result<Running, ProcessError> {
-        if crate::signals::terminating() && !self.cleanup {
+        if stopping() && !self.cleanup {
             return Err(ProcessError::ShuttingDown {
                 program: self.program_name(),
             });
@@ -947,7 +947,7 @@ impl Watchdog {
                 {
                     why = Some(format!(
                         "it did not finish within {} ({})",
-                        show_duration(t.after),
+                        crate::units::show_duration(t.after),
                         t.key
                     ));
                 }
@@ -959,7 +959,7 @@ impl Watchdog {
                     } else if why.is_none() && now.duration_since(last_change) >= limit.after {
                         why = Some(format!(
                             "it made no progress for {} ({} bytes so far; {})",
-                            show_duration(limit.after),
+                            crate::units::show_duration(limit.after),
                             value,
                             limit.key
                         ));
@@ -997,20 +997,18 @@ impl Drop for Watchdog {
     }
 }
 
-/// "90s", "5m", "2h30m": a duration as config keys write it.
-pub fn show_duration(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        return format!("{}ms", d.as_millis());
-    }
-    let s = d.as_secs();
-    match (s / 3600, (s % 3600) / 60, s % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, 0) => format!("{m}m"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, 0, 0) => format!("{h}h"),
-        (h, m, 0) => format!("{h}h{m}m"),
-        (h, m, s) => format!("{h}h{m}m{s}s"),
-    }
+/// Set once running work is being stopped (by `signals` at the end of a grace period): every
+/// running child is stopped, and only cleanup children may start.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// From now on, children are being stopped and only cleanup may start.
+pub fn stop_all() {
+    STOPPING.store(true, Ordering::SeqCst);
+}
+
+/// Whether [`stop_all`] was called.
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::SeqCst)
 }
 
 /// Polls `watch` every [`WATCH_TICK`] until the child is reaped; stops the child's group when

@@ -20,9 +20,6 @@ use signal_hook::iterator::Signals;
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 static TERMINATING: AtomicBool = AtomicBool::new(false);
 
-/// The grace period when the config does not set `grace_period`.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(60);
-
 /// Catches SIGTERM and SIGINT from now on; work gets `grace` after the first one.
 ///
 /// Fails when the handlers cannot be installed.
@@ -87,6 +84,7 @@ pub fn terminate(why: &str) {
     if TERMINATING.swap(true, Ordering::SeqCst) {
         return;
     }
+    crate::process::stop_all();
     let running = crate::process::running_children();
     if running.is_empty() {
         tracing::warn!("{why}: stopping");

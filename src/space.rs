@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::source::human_bytes;
+use crate::units::human_bytes;
 
 /// Whether an error's text says a disk is full (SQLite's SQLITE_FULL, the OS's ENOSPC).
 pub fn is_full_text(text: &str) -> bool {

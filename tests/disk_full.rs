@@ -64,7 +64,7 @@ fn two_megabytes(path: &Path) -> String {
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode = DELETE")
         .unwrap();
     drop(conn);
-    resticpilot::source::human_bytes(std::fs::metadata(path).unwrap().len())
+    resticpilot::units::human_bytes(std::fs::metadata(path).unwrap().len())
 }
 
 fn profile(db: &Path, staging: Option<&Path>) -> String {

@@ -9,6 +9,7 @@ mod servers;
 mod backup_mysql;
 mod backup_postgres;
 mod backup_sqlite;
+mod command;
 mod config;
 mod daemon;
 mod disk_full;

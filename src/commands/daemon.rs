@@ -14,12 +14,14 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use super::{Context, Status, backup, check, health, verify};
+use super::{Context, Status};
 use crate::config::{Config, Profile};
 use crate::error::Error;
 use crate::lock::ProfileLock;
+use crate::report::health;
 use crate::report::http::{Served, Server};
 use crate::report::{JobRun, StatusStore, metrics, notify};
+
 use crate::schedule::{
     Clock, Decision, JobKey, JobKind, Planned, Queue, Schedule, Scheduler, SystemClock, Zone,
     random_jitter,
@@ -291,12 +293,14 @@ fn run_job(ctx: &Context, key: &JobKey) -> Outcome {
         .profile(&key.profile)
         .expect("jobs are planned from the config's profiles");
     let result = match key.kind {
-        JobKind::Backup => backup::run_profile(ctx, profile).map(|report| {
-            backup::log_report(profile, &report);
+        JobKind::Backup => crate::run::run_profile(ctx, profile).map(|report| {
+            crate::run::log_report(profile, &report);
         }),
-        JobKind::Check => check::run_profile(ctx, profile, profile.check_subset.as_deref()),
+        JobKind::Check => {
+            crate::run::check::run_profile(ctx, profile, profile.check_subset.as_deref())
+        }
         JobKind::Prune => prune(ctx, profile),
-        JobKind::Verify => verify::run_scheduled(ctx, profile),
+        JobKind::Verify => crate::run::verify::run_scheduled(ctx, profile),
     };
     match result {
         Err(Error::Busy(why)) => Outcome::Busy(why),
@@ -314,9 +318,11 @@ fn prune(ctx: &Context, profile: &Profile) -> Result<(), Error> {
     tracing::info!(profile = %profile.name, "prune started");
     let result = (|| -> Result<usize, Error> {
         let restic = ctx.restic(profile)?;
-        backup::clear_stale_locks(&restic, profile, &mut job);
+        crate::run::clear_stale_locks(&restic, profile, &mut job);
         match &profile.retention {
-            Some(r) => backup::apply_retention(&restic, profile, r, false, true).map(|r| r.removed),
+            Some(r) => {
+                crate::run::apply_retention(&restic, profile, r, false, true).map(|r| r.removed)
+            }
             None => {
                 tracing::info!(profile = %profile.name, "pruning unreferenced data (no retention to apply)");
                 restic.prune()?;

@@ -1,9 +1,9 @@
 //! `forget`: a profile's retention alone, scoped to its tag and host.
 
 use super::{Context, Status};
-use crate::commands::backup::apply_retention;
 use crate::error::Error;
 use crate::lock::ProfileLock;
+use crate::run::apply_retention;
 
 /// Fails when the profile is unknown or has no retention, is busy, or restic fails.
 pub fn run(ctx: &Context, name: &str, prune: bool, dry_run: bool) -> Result<Status, Error> {

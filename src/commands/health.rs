@@ -3,18 +3,12 @@
 //! needed. It finds the daemon where the daemon itself decides to listen (`--listen`, else the
 //! config's `listen:`, else `RESTICPILOT_LISTEN`), so a changed port changes both.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
 use super::Status;
 use crate::error::Error;
-
-/// The address `health` asks when nothing says where the daemon listens.
-pub const DEFAULT_ADDRESS: &str = "127.0.0.1:9898";
-/// Where the daemon listens when neither `--listen` nor the config's `listen:` says (the
-/// image sets it to 0.0.0.0:9898); `health` reads it too.
-pub const LISTEN_ENV: &str = "RESTICPILOT_LISTEN";
+use crate::report::health::{DEFAULT_ADDRESS, daemon_address, probe_address};
 
 /// Prints the body of `http://ADDRESS/healthz`; `address` is `--address`, else the daemon's
 /// own choice for the config at `config_path` (see [`daemon_address`]).
@@ -62,63 +56,5 @@ pub fn run(address: Option<&str>, config_path: &Path) -> Result<Status, Error> {
             }
         }
         Err(err) => Err(Error::Failed(format!("cannot reach {url}: {err}"))),
-    }
-}
-
-/// Where the daemon listens without `--listen`: the config's `listen:`, else
-/// `RESTICPILOT_LISTEN` (unset or empty: nowhere).
-///
-/// Fails with a usage error naming the variable when it is set to something that is not an
-/// address.
-pub fn daemon_address(configured: Option<SocketAddr>) -> Result<Option<SocketAddr>, Error> {
-    if configured.is_some() {
-        return Ok(configured);
-    }
-    match std::env::var(LISTEN_ENV) {
-        Ok(v) if v.trim().is_empty() => Ok(None),
-        Ok(v) => v.trim().parse().map(Some).map_err(|_| {
-            Error::Usage(format!(
-                "{LISTEN_ENV}={v:?} is not an address to listen on: use IP:PORT such as \
-                 0.0.0.0:9898, or unset it"
-            ))
-        }),
-        Err(_) => Ok(None),
-    }
-}
-
-/// The address to ask a daemon listening on `listen`: the loopback address of the same family
-/// when it listens on all of them (0.0.0.0, ::).
-pub fn probe_address(listen: SocketAddr) -> SocketAddr {
-    let ip = match listen.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    SocketAddr::new(ip, listen.port())
-}
-
-/// Checks a `HOST:PORT` argument.
-///
-/// Fails with a message naming what is missing.
-pub fn parse_address(s: &str) -> Result<String, String> {
-    match s.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(s.to_string()),
-        _ => Err(format!(
-            "{s:?} is not HOST:PORT (for example 127.0.0.1:9898)"
-        )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_daemon_on_every_address_is_asked_on_loopback() {
-        let probe = |s: &str| probe_address(s.parse().unwrap()).to_string();
-        assert_eq!(probe("0.0.0.0:9898"), "127.0.0.1:9898");
-        assert_eq!(probe("[::]:9999"), "[::1]:9999");
-        assert_eq!(probe("10.0.0.5:9898"), "10.0.0.5:9898");
-        assert_eq!(probe("127.0.0.2:80"), "127.0.0.2:80");
     }
 }

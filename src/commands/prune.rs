@@ -6,13 +6,13 @@
 
 use std::time::Instant;
 
-use super::backup::apply_retention;
 use super::{Context, Status};
 use crate::config::Profile;
 use crate::error::Error;
 use crate::lock::ProfileLock;
 use crate::report::JobRun;
 use crate::restic::args::is_read_data_subset;
+use crate::run::apply_retention;
 use crate::schedule::JobKind;
 
 /// What to maintain and how.

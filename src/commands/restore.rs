@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::{Context, Status};
+use crate::cli::RestoreArgs;
 use crate::config::{DatabaseSource, Profile};
 use crate::error::Error;
 use crate::lock::ProfileLock;
 use crate::restic::Restic;
 use crate::restore::{self, Contents, ManifestDatabase, RestoreError, files};
-use crate::source::human_bytes;
+use crate::units::human_bytes;
 
 /// The command line of `restore`, as plain data.
 #[derive(Debug, Clone, Default)]
@@ -24,6 +25,21 @@ pub struct Args {
     pub in_place: bool,
     pub force: bool,
     pub dry_run: bool,
+}
+
+impl From<RestoreArgs> for Args {
+    fn from(a: RestoreArgs) -> Self {
+        Args {
+            profile: a.profile,
+            snapshot: a.snapshot,
+            target: a.target,
+            databases: a.databases,
+            into: a.into,
+            in_place: a.in_place,
+            force: a.force,
+            dry_run: a.dry_run,
+        }
+    }
 }
 
 /// Fails with a usage error (exit 2, nothing run) for arguments that don't fit the profile,

@@ -8,7 +8,7 @@ use crate::config::Profile;
 use crate::error::Error;
 use crate::report::{JobStatus, ProfileStatus, StatusStore};
 use crate::schedule::{JobKind, Schedule, Zone};
-use crate::source::human_bytes;
+use crate::units::human_bytes;
 
 /// Prints the status of every profile (or of `profile`).
 ///

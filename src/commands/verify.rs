@@ -1,17 +1,14 @@
 //! `verify`: the restore drill of one profile (see `restore::drill`). Prints a table, or JSON
 //! with `--json`; exits 0 only when every item passed, 3 when something could not be checked
 //! (and nothing failed), 1 when anything failed. The daemon runs the same drill on
-//! `verify_schedule` through [`run_scheduled`], recording it in the profile's status.
+//! `verify_schedule` through `run::verify::run_scheduled`, recording it in the profile's status.
 
 use std::path::Path;
 
 use super::{Context, Status};
-use crate::config::Profile;
 use crate::error::Error;
-use crate::lock::ProfileLock;
-use crate::report::JobRun;
-use crate::restore::{self, drill};
-use crate::schedule::JobKind;
+use crate::restore::drill;
+use crate::run::verify::{drill_profile, outcome};
 
 /// Fails when the profile is unknown, restic fails, the snapshot is not resticpilot's, or the
 /// drill finds a problem (after printing its report).
@@ -33,67 +30,4 @@ pub fn run(
         print!("{}", drill::render(&report));
     }
     outcome(&report)
-}
-
-/// The drill of `profile`'s latest snapshot, as the daemon runs it: under the profile's lock
-/// (so it never overlaps the profile's backup), recorded in its status file, the report logged.
-///
-/// Fails when the profile is busy, restic fails or the drill finds a problem.
-pub fn run_scheduled(ctx: &Context, profile: &Profile) -> Result<(), Error> {
-    let _lock = ProfileLock::acquire(&ctx.config.state_dir, &profile.name)?;
-    let job = JobRun::begin(&ctx.config, profile, JobKind::Verify);
-    tracing::info!(profile = %profile.name, "restore drill started");
-    let result = drill_profile(ctx, profile, "latest", None).and_then(|report| {
-        for line in drill::render(&report).lines() {
-            tracing::info!(profile = %profile.name, "{line}");
-        }
-        outcome(&report)
-    });
-    match &result {
-        Ok(Status::Success) => job.succeeded(Vec::new(), None),
-        Ok(Status::Warnings) => job.succeeded(
-            vec!["the restore drill could not check everything (see its report)".into()],
-            None,
-        ),
-        Err(err) => {
-            tracing::error!(profile = %profile.name, "restore drill failed: {err}");
-            job.failed(err);
-        }
-    }
-    result.map(|_| ())
-}
-
-fn drill_profile(
-    ctx: &Context,
-    profile: &Profile,
-    snapshot: &str,
-    scratch: Option<&Path>,
-) -> Result<drill::Report, Error> {
-    let restic = ctx.restic(profile)?;
-    let snapshot = restore::select(&restic, profile, snapshot)?;
-    let contents = restore::open(&restic, snapshot)?;
-    let default_scratch = ctx.config.state_dir.join("scratch");
-    let scratch = scratch.unwrap_or(&default_scratch);
-    drill::run(&restic, profile, &contents, scratch, &ctx.config.state_dir)
-}
-
-fn outcome(report: &drill::Report) -> Result<Status, Error> {
-    match report.result {
-        drill::Outcome::Pass => Ok(Status::Success),
-        drill::Outcome::Skipped => Ok(Status::Warnings),
-        drill::Outcome::Fail => {
-            let failed: Vec<&str> = report
-                .databases
-                .iter()
-                .filter(|d| d.result == drill::Outcome::Fail)
-                .map(|d| d.name.as_str())
-                .chain((report.files.result == drill::Outcome::Fail).then_some("(files)"))
-                .collect();
-            Err(Error::Failed(format!(
-                "restore drill of profile {} failed: {}",
-                report.profile,
-                failed.join(", ")
-            )))
-        }
-    }
 }

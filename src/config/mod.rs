@@ -35,6 +35,8 @@ pub const DEFAULT_PHASE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// Default for `maintenance.timeout`: how long Docker waits for a container to stop before
 /// killing it.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// The grace period when the config does not set `grace_period` (see `signals`).
+pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(60);
 /// The longest file name most filesystems take (bytes).
 pub const MAX_FILE_NAME: usize = 255;
 
@@ -112,7 +114,7 @@ impl Default for DaemonSettings {
         DaemonSettings {
             listen: None,
             max_concurrent: 1,
-            grace_period: crate::signals::DEFAULT_GRACE,
+            grace_period: DEFAULT_GRACE_PERIOD,
             metrics_file: None,
         }
     }
@@ -250,7 +252,7 @@ pub struct DatabaseSource {
 impl DatabaseSource {
     /// The dump's file name inside the staging directory.
     pub fn dump_file_name(&self) -> String {
-        format!("{}.{}", self.name, self.source.engine().extension())
+        format!("{}.{}", self.name, self.source.extension())
     }
 
     /// The engine's name: what the manifest records as the dump's `type`.

@@ -225,6 +225,16 @@ pub struct RawDatabase {
     /// Dump the cluster's globals (roles, tablespaces) even when `databases` is a list.
     #[serde(default)]
     pub globals: Option<Spanned<bool>>,
+    // command
+    /// The shell command whose stdout is the dump.
+    #[serde(default)]
+    pub dump: Option<S>,
+    /// The shell command that reads a dump on its stdin and puts it back.
+    #[serde(default)]
+    pub restore: Option<S>,
+    /// The dump file's extension.
+    #[serde(default)]
+    pub extension: Option<S>,
 }
 
 impl RawDatabase {
@@ -258,6 +268,9 @@ impl RawDatabase {
             ("dump_timeout", self.dump_timeout.is_some()),
             ("restore_timeout", self.restore_timeout.is_some()),
             ("globals", self.globals.is_some()),
+            ("dump", self.dump.is_some()),
+            ("restore", self.restore.is_some()),
+            ("extension", self.extension.is_some()),
         ]
         .into_iter()
         .filter(|(_, set)| *set)

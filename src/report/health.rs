@@ -2,12 +2,14 @@
 //! last successful backup is younger than `max_age` (default: twice the schedule's longest
 //! gap). A profile that never succeeded is given `max_age` from the daemon's start.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use super::status::{ProfileStatus, RunResult};
 use crate::config::{Config, Profile};
+use crate::error::Error;
 use crate::schedule::{JobKind, Schedule, Zone};
 
 /// The verdict and a short text saying why.
@@ -126,6 +128,46 @@ pub fn human(d: Duration) -> String {
     }
 }
 
+// Where the daemon listens, for the daemon and for `health`, which asks it.
+
+/// The address `health` asks when nothing says where the daemon listens.
+pub const DEFAULT_ADDRESS: &str = "127.0.0.1:9898";
+/// Where the daemon listens when neither `--listen` nor the config's `listen:` says (the
+/// image sets it to 0.0.0.0:9898); `health` reads it too.
+pub const LISTEN_ENV: &str = "RESTICPILOT_LISTEN";
+
+/// Where the daemon listens without `--listen`: the config's `listen:`, else
+/// `RESTICPILOT_LISTEN` (unset or empty: nowhere).
+///
+/// Fails with a usage error naming the variable when it is set to something that is not an
+/// address.
+pub fn daemon_address(configured: Option<SocketAddr>) -> Result<Option<SocketAddr>, Error> {
+    if configured.is_some() {
+        return Ok(configured);
+    }
+    match std::env::var(LISTEN_ENV) {
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => v.trim().parse().map(Some).map_err(|_| {
+            Error::Usage(format!(
+                "{LISTEN_ENV}={v:?} is not an address to listen on: use IP:PORT such as \
+                 0.0.0.0:9898, or unset it"
+            ))
+        }),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The address to ask a daemon listening on `listen`: the loopback address of the same family
+/// when it listens on all of them (0.0.0.0, ::).
+pub fn probe_address(listen: SocketAddr) -> SocketAddr {
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, listen.port())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,5 +283,19 @@ mod tests {
             h.text
                 .contains("no successful backup since the daemon started")
         );
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::*;
+
+    #[test]
+    fn a_daemon_on_every_address_is_asked_on_loopback() {
+        let probe = |s: &str| probe_address(s.parse().unwrap()).to_string();
+        assert_eq!(probe("0.0.0.0:9898"), "127.0.0.1:9898");
+        assert_eq!(probe("[::]:9999"), "[::1]:9999");
+        assert_eq!(probe("10.0.0.5:9898"), "10.0.0.5:9898");
+        assert_eq!(probe("127.0.0.2:80"), "127.0.0.2:80");
     }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::source::human_bytes;
+use crate::units::human_bytes;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 /// Whether a status line is on the screen now.

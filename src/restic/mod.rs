@@ -10,6 +10,7 @@ pub mod json;
 pub mod sftp;
 pub mod watch;
 
+use crate::units::show_duration;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -279,7 +280,7 @@ impl LockInfo {
             format!(
                 ", created {}, {} ago",
                 t.format("%Y-%m-%d %H:%M:%S UTC"),
-                human_duration(age)
+                show_duration(age)
             )
         });
         format!(
@@ -541,7 +542,7 @@ impl Restic {
                         tracing::info!(
                             repository = %self.repo.name,
                             "restic {verb}: the repository is locked by another process; retrying for up to {} (restic --retry-lock)",
-                            human_duration(remaining)
+                            show_duration(remaining)
                         );
                         retry_lock = Some(remaining);
                     } else {
@@ -549,8 +550,8 @@ impl Restic {
                         tracing::info!(
                             repository = %self.repo.name,
                             "restic {verb}: the repository is locked by another process; retrying in {} (waiting up to {} more)",
-                            human_duration(nap),
-                            human_duration(remaining)
+                            show_duration(nap),
+                            show_duration(remaining)
                         );
                         sleep_unless_stopping(nap);
                         crate::signals::check(&format!("restic {verb}"))
@@ -580,7 +581,7 @@ impl Restic {
                 tracing::error!(
                     repository = %repo,
                     "the server of repository {repo} stopped answering: restic {verb} made no progress for {}",
-                    human_duration(waited)
+                    show_duration(waited)
                 );
                 if let (_, Some(last)) = watch.retries()
                     && exit::is_unreachable(&last)
@@ -591,7 +592,7 @@ impl Restic {
                         url,
                         detail: format!(
                             "the server stopped answering: no progress for {}{detail}",
-                            human_duration(waited)
+                            show_duration(waited)
                         ),
                     };
                 }
@@ -599,7 +600,7 @@ impl Restic {
                     verb: verb.into(),
                     repo,
                     url,
-                    waited: human_duration(waited),
+                    waited: show_duration(waited),
                     detail,
                 }
             }
@@ -607,7 +608,7 @@ impl Restic {
                 verb: verb.into(),
                 repo,
                 url,
-                after: human_duration(after),
+                after: show_duration(after),
                 key,
             },
             Stop::Hopeless { outcome, line } => {
@@ -626,7 +627,7 @@ impl Restic {
                 repo,
                 how: format!(
                     "stopped at shutdown: it made no progress for {}",
-                    human_duration(waited)
+                    show_duration(waited)
                 ),
             },
         }
@@ -736,7 +737,7 @@ impl Restic {
         };
         ResticError::Locked {
             repo: self.repo.name.clone(),
-            waited: human_duration(waited),
+            waited: show_duration(waited),
             detail,
         }
     }
@@ -1257,26 +1258,6 @@ fn credentials_fix(url: &str) -> String {
     }
 }
 
-/// A duration as people write it: "45s", "2m", "2m30s", "1h5m".
-pub fn human_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs == 0 {
-        return format!("{}ms", d.as_millis());
-    }
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if s > 0 || out.is_empty() {
-        out.push_str(&format!("{s}s"));
-    }
-    out
-}
-
 fn parse_json<T: serde::de::DeserializeOwned>(text: &str, verb: &str) -> Result<T, ResticError> {
     serde_json::from_str(text.trim()).map_err(|err| ResticError::Parse {
         verb: verb.into(),
@@ -1394,10 +1375,10 @@ mod tests {
 
     #[test]
     fn durations_read_like_config_values() {
-        assert_eq!(human_duration(Duration::from_secs(30)), "30s");
-        assert_eq!(human_duration(Duration::from_secs(150)), "2m30s");
-        assert_eq!(human_duration(Duration::from_secs(3900)), "1h5m");
-        assert_eq!(human_duration(Duration::from_millis(40)), "40ms");
+        assert_eq!(show_duration(Duration::from_secs(30)), "30s");
+        assert_eq!(show_duration(Duration::from_secs(150)), "2m30s");
+        assert_eq!(show_duration(Duration::from_secs(3900)), "1h5m");
+        assert_eq!(show_duration(Duration::from_millis(40)), "40ms");
         assert_eq!(url_password("rest:http://u:pa:ss@h:1/r"), Some("pa:ss"));
         assert_eq!(url_password("s3:https://h/b"), None);
     }

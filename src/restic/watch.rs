@@ -61,16 +61,16 @@ impl Stop {
         match self {
             Stop::Stalled { waited, .. } => format!(
                 "no progress for {}: the server stopped answering",
-                super::human_duration(*waited)
+                crate::units::show_duration(*waited)
             ),
             Stop::Deadline { after, key } => format!(
                 "still running after {} ({key})",
-                super::human_duration(*after)
+                crate::units::show_duration(*after)
             ),
             Stop::Hopeless { line, .. } => format!("retrying cannot help: {line}"),
             Stop::Shutdown { waited } => format!(
                 "resticpilot is shutting down and restic made no progress for {}",
-                super::human_duration(*waited)
+                crate::units::show_duration(*waited)
             ),
         }
     }

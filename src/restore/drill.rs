@@ -17,7 +17,7 @@ use crate::config::Profile;
 use crate::dirs::Fix;
 use crate::error::Error;
 use crate::restic::Restic;
-use crate::source::human_bytes;
+use crate::units::human_bytes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -1,6 +1,6 @@
 //! Getting a snapshot back: which snapshot of a profile, where its dumps are inside it, and
-//! what its manifest says about them. `sqlite`, `mysql` and `files` put things back; `drill`
-//! is the restore drill (`verify`).
+//! what its manifest says about them. The engines (`source::`) put databases back, `files`
+//! the files; `drill` is the restore drill (`verify`).
 //!
 //! Dumps are found through the snapshot itself (the directory holding `resticpilot-manifest.json`
 //! among the snapshot's paths), never through the profile's current `staging_dir`, which may
@@ -12,96 +12,11 @@ pub mod progress;
 
 use std::path::{Component, Path, PathBuf};
 
-use serde::Deserialize;
-
-use crate::commands::backup::MANIFEST;
 use crate::config::Profile;
 use crate::error::Error;
-use crate::restic::{Restic, ResticError, Snapshot};
-
-#[derive(Debug, thiserror::Error)]
-pub enum RestoreError {
-    /// The snapshot cannot serve the restore: no manifest, a dump missing from it, ...
-    #[error("snapshot {snapshot}: {reason}")]
-    Snapshot { snapshot: String, reason: String },
-    /// Refused before anything was changed.
-    #[error("restore of {what} refused: {reason}")]
-    Refused { what: String, reason: String },
-    #[error("restore of {what} failed: {reason}")]
-    Failed { what: String, reason: String },
-    #[error(transparent)]
-    Restic(#[from] ResticError),
-}
-
-impl RestoreError {
-    pub fn failed(what: impl Into<String>, reason: impl Into<String>) -> Self {
-        RestoreError::Failed {
-            what: what.into(),
-            reason: reason.into(),
-        }
-    }
-
-    pub fn refused(what: impl Into<String>, reason: impl Into<String>) -> Self {
-        RestoreError::Refused {
-            what: what.into(),
-            reason: reason.into(),
-        }
-    }
-}
-
-/// The manifest a backup writes next to its dumps (see `commands::backup`). Read leniently:
-/// only `databases[].name`, `type` and `file` are essential.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Manifest {
-    #[serde(default)]
-    pub resticpilot: String,
-    #[serde(default)]
-    pub profile: String,
-    #[serde(default)]
-    pub created: String,
-    pub databases: Vec<ManifestDatabase>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ManifestDatabase {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub file: String,
-    #[serde(default)]
-    pub bytes: u64,
-    /// SQLite: the live file it was copied from; MySQL: the databases, comma-separated.
-    #[serde(default)]
-    pub source: String,
-    #[serde(default)]
-    pub tables: Vec<String>,
-    /// SQLite: `blake3:<hex>` of the checked copy.
-    #[serde(default)]
-    pub hash: Option<String>,
-    /// SQLite `method: incremental`: the chain to rebuild the copy from (no file in staging).
-    #[serde(default)]
-    pub incremental: Option<crate::source::sqlite::incremental::Chain>,
-    /// MySQL: the databases as a list (manifests since the list was added; older ones have
-    /// only `source`).
-    #[serde(default)]
-    pub databases: Option<Vec<String>>,
-}
-
-impl ManifestDatabase {
-    /// MySQL: the databases the dump holds (it was made with `--databases`): the `databases`
-    /// list, or for an older manifest its `source` split at ", ".
-    pub fn mysql_databases(&self) -> Vec<String> {
-        if let Some(list) = &self.databases {
-            return list.clone();
-        }
-        self.source
-            .split(", ")
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect()
-    }
-}
+pub use crate::error::RestoreError;
+pub use crate::manifest::{MANIFEST, Manifest, ManifestDatabase};
+use crate::restic::{Restic, Snapshot};
 
 /// One snapshot of a profile, opened: where its dumps are and what else it holds.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use crate::source::human_bytes;
+use crate::units::human_bytes;
 
 pub struct Progress {
     label: String,

@@ -8,9 +8,12 @@
 //! name only after the tool succeeded and the copy was verified, so a file with the final name
 //! is always a whole dump.
 
+pub mod command;
 pub mod mysql;
 pub mod postgresql;
 pub mod sqlite;
+
+pub use crate::error::DumpError;
 
 use std::any::Any;
 use std::fmt;
@@ -18,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use serde_saphyr::Location;
 
 use crate::config::raw::RawDatabase;
@@ -30,7 +32,12 @@ use crate::restore::{Contents, ManifestDatabase};
 
 /// Every engine, in the order `validate` names them. Adding an engine is one module and one
 /// line here.
-pub static REGISTRY: &[&dyn Engine] = &[&sqlite::ENGINE, &mysql::ENGINE, &postgresql::ENGINE];
+pub static REGISTRY: &[&dyn Engine] = &[
+    &sqlite::ENGINE,
+    &mysql::ENGINE,
+    &postgresql::ENGINE,
+    &command::ENGINE,
+];
 
 /// The engine that `type:` (or a manifest's `type`) names, if any.
 pub fn engine(kind: &str) -> Option<&'static dyn Engine> {
@@ -44,6 +51,67 @@ pub fn known_types() -> String {
         .map(|e| e.name())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The `$defs` entries of config.schema.json for database sources: `database`, a `oneOf` on
+/// `type` with one branch per engine, and each branch `database_<engine>`: `name`, `type` and
+/// the engine's own keys ([`Engine::schema`]), nothing else. An editor then rejects a key of
+/// one type on a source of another, as `validate` does.
+pub fn schema_defs() -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::{Value, json};
+    let mut defs = serde_json::Map::new();
+    let all: Vec<&str> = REGISTRY
+        .iter()
+        .flat_map(|e| e.names().iter().copied())
+        .collect();
+    let files: Vec<String> = REGISTRY
+        .iter()
+        .map(|e| format!("{}: <name>.{}", e.name(), e.extension()))
+        .collect();
+    let mut branches = Vec::new();
+    for engine in REGISTRY {
+        let own: Value = serde_json::from_str(engine.schema()).expect("the engine's schema.json");
+        let mut properties = serde_json::Map::new();
+        properties.insert(
+            "name".into(),
+            json!({
+                "type": "string",
+                "description": format!("Names the dump file: <name>.{}.", engine.extension())
+            }),
+        );
+        let kind = match engine.names() {
+            [one] => json!({ "const": one }),
+            many => json!({ "enum": many }),
+        };
+        properties.insert("type".into(), kind);
+        if let Some(own) = own["properties"].as_object() {
+            properties.extend(own.clone());
+        }
+        let mut required = vec![json!("name"), json!("type")];
+        required.extend(own["required"].as_array().cloned().unwrap_or_default());
+        let key = format!("database_{}", engine.name());
+        branches.push(json!({ "$ref": format!("#/$defs/{key}") }));
+        defs.insert(
+            key,
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": required,
+                "properties": properties,
+            }),
+        );
+    }
+    defs.insert(
+        "database".into(),
+        json!({
+            "type": "object",
+            "description": format!("A database source; its `type` says which keys apply. The dump file is {}.", files.join(", ")),
+            "required": ["name", "type"],
+            "properties": { "type": { "enum": all } },
+            "oneOf": branches,
+        }),
+    );
+    defs
 }
 
 /// One database engine: what a `type:` means. Engines are stateless values registered in
@@ -147,6 +215,11 @@ pub trait Source: fmt::Debug + Send + Sync {
     /// The engine that made it.
     fn engine(&self) -> &'static dyn Engine;
 
+    /// The dump file's extension: the engine's, unless the source sets its own.
+    fn extension(&self) -> String {
+        self.engine().extension().to_string()
+    }
+
     /// One line for `validate`: "sqlite /data/app.db", "mysql a, b".
     fn describe(&self) -> String;
 
@@ -157,6 +230,12 @@ pub trait Source: fmt::Debug + Send + Sync {
     /// `backup --dry-run`: where the dump goes, when not to `staged`, its file in staging.
     fn dump_target(&self, staged: &Path) -> String {
         staged.display().to_string()
+    }
+
+    /// Whether [`Done::tables`] lists the dump's tables, so that none means an empty database
+    /// (a warning, the snapshot tagged `incomplete`). A custom command's dump lists none.
+    fn lists_tables(&self) -> bool {
+        true
     }
 
     /// What a warning about an empty dump calls where the data was read: "path", "database".
@@ -209,70 +288,28 @@ pub trait Source: fmt::Debug + Send + Sync {
     fn as_any(&self) -> &dyn Any;
 }
 
-/// A database source that could not be dumped, with the reason (the tool's own message where
-/// there is one).
-#[derive(Debug, thiserror::Error)]
-#[error("dump of database {database} failed: {reason}")]
-pub struct DumpError {
-    pub database: String,
-    pub reason: String,
-}
-
-/// What one dump produced; recorded in the staging manifest and the run's log.
-#[derive(Debug, Clone, Serialize)]
+/// What one dump produced: its manifest entry (through `Deref`) and what the run reports
+/// besides.
+#[derive(Debug, Clone)]
 pub struct DumpReport {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// File name inside the staging directory.
-    pub file: String,
-    pub bytes: u64,
-    #[serde(serialize_with = "as_secs")]
+    /// Recorded in the manifest.
+    pub entry: ManifestDatabase,
     pub duration: Duration,
-    /// What was dumped: the SQLite file, or the MySQL databases.
-    pub source: String,
-    /// How: "online backup", "vacuum into", "mariadb-dump 10.11.6", ...
-    pub method: String,
-    /// Tables in the dump (SQLite: from the copy; MySQL: from the dump's CREATE TABLEs).
-    pub tables: Vec<String>,
-    /// SQLite: `blake3:<hex>` of the checked copy; a restore that reproduces it is bit-identical.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hash: Option<String>,
-    /// SQLite: the live database's journal mode (`wal`, `delete`, ...).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub journal_mode: Option<String>,
     /// SQLite: how long the copy kept the application's writers out (0 in WAL mode).
-    #[serde(
-        rename = "writers_held_seconds",
-        serialize_with = "opt_secs",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub writers_held: Option<Duration>,
-    /// SQLite `method: incremental`: the chain that holds the copy (no file in staging).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub incremental: Option<sqlite::incremental::Chain>,
     /// Worth a look, not a failure (logged already; the run ends with warnings).
-    #[serde(skip)]
     pub warnings: Vec<String>,
     /// Signs that the dump may not hold the data the user means (a database with no tables:
     /// a wrong path, a volume not mounted): the run ends with warnings and the snapshot is
     /// tagged `incomplete`. Not logged yet.
-    #[serde(skip)]
     pub gaps: Vec<String>,
-    /// MySQL: the databases in the dump, as a list (names may hold ", "). Older manifests
-    /// have only `source`, the names joined with ", ".
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub databases: Vec<String>,
 }
 
-fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
-}
+impl std::ops::Deref for DumpReport {
+    type Target = ManifestDatabase;
 
-fn opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => as_secs(d, s),
-        None => s.serialize_none(),
+    fn deref(&self) -> &ManifestDatabase {
+        &self.entry
     }
 }
 
@@ -306,7 +343,7 @@ pub fn dump(source: &DatabaseSource, staging: &Path) -> Result<DumpReport, DumpE
             }
         };
         let mut gaps = Vec::new();
-        if done.tables.is_empty() {
+        if done.tables.is_empty() && source.source.lists_tables() {
             // A new application creates its schema at start: no table at all most often
             // means the wrong file (a typo, a volume that is not mounted, a 0-byte file).
             gaps.push(format!(
@@ -317,22 +354,27 @@ pub fn dump(source: &DatabaseSource, staging: &Path) -> Result<DumpReport, DumpE
                 source.source.location_noun()
             ));
         }
+        let duration = start.elapsed();
         Ok(DumpReport {
-            name: source.name.clone(),
-            kind: source.type_name(),
-            file: file.clone(),
-            bytes,
-            duration: start.elapsed(),
-            source: done.source,
-            method: done.method,
-            tables: done.tables,
-            hash: extra.hash,
-            journal_mode: extra.journal_mode,
+            entry: ManifestDatabase {
+                name: source.name.clone(),
+                kind: source.type_name().to_string(),
+                file: file.clone(),
+                bytes,
+                duration: crate::manifest::seconds(duration),
+                source: done.source,
+                method: done.method,
+                tables: done.tables,
+                hash: extra.hash,
+                journal_mode: extra.journal_mode,
+                writers_held_seconds: extra.writers_held.map(crate::manifest::seconds),
+                incremental: extra.chain,
+                databases: (!done.databases.is_empty()).then_some(done.databases),
+            },
+            duration,
             writers_held: extra.writers_held,
-            incremental: extra.chain,
             warnings: extra.warnings,
             gaps,
-            databases: done.databases,
         })
     };
     match result.and_then(finish) {
@@ -413,25 +455,9 @@ pub struct Extra {
     pub warnings: Vec<String>,
 }
 
-/// A human-readable size: "1.4 GiB".
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{REGISTRY, human_bytes};
+    use super::REGISTRY;
 
     #[test]
     fn every_engine_declares_a_schema_for_exactly_its_keys() {
@@ -480,6 +506,9 @@ mod tests {
             "dump_timeout",
             "restore_timeout",
             "globals",
+            "dump",
+            "restore",
+            "extension",
         ];
         for engine in REGISTRY {
             for name in engine.names() {
@@ -490,12 +519,5 @@ mod tests {
             }
         }
         assert!(super::engine("oracle").is_none());
-    }
-
-    #[test]
-    fn sizes_read_naturally() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
     }
 }

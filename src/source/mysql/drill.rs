@@ -6,7 +6,7 @@ use super::{MysqlSource, restore};
 use crate::restic::Restic;
 use crate::restore::drill::{DatabaseCheck, Outcome, secs};
 use crate::restore::{Contents, ManifestDatabase};
-use crate::source::human_bytes;
+use crate::units::human_bytes;
 
 /// The drill of a MySQL dump: loaded into scratch databases on the source's server, checked,
 /// dropped; without a server (unreachable, or no longer configured), read back whole and

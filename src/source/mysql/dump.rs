@@ -17,8 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{MysqlSelection, MysqlSource};
-use crate::process::{Cmd, ProcessError, describe_status, show_duration};
-use crate::source::{Done, human_bytes};
+use crate::process::{Cmd, ProcessError, describe_status};
+use crate::source::Done;
+use crate::units::human_bytes;
+use crate::units::show_duration;
 
 /// Databases that belong to the server, never dumped by `databases: all`.
 const SYSTEM_DATABASES: [&str; 4] = ["information_schema", "performance_schema", "mysql", "sys"];

@@ -356,7 +356,7 @@ impl Source for MysqlSource {
         db: &crate::restore::ManifestDatabase,
     ) -> Result<super::Restored, crate::error::Error> {
         use crate::restore::{RestoreError, count};
-        use crate::source::human_bytes;
+        use crate::units::human_bytes;
         let map = restore::target_map(db, run.into)
             .map_err(|e| RestoreError::failed(format!("database {}", db.name), e))?;
         let r = restore::restore(

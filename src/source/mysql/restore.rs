@@ -22,11 +22,12 @@ use std::time::{Duration, Instant};
 
 use super::sqlcheck::Scanner;
 use super::{MysqlSelection, MysqlSource};
-use crate::process::{Cmd, describe_status, show_duration};
+use crate::process::{Cmd, describe_status};
 use crate::restic::Restic;
 use crate::restore::progress::Progress;
 use crate::restore::{Contents, ManifestDatabase, RestoreError};
 use crate::source::mysql::dump::{Credentials, client_tool, dump_tool, is_disk_full};
+use crate::units::show_duration;
 
 /// A client connection to the source's server, as the restore account.
 pub struct Conn {
@@ -660,9 +661,13 @@ mod tests {
             kind: "mysql".into(),
             file: "main.sql".into(),
             bytes: 0,
+            duration: 0.0,
             source: "a, b".into(),
+            method: String::new(),
             tables: vec![],
             hash: None,
+            journal_mode: None,
+            writers_held_seconds: None,
             incremental: None,
             databases: None,
         };

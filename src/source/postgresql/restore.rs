@@ -17,7 +17,8 @@ use crate::error::Error;
 use crate::restic::Restic;
 use crate::restore::drill::{DatabaseCheck, Outcome, TableRows, secs};
 use crate::restore::{Contents, ManifestDatabase, RestoreError, count};
-use crate::source::{Drill, Restore, Restored, human_bytes};
+use crate::source::{Drill, Restore, Restored};
+use crate::units::human_bytes;
 
 /// The databases in dump `db`, from its manifest entry (checked by `check_manifest`).
 fn databases(db: &ManifestDatabase) -> Vec<String> {

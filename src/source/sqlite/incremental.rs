@@ -602,14 +602,14 @@ impl Session {
                         database = %self.source.display(),
                         "incremental: new base {} ({}): {reason}",
                         base.name,
-                        crate::source::human_bytes(db_bytes)
+                        crate::units::human_bytes(db_bytes)
                     );
                 } else {
                     tracing::warn!(
                         database = %self.source.display(),
                         "incremental: new base {} ({}) instead of a delta: {reason}",
                         base.name,
-                        crate::source::human_bytes(db_bytes)
+                        crate::units::human_bytes(db_bytes)
                     );
                 }
                 let state = State {
@@ -678,7 +678,7 @@ impl Session {
                     "incremental: delta {seq} ({} changed of {} pages, {})",
                     pass.changed,
                     pass.page_count,
-                    crate::source::human_bytes(pass.delta_bytes)
+                    crate::units::human_bytes(pass.delta_bytes)
                 );
                 (state, description, pass.delta_bytes)
             }

@@ -14,12 +14,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Done, Drill, Engine, Extra, Restore, Restored, Source, SourceAt, human_bytes};
+use super::{Done, Drill, Engine, Extra, Restore, Restored, Source, SourceAt};
 use crate::config::Resolver;
 use crate::error::Error;
 use crate::restic::Restic;
 use crate::restore::drill::DatabaseCheck;
 use crate::restore::{Contents, ManifestDatabase, count};
+use crate::units::human_bytes;
 
 /// The engine of `type: sqlite`.
 pub struct Sqlite;

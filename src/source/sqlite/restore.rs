@@ -59,7 +59,7 @@ pub fn extract_checked(
         let needed = if db.bytes > 0 {
             format!(
                 "it needs {} (its size at backup)",
-                crate::source::human_bytes(db.bytes)
+                crate::units::human_bytes(db.bytes)
             )
         } else {
             "its size is not recorded".to_string()

@@ -1,0 +1,693 @@
+//! The two-phase run of one profile (DESIGN.md, "The run of one profile"), which `backup` and
+//! the daemon call: one [`Plan`] built once, printed by `backup --dry-run`, executed here.
+//!
+//! lock -> repository check -> before hooks -> staging -> dumps (each verified; any failure
+//! stops here, before restic) -> one restic snapshot -> retention -> after hooks -> staging
+//! cleared. On failure: staging cleared (unless kept for debugging), on_failure hooks run.
+
+use std::cell::OnceCell;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, Profile};
+use crate::error::Error;
+use crate::hooks::{self, HookKind};
+use crate::lock::ProfileLock;
+use crate::maintenance;
+use crate::manifest::{MANIFEST, Manifest};
+use crate::report::{self, JobRun};
+use crate::restic::args::INCOMPLETE_TAG;
+use crate::restic::{BackupArgs, BackupSummary, Binary, Restic, Timeouts, args};
+use crate::schedule::JobKind;
+use crate::signals;
+use crate::source::DumpReport;
+use crate::staging::Staging;
+
+pub mod check;
+pub mod verify;
+use crate::units::human_bytes;
+
+/// How a command that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Success,
+    /// Finished, but something deserves attention (exit 3).
+    Warnings,
+}
+
+/// What every command and the run share: the resolved config and the restic binary (located
+/// once, on first need).
+pub struct Context {
+    pub config: Config,
+    binary: OnceCell<Binary>,
+}
+
+impl Context {
+    pub fn new(config: Config) -> Self {
+        Context {
+            config,
+            binary: OnceCell::new(),
+        }
+    }
+
+    /// The profile called `name`.
+    ///
+    /// Fails with a usage error listing the profiles that exist.
+    pub fn profile(&self, name: &str) -> Result<&Profile, Error> {
+        self.config.profiles.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.config.profiles.keys().map(String::as_str).collect();
+            Error::Usage(format!(
+                "no profile named {name:?} in {} (profiles: {})",
+                self.config.file.display(),
+                known.join(", ")
+            ))
+        })
+    }
+
+    /// restic bound to `profile`'s repository.
+    ///
+    /// Fails when restic is missing or too old.
+    pub fn restic(&self, profile: &Profile) -> Result<Restic, Error> {
+        let binary = match self.binary.get() {
+            Some(b) => b.clone(),
+            None => {
+                let b = Binary::locate(self.config.restic_binary.as_deref())?;
+                tracing::debug!(path = %b.path.display(), version = %b.version, "using restic");
+                self.binary.get_or_init(|| b).clone()
+            }
+        };
+        let repo = self
+            .config
+            .repositories
+            .get(&profile.repository)
+            .expect("config resolution checked the repository exists")
+            .clone();
+        let init_lock = self
+            .config
+            .state_dir
+            .join("locks")
+            .join(format!("repository-{}.lock", repo.name));
+        Ok(Restic::new(binary, repo, Timeouts::of(profile)).with_init_lock(init_lock))
+    }
+}
+
+/// What a successful run did.
+#[derive(Debug)]
+pub struct RunReport {
+    pub summary: BackupSummary,
+    pub dumps: Vec<DumpReport>,
+    pub warnings: Vec<String>,
+    pub forgotten: usize,
+    pub duration: Duration,
+    /// Time spent in each phase: dumps, snapshot, retention.
+    pub phases: Vec<(&'static str, Duration)>,
+    /// The profile's snapshots on its host after the run (`None` when they could not be listed).
+    pub snapshot_count: Option<u64>,
+    /// The snapshot is tagged `incomplete` (see [`INCOMPLETE_TAG`]).
+    pub incomplete: bool,
+}
+
+/// One run of one profile, with its failure handling.
+///
+/// Fails when the profile is busy, a hook or dump fails, or restic fails.
+pub fn run_profile(ctx: &Context, profile: &Profile) -> Result<RunReport, Error> {
+    let _lock = ProfileLock::acquire(&ctx.config.state_dir, &profile.name)?;
+    let mut job = JobRun::begin(&ctx.config, profile, JobKind::Backup);
+    let result = run_locked(ctx, profile, &mut job);
+    match &result {
+        Ok(report) => job.succeeded(report.warnings.clone(), Some(stats(report))),
+        Err(err) => job.failed(err),
+    }
+    result
+}
+
+/// The status file's record of a successful run.
+fn stats(r: &RunReport) -> report::BackupStats {
+    report::BackupStats {
+        snapshot_id: r.summary.snapshot_id.clone(),
+        files: r.summary.total_files_processed,
+        files_unmodified: r.summary.files_unmodified,
+        bytes_added: r.summary.data_added,
+        bytes_processed: r.summary.total_bytes_processed,
+        snapshot_count: r.snapshot_count,
+        incomplete: r.incomplete,
+        phases: r
+            .phases
+            .iter()
+            .map(|(name, d)| (name.to_string(), report::seconds(*d)))
+            .collect(),
+        databases: r
+            .dumps
+            .iter()
+            .map(|d| report::status::DatabaseStats {
+                name: d.name.clone(),
+                kind: d.kind.to_string(),
+                bytes: d.bytes,
+                duration_seconds: report::seconds(d.duration),
+                writers_held_seconds: d.writers_held.map(report::seconds),
+                chain_length: d.incremental.as_ref().map(|c| 1 + c.deltas.len() as u64),
+            })
+            .collect(),
+    }
+}
+
+fn run_locked(ctx: &Context, profile: &Profile, job: &mut JobRun) -> Result<RunReport, Error> {
+    let start = Instant::now();
+    tracing::info!(profile = %profile.name, "backup started");
+    let mut staging = None;
+    let result = attempt(ctx, profile, &mut staging, start, job);
+    match result {
+        Ok(report) => {
+            if let Some(s) = &staging
+                && let Err(e) = s.empty()
+            {
+                tracing::warn!(profile = %profile.name, "could not clear staging: {e}");
+            }
+            Ok(report)
+        }
+        Err(err) => {
+            if let Some(s) = &staging {
+                if profile.keep_staging_on_failure {
+                    tracing::warn!(profile = %profile.name, "staging kept for inspection: {}", s.path().display());
+                } else if let Err(e) = s.empty() {
+                    tracing::warn!(profile = %profile.name, "could not clear staging: {e}");
+                }
+            }
+            let message = err.to_string();
+            if let Err(hook_err) = hooks::run(
+                HookKind::OnFailure,
+                &profile.hooks.on_failure,
+                &profile.name,
+                Some(&message),
+            ) {
+                tracing::error!(profile = %profile.name, "{hook_err}");
+            }
+            Err(err)
+        }
+    }
+}
+
+fn attempt(
+    ctx: &Context,
+    profile: &Profile,
+    staging_slot: &mut Option<Staging>,
+    start: Instant,
+    job: &mut JobRun,
+) -> Result<RunReport, Error> {
+    let plan = Plan::of(&ctx.config, profile);
+    let restic = ctx.restic(profile)?;
+    restic.ensure_repository()?;
+    clear_stale_locks(&restic, profile, job);
+    signals::check("the before hooks")?;
+    hooks::run(HookKind::Before, &profile.hooks.before, &profile.name, None)?;
+
+    let staging = staging_slot.insert(Staging::prepare(
+        &profile.staging_dir,
+        &ctx.config.state_dir,
+    )?);
+    let mut phases = Vec::new();
+    let dumps_started = Instant::now();
+    // Containers stopped for the dumps; an early return below drops the window, which starts
+    // them again.
+    let window = match &profile.maintenance {
+        Some(m) => Some(maintenance::Window::open(&profile.name, m)?),
+        None => None,
+    };
+    let mut dumps = Vec::new();
+    let mut warnings = Vec::new();
+    for source in &profile.databases {
+        signals::check(&format!("the dump of {}", source.name))?;
+        tracing::info!(profile = %profile.name, database = %source.name, "dumping {} database", source.type_name());
+        let watch = report::progress::watch_file(
+            format!("dumping {}", source.name),
+            crate::source::partial_path(source, staging.path()),
+        );
+        let report = crate::source::dump(source, staging.path());
+        drop(watch);
+        let report = report?;
+        tracing::info!(
+            profile = %profile.name,
+            database = %report.name,
+            "dumped {} ({}) in {:.1}s, verified{}",
+            report.file,
+            human_bytes(report.bytes),
+            report.duration.as_secs_f64(),
+            dump_notes(&report)
+        );
+        warnings.extend(report.warnings.iter().cloned());
+        dumps.push(report);
+    }
+    // The dumps are whole: a container that won't start again fails the run, after the
+    // snapshot is taken.
+    let restart_failed = window.and_then(|w| w.close().err());
+    if let Some(e) = &restart_failed {
+        tracing::error!(profile = %profile.name, "{e}");
+    }
+    write_manifest(profile, staging, &dumps)?;
+    phases.push(("dumps", dumps_started.elapsed()));
+
+    // Anything that means the snapshot may lack data makes it `incomplete`: retention keeps
+    // such snapshots in a group of their own, so they never push complete ones out.
+    let mut gaps: Vec<String> = dumps.iter().flat_map(|d| d.gaps.clone()).collect();
+    for w in &gaps {
+        tracing::warn!(profile = %profile.name, "{w}");
+    }
+    // The plan's snapshot, less the profile's paths that are missing now.
+    let mut request = plan.backup.clone();
+    // Staging as opened (its path normalised); the plan names it first.
+    request.sources[0] = staging.path().to_path_buf();
+    request.sources.retain(|source| {
+        let missing = profile.paths.contains(source) && source.symlink_metadata().is_err();
+        if missing {
+            let w = format!(
+                "path {} does not exist; backed up without it",
+                source.display()
+            );
+            tracing::warn!(profile = %profile.name, "{w}");
+            gaps.push(w);
+        }
+        !missing
+    });
+    let mut incomplete = !gaps.is_empty();
+    warnings.append(&mut gaps);
+    if incomplete {
+        request.tags.push(INCOMPLETE_TAG.to_string());
+    }
+    signals::check("restic backup")?;
+    let snapshot_started = Instant::now();
+    let mut progress = progress_logger(&profile.name);
+    let outcome = match restic.backup(&request, &mut progress) {
+        Ok(outcome) => outcome,
+        Err(e) if crate::space::is_full_text(&e.to_string()) => {
+            let repo = &ctx.config.repositories[&profile.repository];
+            let env = |k: &str| {
+                repo.env
+                    .get(k)
+                    .map(|v| v.expose().to_string())
+                    .or_else(|| std::env::var(k).ok())
+            };
+            let adding = dumps.iter().map(|d| d.bytes).sum::<u64>()
+                + profile.paths.iter().map(|p| tree_size(p)).sum::<u64>();
+            return Err(Error::Failed(crate::space::restic_backup_full(
+                &e.to_string(),
+                &repo.name,
+                &repo.url,
+                &env,
+                adding,
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    drop(progress);
+    phases.push(("snapshot", snapshot_started.elapsed()));
+    for file in &outcome.unreadable {
+        warnings.push(format!("restic could not read {file}"));
+    }
+    let mut summary = outcome.summary;
+    // Set when the snapshot lacks data but could not be tagged so: retention then waits.
+    let mut untagged = None;
+    if !outcome.unreadable.is_empty() {
+        tracing::warn!(
+            profile = %profile.name,
+            "snapshot {} is missing files restic could not read: {}",
+            summary.snapshot_id,
+            outcome.unreadable.join("; ")
+        );
+        // Known only now that restic ran: tag it after the fact (restic rewrites the snapshot
+        // under a new id).
+        if !incomplete {
+            match restic.tag_add(
+                &summary.snapshot_id,
+                INCOMPLETE_TAG,
+                &profile.host,
+                &profile.profile_tag(),
+            ) {
+                Ok(id) => {
+                    let len = summary.snapshot_id.len().max(8).min(id.len());
+                    tracing::info!(
+                        profile = %profile.name,
+                        "snapshot {} tagged `{INCOMPLETE_TAG}` (now {})",
+                        summary.snapshot_id,
+                        &id[..len]
+                    );
+                    summary.snapshot_id = id[..len].to_string();
+                    incomplete = true;
+                }
+                Err(e) => untagged = Some(e),
+            }
+        }
+    }
+
+    let retained = match &profile.retention {
+        Some(_) if untagged.is_some() => {
+            let w = format!(
+                "retention skipped: snapshot {} lacks files but could not be tagged `{INCOMPLETE_TAG}` ({}), so retention could count it against complete snapshots",
+                summary.snapshot_id,
+                untagged.as_ref().expect("checked")
+            );
+            tracing::warn!(profile = %profile.name, "{w}");
+            warnings.push(w);
+            None
+        }
+        Some(_) if signals::requested() => {
+            // The snapshot exists; retention can wait for the next run.
+            let w = "retention skipped: resticpilot is shutting down".to_string();
+            tracing::warn!(profile = %profile.name, "{w}");
+            warnings.push(w);
+            None
+        }
+        Some(retention) => {
+            let retention_started = Instant::now();
+            let r = apply_retention(&restic, profile, retention, false, retention.prune)?;
+            phases.push(("retention", retention_started.elapsed()));
+            Some(r)
+        }
+        None => None,
+    };
+    let forgotten = retained.map_or(0, |r| r.removed);
+    // forget has just listed every snapshot of the profile; without it, ask restic.
+    let snapshot_count = match retained {
+        Some(r) => Some(r.kept as u64),
+        None => match restic.snapshots(&profile.host, &profile.profile_tag()) {
+            Ok(list) => Some(list.len() as u64),
+            Err(e) => {
+                tracing::warn!(profile = %profile.name, "could not count the snapshots: {e}");
+                None
+            }
+        },
+    };
+    hooks::run(HookKind::After, &profile.hooks.after, &profile.name, None).or_else(|e| {
+        // The snapshot exists; a failing after-hook is worth a warning, not a failed backup.
+        tracing::warn!(profile = %profile.name, "{e}");
+        warnings.push(e.to_string());
+        Ok::<(), Error>(())
+    })?;
+    if let Some(e) = restart_failed {
+        return Err(Error::Failed(format!(
+            "snapshot {} was taken, but the maintenance window failed: {e}",
+            summary.snapshot_id
+        )));
+    }
+    Ok(RunReport {
+        incomplete,
+        summary,
+        dumps,
+        warnings,
+        forgotten,
+        duration: start.elapsed(),
+        phases,
+        snapshot_count,
+    })
+}
+
+/// Bytes in the files under `path` (symlinks not followed); 0 when it cannot be read.
+fn tree_size(path: &std::path::Path) -> u64 {
+    match path.symlink_metadata() {
+        Ok(m) if m.is_dir() => std::fs::read_dir(path)
+            .map(|rd| rd.flatten().map(|e| tree_size(&e.path())).sum())
+            .unwrap_or(0),
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    }
+}
+
+/// Removes stale restic locks (see [`Restic::remove_stale_locks`]) when a previous run of this
+/// profile failed or was interrupted and may have left its lock in the repository: a lock left
+/// by a server outage would otherwise block this run's retention. A failure is logged: the run
+/// goes on, and restic reports a lock that is really in the way.
+pub fn clear_stale_locks(restic: &Restic, profile: &Profile, job: &mut JobRun) {
+    if !job.unlock_pending() {
+        return;
+    }
+    tracing::info!(
+        profile = %profile.name,
+        "a previous run failed or was interrupted: removing stale restic locks (those whose process is gone)"
+    );
+    match restic.remove_stale_locks() {
+        Ok(_) => job.unlocked(),
+        Err(e) => {
+            tracing::warn!(profile = %profile.name, "removing stale restic locks failed: {e}")
+        }
+    }
+}
+
+fn write_manifest(profile: &Profile, staging: &Staging, dumps: &[DumpReport]) -> Result<(), Error> {
+    let manifest = Manifest {
+        resticpilot: env!("CARGO_PKG_VERSION").to_string(),
+        profile: profile.name.clone(),
+        host: profile.host.clone(),
+        created: chrono::Utc::now().to_rfc3339(),
+        staging_dir: staging.path().display().to_string(),
+        databases: dumps.iter().map(|d| d.entry.clone()).collect(),
+    };
+    let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
+    staging.write(MANIFEST, text.as_bytes())
+}
+
+/// Shows restic's progress on a terminal, or logs it at most every 10 seconds.
+fn progress_logger(profile: &str) -> impl FnMut(&crate::restic::json::BackupStatus) + '_ {
+    let mut last = Instant::now();
+    let mut line = report::progress::Line::new();
+    move |status| {
+        if let Some(line) = &mut line {
+            line.set(&report::progress::restic_line(
+                "backup",
+                status.percent_done,
+                status.bytes_done,
+                status.total_bytes,
+                status.seconds_remaining,
+            ));
+        } else if last.elapsed() >= Duration::from_secs(10) {
+            last = Instant::now();
+            tracing::info!(
+                profile,
+                "restic backup {:.0}% ({} of {})",
+                status.percent_done * 100.0,
+                human_bytes(status.bytes_done),
+                human_bytes(status.total_bytes)
+            );
+        }
+    }
+}
+
+/// What retention did to a profile's snapshots (on a dry run: would do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retained {
+    pub removed: usize,
+    /// Every snapshot of the profile on its host is in one of forget's groups, kept or removed:
+    /// after a real run this is how many the profile has.
+    pub kept: usize,
+}
+
+/// Runs `restic forget` for the profile (and prune when asked).
+///
+/// Fails when restic fails.
+pub fn apply_retention(
+    restic: &Restic,
+    profile: &Profile,
+    retention: &crate::config::Retention,
+    dry_run: bool,
+    prune: bool,
+) -> Result<Retained, Error> {
+    let groups = restic.forget(&profile.host, &profile.profile_tag(), retention, dry_run)?;
+    let removed: Vec<String> = groups
+        .iter()
+        .flat_map(|g| g.remove.iter().flatten())
+        .map(|s| s.short().to_string())
+        .collect();
+    let kept: usize = groups
+        .iter()
+        .map(|g| g.keep.as_ref().map_or(0, Vec::len))
+        .sum();
+    let verb = if dry_run { "would remove" } else { "removed" };
+    tracing::info!(
+        profile = %profile.name,
+        "retention: kept {kept} snapshots, {verb} {}{}",
+        removed.len(),
+        if removed.is_empty() { String::new() } else { format!(": {}", removed.join(", ")) }
+    );
+    if prune && !dry_run {
+        tracing::info!(profile = %profile.name, "pruning unreferenced data");
+        restic.prune()?;
+    }
+    Ok(Retained {
+        removed: removed.len(),
+        kept,
+    })
+}
+
+/// What a dump's log line adds: how long writers were held out, the incremental chain.
+fn dump_notes(r: &DumpReport) -> String {
+    let mut notes = String::new();
+    if let (Some(held), Some(mode)) = (r.writers_held, &r.journal_mode) {
+        if mode == "wal" {
+            notes.push_str("; journal mode wal: writers were not held out");
+        } else {
+            notes.push_str(&format!(
+                "; journal mode {mode}: writers were held out {:.2}s",
+                held.as_secs_f64()
+            ));
+        }
+    }
+    if let Some(c) = &r.incremental {
+        notes.push_str(&format!(
+            "; {} (chain {}: base + {} deltas, {} in deltas)",
+            r.method,
+            c.id,
+            c.deltas.len(),
+            human_bytes(c.delta_bytes())
+        ));
+    }
+    notes
+}
+
+/// The one summary line of a successful run.
+pub fn log_report(profile: &Profile, r: &RunReport) {
+    let s = &r.summary;
+    let dumped: u64 = r.dumps.iter().map(|d| d.bytes).sum();
+    tracing::info!(
+        profile = %profile.name,
+        snapshot = %s.snapshot_id,
+        files = s.total_files_processed,
+        bytes_added = s.data_added,
+        duration_s = format!("{:.1}", r.duration.as_secs_f64()),
+        "backup done: snapshot {}, {} database dumps ({}), {} files, {} added to the repository, {} snapshots forgotten, {:.1}s{}",
+        s.snapshot_id,
+        r.dumps.len(),
+        human_bytes(dumped),
+        s.total_files_processed,
+        human_bytes(s.data_added),
+        r.forgotten,
+        r.duration.as_secs_f64(),
+        if r.warnings.is_empty() { String::new() } else { format!(", {} warnings", r.warnings.len()) }
+    );
+}
+
+/// One dump of the plan: the database, how it is dumped, where to.
+#[derive(Debug, Clone)]
+pub struct PlannedDump {
+    pub name: String,
+    pub how: String,
+    pub to: String,
+}
+
+/// What a run of one profile does, built once from the config: printed by `backup --dry-run`,
+/// executed by [`run_profile`] (which drops the paths missing at run time and adds the
+/// `incomplete` tag when a dump or path is missing).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub profile: String,
+    /// The profile's lock file.
+    pub lock: PathBuf,
+    pub staging: PathBuf,
+    pub before: Vec<String>,
+    pub after: Vec<String>,
+    pub maintenance: Option<crate::config::Maintenance>,
+    pub dumps: Vec<PlannedDump>,
+    /// The snapshot: staging, the engines' other roots, the profile's paths.
+    pub backup: BackupArgs,
+    /// restic's `forget` arguments, when the profile has retention.
+    pub forget: Option<Vec<String>>,
+    pub prune: bool,
+    /// The repository, with any password in its URL redacted.
+    pub repository: String,
+}
+
+impl Plan {
+    /// The plan of `profile` under `config`.
+    pub fn of(config: &Config, p: &Profile) -> Plan {
+        let mut sources = vec![p.staging_dir.clone()];
+        sources.extend(crate::source::backup_roots(&p.databases));
+        sources.extend(p.paths.iter().cloned());
+        Plan {
+            profile: p.name.clone(),
+            lock: config
+                .state_dir
+                .join("locks")
+                .join(format!("{}.lock", p.name)),
+            staging: p.staging_dir.clone(),
+            before: p.hooks.before.clone(),
+            after: p.hooks.after.clone(),
+            maintenance: p.maintenance.clone(),
+            dumps: p
+                .databases
+                .iter()
+                .map(|source| PlannedDump {
+                    name: source.name.clone(),
+                    how: source.source.dump_plan(),
+                    to: source
+                        .source
+                        .dump_target(&p.staging_dir.join(source.dump_file_name())),
+                })
+                .collect(),
+            backup: BackupArgs {
+                host: p.host.clone(),
+                tags: p.all_tags(),
+                excludes: p.exclude.clone(),
+                sources,
+            },
+            forget: p
+                .retention
+                .as_ref()
+                .map(|r| args::forget(&p.host, &p.profile_tag(), r, false)),
+            prune: p.retention.as_ref().is_some_and(|r| r.prune),
+            repository: crate::config::redact_url(&config.repositories[&p.repository].url),
+        }
+    }
+
+    /// The plan as `backup --dry-run` prints it.
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let mut line = |text: String| {
+            let _ = writeln!(out, "{text}");
+        };
+        line(format!(
+            "profile {} (dry run: nothing is executed)",
+            self.profile
+        ));
+        line(format!("  lock      {}", self.lock.display()));
+        line(format!(
+            "  staging   {} (emptied, mode 0700)",
+            self.staging.display()
+        ));
+        for cmd in &self.before {
+            line(format!("  hook      before: {cmd}"));
+        }
+        if let Some(m) = &self.maintenance {
+            let mut reverse = m.stop.clone();
+            reverse.reverse();
+            line(format!(
+                "  stop      {} (Docker engine; {}s each before it kills), started again after the dumps: {}",
+                m.stop.join(", "),
+                m.timeout.as_secs(),
+                reverse.join(", ")
+            ));
+        }
+        for d in &self.dumps {
+            line(format!("  dump      {}: {} -> {}", d.name, d.how, d.to));
+        }
+        let repo = &self.repository;
+        line(format!(
+            "  restic    -r {repo} {}",
+            quote_all(&args::backup(&self.backup))
+        ));
+        if let Some(forget) = &self.forget {
+            line(format!("  restic    -r {repo} {}", quote_all(forget)));
+            if self.prune {
+                line(format!("  restic    -r {repo} prune"));
+            }
+        }
+        for cmd in &self.after {
+            line(format!("  hook      after: {cmd}"));
+        }
+        out
+    }
+}
+
+fn quote_all(args: &[String]) -> String {
+    args.iter()
+        .map(|a| crate::process::shell_quote(a.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
