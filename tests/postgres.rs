@@ -200,11 +200,12 @@ impl Postgres {
         name
     }
 
-    /// A login role with `password` over TCP that can dump and restore (a superuser: the
+    /// A login role with `password` over TCP (created once, whichever test asks first; tests
+    /// run in parallel) that can dump and restore (a superuser: the
     /// globals dump reads roles, a restore creates databases).
     pub fn admin_role(&self, role: &str, password: &str) {
         self.sql(&format!(
-            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN CREATE ROLE \"{role}\" LOGIN SUPERUSER; END IF; END $$; ALTER ROLE \"{role}\" PASSWORD '{password}'"
+            "DO $$ BEGIN CREATE ROLE \"{role}\" LOGIN SUPERUSER; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$; ALTER ROLE \"{role}\" PASSWORD '{password}'"
         ));
     }
 
