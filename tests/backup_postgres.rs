@@ -196,6 +196,33 @@ fn restore_into_another_name_creates_it_and_leaves_the_original() {
     let live = fingerprint(pg, &db);
 
     let copy = format!("{db}_copy");
+    let run = sb.run(&[
+        "restore",
+        "shop",
+        "--database",
+        "main",
+        "--into",
+        &copy,
+        "--dry-run",
+    ]);
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains(&format!(
+            "database {copy} (renamed from {db}) (does not exist: created)"
+        )),
+        "{}",
+        run.stdout
+    );
+    let run = sb.run(&["restore", "shop", "--database", "main", "--dry-run"]);
+    assert!(run.stdout.contains("needs --force"), "{}", run.all());
+    assert_eq!(
+        pg.sql(&format!(
+            "SELECT count(*) FROM pg_database WHERE datname = '{copy}'"
+        ))
+        .trim(),
+        "0",
+        "a dry run creates nothing"
+    );
     let run = sb.run(&["restore", "shop", "--database", "main", "--into", &copy]);
     run.assert_code(0);
     assert_eq!(fingerprint(pg, &copy), before);
