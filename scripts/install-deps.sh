@@ -48,6 +48,11 @@ declare -A package_of=(
   [mariadb-admin]=mariadb-client
   [mariadb-install-db]=mariadb-server
   [mariadbd]=mariadb-server
+  [psql]=postgresql-client
+  [pg_dump]=postgresql-client
+  [pg_restore]=postgresql-client
+  [pg_dumpall]=postgresql-client
+  [pg_ctlcluster]=postgresql
   [debootstrap]=debootstrap
   [openssl]=openssl
   [mkfs.xfs]=xfsprogs
@@ -60,7 +65,8 @@ declare -A package_of=(
   [prometheus-pushgateway]=prometheus-pushgateway
   [systemd-analyze]=systemd
 )
-tools=(restic sqlite3 mariadb mariadb-dump mariadb-admin mariadb-install-db mariadbd mkfs.xfs
+tools=(restic sqlite3 mariadb mariadb-dump mariadb-admin mariadb-install-db mariadbd
+       psql pg_dump pg_restore pg_dumpall pg_ctlcluster mkfs.xfs
        rclone sshd ssh ssh-keygen unshare python3 prometheus-pushgateway)
 with_pip=1
 with_deploy_pip=0

@@ -137,14 +137,16 @@ pub enum Command {
     /// pass integrity_check, then is renamed over the live file atomically, the previous file
     /// kept as <file>.pre-restore-<time>; a database in use is refused without --force. A MySQL
     /// dump is streamed from restic into the client (the source's restore_user, else its
-    /// user); a non-empty target needs --force and is dumped beside first.
+    /// user); a non-empty target needs --force and is dumped beside first. A PostgreSQL
+    /// archive is read back whole, loaded into a scratch database and renamed into place; a
+    /// non-empty target needs --force and is kept under another name.
     /// With --target, databases are written into DIR as checked files instead.
     Restore(RestoreArgs),
 
     /// The restore drill: restore a snapshot into scratch space and check everything.
     ///
-    /// SQLite copies get integrity_check and row counts; MySQL dumps are loaded into a scratch
-    /// database on the configured server (dropped afterwards; skipped with a note when the
+    /// SQLite copies get integrity_check and row counts; MySQL and PostgreSQL dumps are loaded
+    /// into a scratch database on the configured server (dropped afterwards; skipped with a note when the
     /// server is unreachable); files are restored with restic --verify and every configured
     /// path must be there. Reports size, restore time and result per item. Exit 0 when all
     /// pass, 3 when something could not be checked, 1 when anything failed.
@@ -240,14 +242,15 @@ pub struct RestoreArgs {
     /// A database of the profile to restore (repeatable), or `all`.
     #[arg(long = "database", value_name = "NAME")]
     pub databases: Vec<String>,
-    /// Restore the one MySQL database under this name instead (created if missing).
+    /// Restore the one MySQL or PostgreSQL database under this name instead (created if
+    /// missing).
     #[arg(long, value_name = "NAME")]
     pub into: Option<String>,
     /// Restore the profile's files over their original locations (needs --force).
     #[arg(long)]
     pub in_place: bool,
-    /// Replace what is in use or not empty (a live SQLite database, a non-empty MySQL
-    /// database, files in place).
+    /// Replace what is in use or not empty (a live SQLite database, a non-empty MySQL or
+    /// PostgreSQL database, files in place).
     #[arg(long)]
     pub force: bool,
     /// Print what would be restored where; change nothing.

@@ -3,9 +3,11 @@
 
 mod harness;
 mod mariadb;
+mod postgres;
 mod servers;
 
 mod backup_mysql;
+mod backup_postgres;
 mod backup_sqlite;
 mod command;
 mod config;

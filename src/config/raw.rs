@@ -335,6 +335,10 @@ pub struct RawDatabase {
     pub dump_timeout: Option<S>,
     #[serde(default)]
     pub restore_timeout: Option<S>,
+    // postgresql
+    /// Dump the cluster's globals (roles, tablespaces) even when `databases` is a list.
+    #[serde(default)]
+    pub globals: Option<Spanned<bool>>,
     // command
     /// The shell command whose stdout is the dump.
     #[serde(default)]
@@ -377,6 +381,7 @@ impl RawDatabase {
             ("lock_wait_timeout", self.lock_wait_timeout.is_some()),
             ("dump_timeout", self.dump_timeout.is_some()),
             ("restore_timeout", self.restore_timeout.is_some()),
+            ("globals", self.globals.is_some()),
             ("dump", self.dump.is_some()),
             ("restore", self.restore.is_some()),
             ("extension", self.extension.is_some()),

@@ -10,6 +10,7 @@
 
 pub mod command;
 pub mod mysql;
+pub mod postgresql;
 pub mod sqlite;
 
 pub use crate::error::DumpError;
@@ -31,7 +32,12 @@ use crate::restore::{Contents, ManifestDatabase};
 
 /// Every engine, in the order `validate` names them. Adding an engine is one module and one
 /// line here.
-pub static REGISTRY: &[&dyn Engine] = &[&sqlite::ENGINE, &mysql::ENGINE, &command::ENGINE];
+pub static REGISTRY: &[&dyn Engine] = &[
+    &sqlite::ENGINE,
+    &mysql::ENGINE,
+    &postgresql::ENGINE,
+    &command::ENGINE,
+];
 
 /// The engine that `type:` (or a manifest's `type`) names, if any.
 pub fn engine(kind: &str) -> Option<&'static dyn Engine> {
@@ -333,7 +339,7 @@ pub fn dump(source: &DatabaseSource, staging: &Path) -> Result<DumpReport, DumpE
                         final_path.display()
                     )
                 })?;
-                std::fs::metadata(&final_path).map(|m| m.len()).unwrap_or(0)
+                stored_bytes(&final_path)
             }
         };
         let mut gaps = Vec::new();
@@ -399,6 +405,23 @@ fn staging_full(source: &DatabaseSource, staging: &Path, reason: &str) -> String
         staging.display(),
         crate::space::free_note(staging)
     )
+}
+
+/// The size of a dump: its file's, or the sum of its files' when the dump is a directory
+/// (PostgreSQL: one archive per database).
+fn stored_bytes(path: &Path) -> u64 {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+            .sum(),
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    }
 }
 
 /// The directories restic backs up for `databases` besides staging (each once).
@@ -482,6 +505,7 @@ mod tests {
             "lock_wait_timeout",
             "dump_timeout",
             "restore_timeout",
+            "globals",
             "dump",
             "restore",
             "extension",

@@ -1,0 +1,510 @@
+//! Restoring a PostgreSQL dump: in place, under another name (`--into`), into a directory
+//! (`--target`), and the drill (`verify`). Each archive is read out of the snapshot into a
+//! private file and read back whole by `pg_restore` before anything reaches the server; it is
+//! then loaded into a new scratch database in one transaction, its tables are compared with
+//! the archive's, and only then does the scratch database take the target's name (renames in
+//! one transaction). A failed restore leaves the target as it was; a replaced target is kept
+//! under another name, never dropped.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::client::{Conn, QueryError, ident, literal, tool};
+use super::dump::read_back;
+use super::{GLOBALS_FILE, PgSource, archive_name};
+use crate::error::Error;
+use crate::restic::Restic;
+use crate::restore::drill::{DatabaseCheck, Outcome, TableRows, secs};
+use crate::restore::{Contents, ManifestDatabase, RestoreError, count};
+use crate::source::{Drill, Restore, Restored};
+use crate::units::human_bytes;
+
+/// The databases in dump `db`, from its manifest entry (checked by `check_manifest`).
+fn databases(db: &ManifestDatabase) -> Vec<String> {
+    db.databases.clone().unwrap_or_default()
+}
+
+/// Where each database of dump `db` goes: its own name, or `into` (one database only).
+fn target_map(db: &ManifestDatabase, into: Option<&str>) -> Result<Vec<(String, String)>, String> {
+    let list = databases(db);
+    match into {
+        None => Ok(list.into_iter().map(|d| (d.clone(), d)).collect()),
+        Some(to) if list.len() == 1 => Ok(vec![(list[0].clone(), to.to_string())]),
+        Some(_) => Err(format!(
+            "the dump holds {} databases ({}): --into takes a dump of one",
+            list.len(),
+            list.join(", ")
+        )),
+    }
+}
+
+/// The archive of database `name` out of the snapshot into `dir`, read back whole. Returns
+/// its path, size and tables.
+fn fetch(
+    restic: &Restic,
+    contents: &Contents,
+    db: &ManifestDatabase,
+    name: &str,
+    dir: &Path,
+) -> Result<(PathBuf, u64, Vec<String>), Error> {
+    let what = format!("database {}", db.name);
+    let file = dir.join(archive_name(name));
+    let path = format!("{}/{}", contents.dump_path(db), archive_name(name));
+    let sink = crate::process::create_private(&file)
+        .map_err(|e| Error::io(format!("cannot create {}", file.display()), e))?;
+    let mut sink = std::io::BufWriter::new(sink);
+    restic.dump(contents.id(), &path, &mut sink)?;
+    let sink = sink
+        .into_inner()
+        .map_err(|e| Error::io(format!("cannot write {}", file.display()), e.into_error()))?;
+    sink.sync_all()
+        .map_err(|e| Error::io(format!("cannot write {}", file.display()), e))?;
+    let pg_restore = tool("pg_restore").map_err(|e| RestoreError::failed(&what, e))?;
+    let tables = read_back(&pg_restore, &file).map_err(|e| {
+        RestoreError::failed(
+            &what,
+            format!("the archive of {name} in the snapshot is damaged, nothing was restored: {e}"),
+        )
+    })?;
+    let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    Ok((file, bytes, tables))
+}
+
+/// A private directory for fetched archives under `parent` (created when missing).
+fn work_dir(parent: &Path) -> Result<tempfile::TempDir, Error> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(parent)
+        .map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
+    tempfile::Builder::new()
+        .prefix("postgresql-")
+        .tempdir_in(parent)
+        .map_err(|e| {
+            Error::io(
+                format!("cannot create a directory in {}", parent.display()),
+                e,
+            )
+        })
+}
+
+/// The tables of database `db` on the server, as `schema.table`, sorted.
+fn server_tables(conn: &Conn, db: &str) -> Result<Vec<String>, QueryError> {
+    conn.query(
+        db,
+        "SELECT schemaname || '.' || tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+    )
+}
+
+/// Whether database `name` exists, and how many relations (tables, views, sequences...) of
+/// its own it holds.
+fn state(conn: &Conn, name: &str) -> Result<Option<u64>, QueryError> {
+    let rows = conn.query(
+        "postgres",
+        &format!(
+            "SELECT 1 FROM pg_database WHERE datname = {}",
+            literal(name)
+        ),
+    )?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let rows = conn.query(
+        name,
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND c.relkind IN ('r', 'v', 'm', 'S', 'f', 'p')",
+    )?;
+    Ok(Some(
+        rows.first()
+            .and_then(|r| r.trim().parse().ok())
+            .unwrap_or(0),
+    ))
+}
+
+/// A database name `base` + `tag` that does not exist yet, at most 63 bytes.
+fn unused_name(conn: &Conn, base: &str, tag: &str) -> Result<String, QueryError> {
+    for n in 0..100 {
+        let suffix = format!("_{tag}{n}");
+        let mut keep = base.len().min(63 - suffix.len());
+        while !base.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        let name = format!("{}{suffix}", &base[..keep]);
+        if state_exists(conn, &name)? {
+            continue;
+        }
+        return Ok(name);
+    }
+    Err(QueryError {
+        message: format!("no free database name like {base}_{tag}N"),
+        unreachable: false,
+    })
+}
+
+fn state_exists(conn: &Conn, name: &str) -> Result<bool, QueryError> {
+    Ok(!conn
+        .query(
+            "postgres",
+            &format!(
+                "SELECT 1 FROM pg_database WHERE datname = {}",
+                literal(name)
+            ),
+        )?
+        .is_empty())
+}
+
+/// Loads `archive` into the new database `scratch` in one transaction and compares its
+/// tables with the archive's. Drops `scratch` when anything fails.
+fn load(
+    conn: &Conn,
+    archive: &Path,
+    tables: &[String],
+    scratch: &str,
+    timeout: Duration,
+) -> Result<Duration, String> {
+    let start = Instant::now();
+    conn.query(
+        "postgres",
+        &format!("CREATE DATABASE {} TEMPLATE template0", ident(scratch)),
+    )
+    .map_err(|e| format!("cannot create the scratch database {scratch}: {e}"))?;
+    let result = (|| {
+        let pg_restore = tool("pg_restore")?;
+        let out = conn
+            .command(&pg_restore)
+            .arg(format!(
+                "--dbname={}",
+                super::client::conninfo_dbname(scratch)
+            ))
+            .args(["--single-transaction", "--exit-on-error"])
+            .arg(archive)
+            .time_limit(timeout, "restore_timeout")
+            .output()
+            .map_err(|e| conn.redact(&e.to_string()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "pg_restore {}: {}",
+                crate::process::describe_status(out.status),
+                conn.redact(out.stderr.trim())
+            ));
+        }
+        let loaded = server_tables(conn, scratch).map_err(|e| e.message)?;
+        if loaded != tables {
+            return Err(format!(
+                "the loaded tables ({}) differ from the archive's ({})",
+                loaded.join(", "),
+                tables.join(", ")
+            ));
+        }
+        Ok(start.elapsed())
+    })();
+    if result.is_err() {
+        let _ = drop_database(conn, scratch);
+    }
+    result
+}
+
+fn drop_database(conn: &Conn, name: &str) -> Result<(), QueryError> {
+    conn.query(
+        "postgres",
+        &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(name)),
+    )
+    .map(|_| ())
+}
+
+/// `restore` in place or `--into`.
+pub fn restore(
+    src: &PgSource,
+    run: &Restore<'_>,
+    db: &ManifestDatabase,
+) -> Result<Restored, Error> {
+    let what = format!("database {}", db.name);
+    let map = target_map(db, run.into).map_err(|e| RestoreError::refused(&what, e))?;
+    let conn = Conn::new(src).map_err(|e| RestoreError::failed(&what, e))?;
+    conn.server_version()
+        .map_err(|e| RestoreError::failed(&what, e.message))?;
+    // Refuse before fetching anything when a target is not empty.
+    let mut states = Vec::new();
+    for (_, to) in &map {
+        let state = state(&conn, to).map_err(|e| RestoreError::failed(&what, e.message))?;
+        if let Some(n) = state
+            && n > 0
+            && !run.force
+        {
+            return Err(RestoreError::refused(
+                &what,
+                format!(
+                    "database {to} on {} is not empty ({n} tables, views and sequences): restore with --force to replace it (its content is kept as another database), or --into another name",
+                    src.server()
+                ),
+            )
+            .into());
+        }
+        states.push(state);
+    }
+    let work = work_dir(run.keep_dir.parent().unwrap_or(&run.keep_dir))?;
+    let mut out = Restored::default();
+    for ((from, to), state) in map.iter().zip(states) {
+        let (archive, bytes, tables) = fetch(run.restic, run.contents, db, from, work.path())?;
+        let scratch =
+            unused_name(&conn, to, "rp_new").map_err(|e| RestoreError::failed(&what, e.message))?;
+        let took = load(&conn, &archive, &tables, &scratch, src.restore_timeout).map_err(|e| {
+            RestoreError::failed(&what, format!("{e}; database {to} was left as it was"))
+        })?;
+        let _ = std::fs::remove_file(&archive);
+        let kept = swap(&conn, to, &scratch, state, run.force).map_err(|e| {
+            let _ = drop_database(&conn, &scratch);
+            RestoreError::failed(&what, format!("{e}; database {to} was left as it was"))
+        })?;
+        out.lines.push(format!(
+            "database {} (postgresql): {} loaded into {to}{} in {:.1}s; {}, as in the dump",
+            db.name,
+            human_bytes(bytes),
+            if from == to {
+                String::new()
+            } else {
+                format!(" (from {from})")
+            },
+            took.as_secs_f64(),
+            count(tables.len() as u64, "table")
+        ));
+        if let Some(kept) = kept {
+            out.lines.push(format!(
+                "  previous content kept as database {kept} (drop it when satisfied)"
+            ));
+        }
+    }
+    {
+        out.lines.push(format!(
+            "  roles are not restored: when the dump holds them, `restore --target DIR` writes {GLOBALS_FILE} to load with psql"
+        ));
+    }
+    Ok(out)
+}
+
+/// Gives the loaded `scratch` the name `to`. An existing `to` is renamed away in the same
+/// transaction (kept, and returned, unless it held nothing); with `force` its sessions are
+/// ended first. Fails when the renames fail (sessions still connected, rights).
+fn swap(
+    conn: &Conn,
+    to: &str,
+    scratch: &str,
+    state: Option<u64>,
+    force: bool,
+) -> Result<Option<String>, String> {
+    let Some(relations) = state else {
+        conn.query(
+            "postgres",
+            &format!("ALTER DATABASE {} RENAME TO {}", ident(scratch), ident(to)),
+        )
+        .map_err(|e| format!("cannot rename {scratch} to {to}: {e}"))?;
+        return Ok(None);
+    };
+    let old = unused_name(conn, to, "rp_old").map_err(|e| e.message)?;
+    if force {
+        conn.query(
+            "postgres",
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {} AND pid <> pg_backend_pid()",
+                literal(to)
+            ),
+        )
+        .map_err(|e| e.message)?;
+    }
+    conn.query(
+        "postgres",
+        &format!(
+            "BEGIN; ALTER DATABASE {} RENAME TO {}; ALTER DATABASE {} RENAME TO {}; COMMIT",
+            ident(to),
+            ident(&old),
+            ident(scratch),
+            ident(to)
+        ),
+    )
+    .map_err(|e| format!("cannot put the restored database in place of {to}: {e}"))?;
+    if relations == 0 {
+        let _ = drop_database(conn, &old);
+        return Ok(None);
+    }
+    Ok(Some(old))
+}
+
+/// `restore --dry-run`.
+pub fn plan(src: &PgSource, run: &Restore<'_>, db: &ManifestDatabase, from: &str) -> Vec<String> {
+    let map = match target_map(db, run.into) {
+        Ok(map) => map,
+        Err(e) => {
+            return vec![format!(
+                "database  {} (postgresql): cannot restore: {e}",
+                db.name
+            )];
+        }
+    };
+    let conn = Conn::new(src);
+    map.into_iter()
+        .map(|(from_db, to)| {
+            let state = match conn.as_ref().map_err(Clone::clone).and_then(|c| state(c, &to).map_err(|e| e.message)) {
+                Ok(None) => "does not exist: created".to_string(),
+                Ok(Some(0)) => "exists, empty: replaced".to_string(),
+                Ok(Some(n)) => format!("exists with {n} tables, views and sequences: needs --force, and is kept under another name"),
+                Err(e) => format!("cannot inspect it now: {e}"),
+            };
+            format!(
+                "database  {} (postgresql): {from} -> {} database {to}{} ({state})",
+                db.name,
+                src.server(),
+                if from_db == to { String::new() } else { format!(" (renamed from {from_db})") }
+            )
+        })
+        .collect()
+}
+
+/// `restore --target DIR`: the archives (and the globals, when the dump holds them) into the
+/// new directory `dest`, each read back whole.
+pub fn to_dir(
+    restic: &Restic,
+    contents: &Contents,
+    db: &ManifestDatabase,
+    dest: &Path,
+) -> Result<String, Error> {
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dest)
+        .map_err(|e| Error::io(format!("cannot create {}", dest.display()), e))?;
+    let result = (|| {
+        for name in databases(db) {
+            fetch(restic, contents, db, &name, dest)?;
+        }
+        // The globals are there only when the source dumped them.
+        let globals = dest.join(GLOBALS_FILE);
+        let path = format!("{}/{GLOBALS_FILE}", contents.dump_path(db));
+        let mut sink = Vec::new();
+        if restic.dump(contents.id(), &path, &mut sink).is_ok() {
+            let mut file = crate::process::create_private(&globals)
+                .map_err(|e| Error::io(format!("cannot create {}", globals.display()), e))?;
+            std::io::Write::write_all(&mut file, &sink)
+                .map_err(|e| Error::io(format!("cannot write {}", globals.display()), e))?;
+        }
+        Ok::<_, Error>(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(dest);
+        return Err(e);
+    }
+    Ok("each archive read back whole by pg_restore".to_string())
+}
+
+/// The drill: each archive loaded into a scratch database, its tables compared with the
+/// archive's and their rows counted, then dropped. Without a server (unreachable, or the
+/// database no longer configured) the archives are read back whole and the check is
+/// `skipped`.
+pub fn drill(run: &Drill<'_>, db: &ManifestDatabase, source: Option<&PgSource>) -> DatabaseCheck {
+    let mut check = DatabaseCheck::pending(db);
+    let start = Instant::now();
+    let mut rows = Vec::new();
+    let mut tables = 0;
+    let mut bytes = 0;
+    let conn = match source.map(Conn::new) {
+        Some(Ok(conn)) => Some(conn),
+        Some(Err(e)) => {
+            check.detail = e;
+            return check;
+        }
+        None => None,
+    };
+    let skip = match &conn {
+        None => Some("not loaded: the profile no longer configures this database, so there is no server to load it into".to_string()),
+        Some(c) => match c.server_version() {
+            Ok(_) => None,
+            Err(e) if e.unreachable => Some(format!("not loaded: {}", e.message)),
+            Err(e) => {
+                check.detail = format!("cannot use the server: {}", e.message);
+                return check;
+            }
+        },
+    };
+    let mut scratch_names = Vec::new();
+    for name in databases(db) {
+        let (archive, size, toc) = match fetch(run.restic, run.contents, db, &name, run.dir) {
+            Ok(x) => x,
+            Err(e) => {
+                check.detail = e.to_string();
+                return check;
+            }
+        };
+        bytes += size;
+        tables += toc.len();
+        if let (None, Some(conn)) = (&skip, &conn) {
+            let scratch = match unused_name(
+                conn,
+                &format!("resticpilot_verify_{}", std::process::id()),
+                "",
+            ) {
+                Ok(s) => s,
+                Err(e) => {
+                    check.detail = e.message;
+                    return check;
+                }
+            };
+            let loaded = load(conn, &archive, &toc, &scratch, conn.source.restore_timeout)
+                .and_then(|_| count_rows(conn, &scratch, &toc).map_err(|e| e.message));
+            let _ = drop_database(conn, &scratch);
+            match loaded {
+                Ok(counted) => rows.extend(counted.into_iter().map(|(t, n)| TableRows {
+                    table: format!("{name}.{t}"),
+                    rows: n,
+                })),
+                Err(e) => {
+                    check.detail = format!("database {name}: {e}");
+                    return check;
+                }
+            }
+            scratch_names.push(scratch);
+        }
+        let _ = std::fs::remove_file(&archive);
+    }
+    check.bytes = bytes;
+    check.tables = tables;
+    check.restore_seconds = secs(start.elapsed());
+    match skip {
+        Some(note) => {
+            check.result = Outcome::Skipped;
+            check.detail = format!("archives read back whole ({}); {note}", human_bytes(bytes));
+        }
+        None => {
+            check.result = Outcome::Pass;
+            check.detail = format!(
+                "loaded into scratch database {} (dropped), {} as in the dump",
+                scratch_names.join(", "),
+                count(tables as u64, "table")
+            );
+            check.rows = Some(rows);
+        }
+    }
+    check
+}
+
+/// Rows of each table of `db`.
+fn count_rows(conn: &Conn, db: &str, tables: &[String]) -> Result<Vec<(String, i64)>, QueryError> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let parts: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            let (schema, table) = t.split_once('.').unwrap_or(("public", t));
+            format!(
+                "SELECT {}, count(*) FROM {}.{}",
+                literal(t),
+                ident(schema),
+                ident(table)
+            )
+        })
+        .collect();
+    let rows = conn.query(db, &parts.join(" UNION ALL "))?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| r.split_once('\t'))
+        .map(|(t, n)| (t.to_string(), n.trim().parse().unwrap_or(-1)))
+        .collect())
+}

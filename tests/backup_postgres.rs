@@ -1,0 +1,520 @@
+//! PostgreSQL sources against a real server the harness starts: a round trip of every kind of
+//! schema object, restores in place and under another name, the drill, and the failures that
+//! must leave no snapshot (a wrong password, the server stopped mid-dump).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Run, Sandbox};
+use crate::postgres::{Postgres, private_server, server};
+
+const PASSWORD: &str = "pg-Secret:pass\\word 7";
+
+fn profile(pg: &Postgres, databases: &str, password_file: &str, extra: &str) -> String {
+    format!(
+        "profiles:
+  shop:
+    repository: local
+    host: test-host
+    databases:
+      - name: main
+        type: postgresql
+        host: 127.0.0.1
+        port: {port}
+        user: rp_admin
+        password_file: {password_file}
+        databases: {databases}
+{extra}",
+        port = pg.port
+    )
+}
+
+fn sandbox(pg: &Postgres, databases: &str, extra: &str) -> Sandbox {
+    pg.admin_role("rp_admin", &PASSWORD.replace('\'', "''"));
+    let sb = Sandbox::new();
+    std::fs::write(sb.path("pg-password"), format!("{PASSWORD}\n")).unwrap();
+    sb.config(&profile(pg, databases, "{dir}/pg-password", extra));
+    sb
+}
+
+/// A table with an index, a sequence, a view, a function, a trigger, and a role owning a table.
+fn make_shop(pg: &Postgres, db: &str) {
+    // Tests run in parallel on one server: another may create the role at the same moment.
+    pg.sql("DO $$ BEGIN CREATE ROLE shop_clerk NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$");
+    pg.sql_in(
+        db,
+        "CREATE SEQUENCE invoice_no START 1000;
+         CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, photo bytea);
+         CREATE INDEX customers_name ON customers (name);
+         CREATE TABLE orders (id serial PRIMARY KEY, customer int REFERENCES customers, total numeric(10,2), invoice int DEFAULT nextval('invoice_no'));
+         CREATE TABLE audit (id serial PRIMARY KEY, note text);
+         CREATE TABLE clerk_notes (note text);
+         ALTER TABLE clerk_notes OWNER TO shop_clerk;
+         CREATE FUNCTION order_total(c int) RETURNS numeric LANGUAGE sql AS 'SELECT coalesce(sum(total), 0) FROM orders WHERE customer = c';
+         CREATE FUNCTION audit_order() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO audit (note) VALUES ('order ' || NEW.id); RETURN NEW; END $$;
+         CREATE TRIGGER orders_audit AFTER INSERT ON orders FOR EACH ROW EXECUTE FUNCTION audit_order();
+         CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 50;
+         INSERT INTO customers (name, photo) VALUES ('ann', '\\x00ff10'), ('bob', NULL), ('Zoë', '\\xdeadbeef');
+         INSERT INTO orders (customer, total) VALUES (1, 9.99), (2, 100.00), (1, 0.01);
+         INSERT INTO clerk_notes VALUES ('hello');",
+    );
+}
+
+/// What a restore must bring back, as one comparable text.
+fn fingerprint(pg: &Postgres, db: &str) -> String {
+    pg.sql_in(
+        db,
+        "SELECT string_agg(x, ' | ' ORDER BY x) FROM (
+           SELECT 'c:' || id || name || coalesce(encode(photo, 'hex'), '-') AS x FROM customers
+           UNION ALL SELECT 'o:' || id || ',' || customer || ',' || total || ',' || invoice FROM orders
+           UNION ALL SELECT 'a:' || id || note FROM audit
+           UNION ALL SELECT 'v:' || count(*) FROM big_orders
+           UNION ALL SELECT 'f:' || order_total(1)
+           UNION ALL SELECT 's:' || last_value FROM invoice_no
+           UNION ALL SELECT 'i:' || indexname FROM pg_indexes WHERE tablename = 'customers'
+           UNION ALL SELECT 't:' || tgname FROM pg_trigger WHERE NOT tgisinternal
+           UNION ALL SELECT 'owner:' || tableowner FROM pg_tables WHERE tablename = 'clerk_notes'
+         ) parts",
+    )
+}
+
+fn assert_no_password(run: &Run) {
+    for needle in [PASSWORD, "pg-Secret"] {
+        assert!(
+            !run.all().contains(needle),
+            "password leaked:\n{}",
+            run.all()
+        );
+    }
+}
+
+#[test]
+fn round_trip_brings_back_tables_index_sequence_view_function_trigger_and_owner() {
+    let pg = server();
+    let db = pg.fresh_database("shop");
+    make_shop(pg, &db);
+    let before = fingerprint(pg, &db);
+    let sb = sandbox(pg, &format!("[{db}]"), "");
+
+    let run = sb.run(&["backup", "shop"]);
+    run.assert_code(0);
+    assert_no_password(&run);
+    assert_eq!(sb.snapshots().len(), 1);
+
+    // The dump in the snapshot is an uncompressed custom-format archive that pg_restore lists.
+    let restored = sb.restic_restore_latest("restored");
+    let archive = sb
+        .restored_dump(&restored, "shop", "main.pgdump")
+        .join(format!("{db}.dump"));
+    // The manifest records the archive's size, not the directory's.
+    let manifest = sb.restored_dump(&restored, "shop", "resticpilot-manifest.json");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
+    assert_eq!(
+        m["databases"][0]["bytes"].as_u64().unwrap(),
+        std::fs::metadata(&archive).unwrap().len(),
+        "{m}"
+    );
+    let list = Command::new("pg_restore")
+        .arg("--list")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(list.status.success());
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.contains("Compression: 0") || list.contains("Compression: none"),
+        "{list}"
+    );
+    for object in [
+        "TABLE public customers",
+        "INDEX public customers_name",
+        "SEQUENCE public invoice_no",
+        "VIEW public big_orders",
+        "FUNCTION public order_total",
+        "TRIGGER public orders orders_audit",
+    ] {
+        assert!(list.contains(object), "{object} missing:\n{list}");
+    }
+
+    // In place: the live database is not empty, so --force is needed.
+    pg.sql_in(
+        &db,
+        "DELETE FROM audit; INSERT INTO customers (name) VALUES ('after backup')",
+    );
+    let run = sb.run(&["restore", "shop", "--database", "main"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("not empty") && run.stderr.contains("--force"),
+        "{}",
+        run.stderr
+    );
+    assert_ne!(
+        fingerprint(pg, &db),
+        before,
+        "refused restore changed nothing"
+    );
+
+    let run = sb.run(&["restore", "shop", "--database", "main", "--force"]);
+    run.assert_code(0);
+    assert_no_password(&run);
+    assert_eq!(fingerprint(pg, &db), before);
+    assert!(
+        run.stdout.contains("previous content kept as database"),
+        "{}",
+        run.stdout
+    );
+    // The previous content is kept, under the name the output gives.
+    let kept = run
+        .stdout
+        .split("kept as database ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert!(
+        pg.sql_in(&kept, "SELECT name FROM customers")
+            .contains("after backup")
+    );
+
+    // A dropped database comes back, created.
+    pg.sql(&format!("DROP DATABASE \"{db}\""));
+    sb.run(&["restore", "shop", "--database", "main"])
+        .assert_code(0);
+    assert_eq!(fingerprint(pg, &db), before);
+}
+
+#[test]
+fn restore_into_another_name_creates_it_and_leaves_the_original() {
+    let pg = server();
+    let db = pg.fresh_database("into");
+    make_shop(pg, &db);
+    let before = fingerprint(pg, &db);
+    let sb = sandbox(pg, &format!("[{db}]"), "");
+    sb.run(&["backup", "shop"]).assert_code(0);
+    pg.sql_in(&db, "INSERT INTO customers (name) VALUES ('live change')");
+    let live = fingerprint(pg, &db);
+
+    let copy = format!("{db}_copy");
+    let run = sb.run(&[
+        "restore",
+        "shop",
+        "--database",
+        "main",
+        "--into",
+        &copy,
+        "--dry-run",
+    ]);
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains(&format!(
+            "database {copy} (renamed from {db}) (does not exist: created)"
+        )),
+        "{}",
+        run.stdout
+    );
+    let run = sb.run(&["restore", "shop", "--database", "main", "--dry-run"]);
+    assert!(run.stdout.contains("needs --force"), "{}", run.all());
+    assert_eq!(
+        pg.sql(&format!(
+            "SELECT count(*) FROM pg_database WHERE datname = '{copy}'"
+        ))
+        .trim(),
+        "0",
+        "a dry run creates nothing"
+    );
+    let run = sb.run(&["restore", "shop", "--database", "main", "--into", &copy]);
+    run.assert_code(0);
+    assert_eq!(fingerprint(pg, &copy), before);
+    assert_eq!(fingerprint(pg, &db), live, "the original is untouched");
+
+    // Again: the copy now exists and is not empty.
+    let run = sb.run(&["restore", "shop", "--database", "main", "--into", &copy]);
+    run.assert_code(1);
+    assert!(run.stderr.contains("--force"), "{}", run.stderr);
+}
+
+#[test]
+fn wrong_password_fails_the_run_without_a_snapshot_or_a_leak() {
+    let pg = server();
+    let db = pg.fresh_database("wrongpw");
+    make_shop(pg, &db);
+    let sb = sandbox(pg, &format!("[{db}]"), "");
+    std::fs::write(sb.path("pg-password"), "not-the-Secret-pw\n").unwrap();
+    let run = sb.run(&["backup", "shop"]);
+    run.assert_code(1);
+    assert!(
+        run.all().contains("password authentication failed"),
+        "{}",
+        run.all()
+    );
+    assert!(!run.all().contains("not-the-Secret-pw"), "{}", run.all());
+    assert!(sb.snapshots().is_empty());
+}
+
+/// A session holding an exclusive lock on `table` until killed: pg_dump waits on it.
+fn hold_lock(pg: &Postgres, db: &str, table: &str) -> Child {
+    let child = pg
+        .client()
+        .args(["-d", db, "-c"])
+        .arg(format!(
+            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);"
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pg
+        .sql_in(db, "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND granted AND relation IS NOT NULL")
+        .trim()
+        .starts_with(|c: char| c != '0')
+    {
+        assert!(Instant::now() < deadline, "lock not taken");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child
+}
+
+/// The pids of running pg_dump processes given `--port=<port>`.
+fn pg_dumps(port: u16) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        let args: Vec<&str> = cmdline.split('\0').collect();
+        // Debian's pg_dump is a perl wrapper that execs the real one: either will do.
+        if args.iter().any(|a| a.ends_with("/pg_dump"))
+            && args.contains(&format!("--port={port}").as_str())
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+fn wait_for_dump(port: u16) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(pid) = pg_dumps(port).first() {
+            return *pid;
+        }
+        assert!(Instant::now() < deadline, "pg_dump never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn password_is_in_neither_the_dump_childs_cmdline_nor_its_environment() {
+    let pg = private_server();
+    let db = pg.fresh_database("proc");
+    make_shop(&pg, &db);
+    let sb = sandbox(&pg, &format!("[{db}]"), "");
+    let mut lock = hold_lock(&pg, &db, "orders");
+    let mut backup = sb
+        .command(&sb.path("config.yaml"), &["backup", "shop"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = wait_for_dump(pg.port);
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    // End the locking session on the server (killing the client alone leaves its backend
+    // sleeping with the lock).
+    pg.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()");
+    let _ = lock.kill();
+    let _ = lock.wait();
+    let out = crate::harness::to_run(backup_wait(&mut backup));
+    out.assert_code(0);
+    for bytes in [&cmdline, &environ] {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(
+            !text.contains("pg-Secret"),
+            "password visible in /proc/{pid}: {text:?}"
+        );
+    }
+    assert!(String::from_utf8_lossy(&environ).contains("PGPASSFILE=/dev/fd/"));
+    assert_no_password(&out);
+}
+
+fn backup_wait(child: &mut Child) -> std::process::Output {
+    let child = std::mem::replace(child, Command::new("true").spawn().unwrap());
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn server_stopped_mid_dump_fails_the_run_without_a_snapshot() {
+    let pg = private_server();
+    let db = pg.fresh_database("midway");
+    make_shop(&pg, &db);
+    let sb = sandbox(&pg, &format!("[{db}]"), "");
+    let mut lock = hold_lock(&pg, &db, "orders");
+    let mut backup = sb
+        .command(&sb.path("config.yaml"), &["backup", "shop"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_dump(pg.port);
+    pg.stop_now();
+    let run = crate::harness::to_run(backup_wait(&mut backup));
+    let _ = lock.kill();
+    let _ = lock.wait();
+    run.assert_code(1);
+    assert!(run.stderr.contains("pg_dump of database"), "{}", run.stderr);
+    assert!(sb.snapshots().is_empty(), "no snapshot of a partial dump");
+    assert!(
+        sb.staging_files("shop")
+            .iter()
+            .all(|f| !f.contains("main.pgdump")),
+        "{:?}",
+        sb.staging_files("shop")
+    );
+}
+
+#[test]
+fn verify_passes_on_a_good_snapshot_and_fails_on_a_truncated_archive() {
+    let pg = server();
+    let db = pg.fresh_database("drill");
+    make_shop(pg, &db);
+    let sb = sandbox(pg, &format!("[{db}]"), "");
+    sb.run(&["backup", "shop"]).assert_code(0);
+    let run = sb.run(&["verify", "shop", "--json"]);
+    run.assert_code(0);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let main = &report["databases"][0];
+    assert_eq!(main["result"], "pass", "{main}");
+    let rows = main["rows"].as_array().unwrap();
+    let customers = rows
+        .iter()
+        .find(|r| r["table"] == format!("{db}.public.customers"))
+        .unwrap();
+    assert_eq!(customers["rows"], 3);
+    // The scratch database is gone.
+    assert_eq!(
+        pg.sql("SELECT count(*) FROM pg_database WHERE datname LIKE 'resticpilot_verify%'")
+            .trim(),
+        "0"
+    );
+
+    // A snapshot written by hand whose archive lost its second half.
+    let restored = sb.restic_restore_latest("restored");
+    let staging = sb.restored_dump(&restored, "shop", "");
+    let archive = staging.join("main.pgdump").join(format!("{db}.dump"));
+    let bytes = std::fs::read(&archive).unwrap();
+    std::fs::write(&archive, &bytes[..bytes.len() / 2]).unwrap();
+    let out = sb.restic(&[
+        "backup",
+        "--host",
+        "test-host",
+        "--tag",
+        "resticpilot",
+        "--tag",
+        "profile:shop",
+        staging.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let live = fingerprint(pg, &db);
+    let run = sb.run(&["verify", "shop", "--json"]);
+    run.assert_code(1);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let main = &report["databases"][0];
+    assert_eq!(main["result"], "fail", "{main}");
+    assert!(
+        main["detail"].as_str().unwrap().contains("damaged"),
+        "{main}"
+    );
+    assert_eq!(fingerprint(pg, &db), live);
+    // A restore of it is refused before the server is touched.
+    let run = sb.run(&["restore", "shop", "--database", "main", "--force"]);
+    run.assert_code(1);
+    assert!(run.stderr.contains("damaged"), "{}", run.stderr);
+    assert_eq!(fingerprint(pg, &db), live);
+}
+
+#[test]
+fn verify_says_when_the_server_is_unreachable() {
+    let pg = server();
+    let db = pg.fresh_database("gone");
+    make_shop(pg, &db);
+    let sb = sandbox(pg, &format!("[{db}]"), "");
+    sb.run(&["backup", "shop"]).assert_code(0);
+    // Point the profile at a port where nothing listens.
+    let mut gone = profile(
+        pg,
+        &format!("[{db}]"),
+        "{dir}/pg-password",
+        "        connect_timeout: 5s\n",
+    );
+    gone = gone.replace(
+        &format!("port: {}", pg.port),
+        &format!("port: {}", crate::servers::closed_port()),
+    );
+    sb.config(&gone);
+    let run = sb.run(&["verify", "shop", "--json"]);
+    run.assert_code(3);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let main = &report["databases"][0];
+    assert_eq!(main["result"], "skipped", "{main}");
+    assert!(
+        main["detail"].as_str().unwrap().contains("not reachable"),
+        "{main}"
+    );
+}
+
+#[test]
+fn all_databases_with_globals_and_validate_describes_it() {
+    let pg = server();
+    let db = pg.fresh_database("every");
+    make_shop(pg, &db);
+    let sb = sandbox(pg, "all", "");
+    let run = sb.run(&["validate"]);
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("postgresql all databases + globals"),
+        "{}",
+        run.stdout
+    );
+    sb.run(&["backup", "shop"]).assert_code(0);
+    let restored = sb.restic_restore_latest("restored");
+    let dir = sb.restored_dump(&restored, "shop", "main.pgdump");
+    assert!(dir.join(format!("{db}.dump")).is_file());
+    let globals = std::fs::read_to_string(dir.join("globals.sql")).unwrap();
+    assert!(globals.contains("CREATE ROLE shop_clerk"), "{globals}");
+    assert!(!dir.join("postgres.dump").exists());
+
+    // --target writes the archives and the globals into a directory, checked.
+    let run = sb.run(&[
+        "restore",
+        "shop",
+        "--database",
+        "main",
+        "--target",
+        sb.path("out").to_str().unwrap(),
+    ]);
+    run.assert_code(0);
+    let out = sb.path("out/main.pgdump");
+    assert!(out.join(format!("{db}.dump")).is_file(), "{}", run.all());
+    assert!(
+        std::fs::read_to_string(out.join("globals.sql"))
+            .unwrap()
+            .contains("CREATE ROLE shop_clerk")
+    );
+}
+
+#[test]
+fn options_that_would_change_the_format_or_leak_are_config_errors() {
+    let pg = server();
+    let sb = sandbox(pg, "[x]", "        options: [--compress=9, -W]\n");
+    let run = sb.run(&["validate"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("--compress"), "{}", run.stderr);
+}
