@@ -236,12 +236,18 @@ pub struct RestoreArgs {
     /// tagged incomplete: the restore then says so and names the latest complete one).
     #[arg(long, default_value = "latest", value_name = "ID")]
     pub snapshot: String,
-    /// Restore the profile's files under DIR (restic's layout: DIR/original/absolute/path).
+    /// Restore under DIR: the profile's files (restic's layout: DIR/original/absolute/path),
+    /// or with --database only those databases, as checked files in DIR (add --files for the
+    /// files too).
     #[arg(long, value_name = "DIR", conflicts_with = "in_place")]
     pub target: Option<PathBuf>,
     /// A database of the profile to restore (repeatable), or `all`.
     #[arg(long = "database", value_name = "NAME")]
     pub databases: Vec<String>,
+    /// With --target and --database: the profile's files too (without --database, --target
+    /// restores the files anyway).
+    #[arg(long, requires = "target")]
+    pub files: bool,
     /// Restore the one MySQL or PostgreSQL database under this name instead (created if
     /// missing).
     #[arg(long, value_name = "NAME")]

@@ -647,3 +647,54 @@ fn sqlite_restore_into_a_read_only_mount_names_the_override_file_first() {
     );
     assert_eq!(std::fs::read(data.join("app.db")).unwrap(), before);
 }
+
+/// `--target DIR --database NAME` restores that database only; the files come with `--files`
+/// (or with `--target` alone).
+#[test]
+fn target_with_a_database_restores_the_database_only_unless_files_are_asked_for() {
+    let sb = sqlite_sandbox(50);
+    let only = sb.path("only-db");
+    sb.run(&[
+        "restore",
+        "app",
+        "--target",
+        only.to_str().unwrap(),
+        "--database",
+        "app",
+    ])
+    .assert_code(0);
+    let names: Vec<String> = std::fs::read_dir(&only)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["app.sqlite3"],
+        "the database's copy and nothing else"
+    );
+    assert_eq!(
+        count(&only.join("app.sqlite3"), "SELECT count(*) FROM t"),
+        50
+    );
+
+    let both = sb.path("both");
+    let run = sb.run(&[
+        "restore",
+        "app",
+        "--target",
+        both.to_str().unwrap(),
+        "--database",
+        "app",
+        "--files",
+    ]);
+    run.assert_code(0);
+    assert!(both.join("app.sqlite3").exists());
+    let restored_etc = both.join(sb.path("data/etc").strip_prefix("/").unwrap());
+    assert_eq!(
+        std::fs::read_to_string(restored_etc.join("app.toml")).unwrap(),
+        "answer = 42\n"
+    );
+    // --files means something only with --target.
+    sb.run(&["restore", "app", "--database", "app", "--files"])
+        .assert_code(2);
+}

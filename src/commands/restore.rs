@@ -25,6 +25,18 @@ pub struct Args {
     pub in_place: bool,
     pub force: bool,
     pub dry_run: bool,
+    /// With `target` and `databases`: the files too.
+    pub files: bool,
+}
+
+impl Args {
+    /// Whether the profile's files are restored under `target`: `--target` alone, or with
+    /// `--database` only when `--files` asks for them too.
+    fn files_to_target(&self) -> Option<&Path> {
+        self.target
+            .as_deref()
+            .filter(|_| self.databases.is_empty() || self.files)
+    }
 }
 
 impl From<RestoreArgs> for Args {
@@ -38,6 +50,7 @@ impl From<RestoreArgs> for Args {
             in_place: a.in_place,
             force: a.force,
             dry_run: a.dry_run,
+            files: a.files,
         }
     }
 }
@@ -110,7 +123,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<Status, Error> {
     }
     let mut done = Vec::new();
 
-    if let Some(target) = &args.target {
+    if let Some(target) = args.files_to_target() {
         let r = files::to_target(&restic, &contents, target, false)?;
         if r.paths.is_empty() {
             println!("files: the snapshot holds no files besides the database dumps");
@@ -328,12 +341,12 @@ fn print_plan(
     if let Some(note) = restore::incomplete_note(restic, profile, &contents.snapshot) {
         println!("  warning   {note}");
     }
-    if args.target.is_some() || args.in_place {
+    if args.files_to_target().is_some() || args.in_place {
         let entries = files::listing(restic, contents)?;
         let bytes: u64 = entries.iter().map(|e| e.size).sum();
         if contents.files.is_empty() {
             println!("  files     none in the snapshot besides the database dumps");
-        } else if let Some(target) = &args.target {
+        } else if let Some(target) = args.files_to_target() {
             println!(
                 "  files     {} ({}) of {} -> under {}",
                 restore::count(entries.len() as u64, "file"),
