@@ -116,8 +116,16 @@ impl Remote {
     /// Writes the config: the repository reached on `port`, the profile `app` (a SQLite
     /// database and a directory, `keep_last: 1`), reports to `webhook`.
     fn config(&self, port: u16, wrong: bool, webhook: Option<&str>) {
+        // A short stall bound where a test waits for it (the silent server, the relay it cuts);
+        // against the healthy server a long one, so restic starved of CPU by the tests running
+        // beside it (key derivation at init) is never taken for a server that stopped answering.
+        let stall = if port == self.server_port() {
+            "60s"
+        } else {
+            "5s"
+        };
         let mut repo = format!(
-            "    url: '{}'\n    password_file: {{dir}}/restic-password\n    init: true\n    stall_timeout: 5s\n    open_timeout: 60s\n",
+            "    url: '{}'\n    password_file: {{dir}}/restic-password\n    init: true\n    stall_timeout: {stall}\n    open_timeout: 60s\n",
             self.url(port, wrong)
         );
         match self.kind {
