@@ -323,3 +323,50 @@ fn a_failed_run_prints_its_error_once() {
         run.stderr
     );
 }
+
+/// Without a terminal (a container's log), long work logs a heartbeat with its progress; `-q`
+/// hides it with the other INFO lines, and in JSON logs it is JSON.
+#[test]
+fn long_work_logs_a_heartbeat_without_a_terminal() {
+    use crate::harness::Sandbox;
+    let sb = Sandbox::new();
+    sb.config(
+        "profiles:\n  app:\n    repository: local\n    databases:\n      - { name: slow, type: command, extension: txt, dump: 'sleep 3; echo done', restore: 'cat >/dev/null' }\n",
+    );
+    let run = |args: &[&str]| {
+        let out = sb
+            .command(&sb.path("config.yaml"), args)
+            .env("RESTICPILOT_HEARTBEAT", "1s")
+            .output()
+            .unwrap();
+        crate::harness::to_run(out)
+    };
+    let text = run(&["backup"]);
+    text.assert_code(0);
+    let beats: Vec<&str> = text
+        .stderr
+        .lines()
+        .filter(|l| l.contains("INFO") && l.contains("dumping slow:") && l.contains("written"))
+        .collect();
+    assert!(
+        !beats.is_empty(),
+        "no heartbeat during a 3 s dump:\n{}",
+        text.stderr
+    );
+    assert!(beats.len() <= 4, "more than one a second:\n{}", text.stderr);
+
+    let quiet = run(&["-q", "backup"]);
+    quiet.assert_code(0);
+    assert!(!quiet.stderr.contains("dumping slow:"), "{}", quiet.stderr);
+
+    let json = run(&["--log-format", "json", "backup"]);
+    json.assert_code(0);
+    let events = json_lines(&json.stderr);
+    assert!(
+        events.iter().any(|e| e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("dumping slow:"))),
+        "{}",
+        json.stderr
+    );
+}

@@ -1,7 +1,12 @@
-//! Progress on a terminal: one status line, redrawn in place, while a dump is written or
-//! restic runs. Only when stderr is a terminal and logs are text (never in JSON logs or files).
-//! Log lines go through [`StderrWriter`], which clears a shown status line first, so the two
-//! never mix on one line.
+//! Progress of long work (a dump written, restic's upload, a copy extracted or loaded), one
+//! implementation for all of them: on a terminal with text logs, one status line redrawn in
+//! place; otherwise (a container's log, JSON logs, a pipe) the same text as an INFO log line
+//! every heartbeat (30 s, `RESTICPILOT_HEARTBEAT` seconds), so a daemon's log shows life
+//! during an hour-long dump. `-q` hides the heartbeat with the other INFO lines. Log lines go
+//! through [`StderrWriter`], which clears a shown status line first, so the two never mix.
+//!
+//! (Not indicatif: it draws its own bars and would need a bridge to the log writer so log lines
+//! and the bar don't mix; one line redrawn with a clear sequence is all this needs.)
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -48,32 +53,63 @@ fn clear() {
     }
 }
 
-/// A status line, redrawn at most ten times a second and cleared when dropped.
+/// How often long work logs its progress when there is no terminal to draw on.
+pub fn heartbeat() -> Duration {
+    static EVERY: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *EVERY.get_or_init(|| {
+        std::env::var("RESTICPILOT_HEARTBEAT")
+            .ok()
+            .and_then(|v| crate::config::parse_duration(&v))
+            .filter(|d| !d.is_zero())
+            .unwrap_or(Duration::from_secs(30))
+    })
+}
+
+/// The progress of one piece of work: a status line redrawn at most ten times a second on a
+/// terminal (cleared when dropped), else a log line every [`heartbeat`].
 pub struct Line {
     last: Option<Instant>,
+    started: Instant,
+    terminal: bool,
 }
 
 impl Line {
-    /// `None` when progress is off.
-    pub fn new() -> Option<Line> {
-        enabled().then_some(Line { last: None })
+    pub fn new() -> Line {
+        Line {
+            last: None,
+            started: Instant::now(),
+            terminal: enabled(),
+        }
     }
 
     pub fn set(&mut self, text: &str) {
-        if self
-            .last
-            .is_some_and(|t| t.elapsed() < Duration::from_millis(100))
-        {
-            return;
+        if self.terminal {
+            if self
+                .last
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(100))
+            {
+                return;
+            }
+            self.last = Some(Instant::now());
+            draw(text);
+        } else if self.last.unwrap_or(self.started).elapsed() >= heartbeat() {
+            self.last = Some(Instant::now());
+            tracing::info!("{text}");
         }
-        self.last = Some(Instant::now());
-        draw(text);
+    }
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Line::new()
     }
 }
 
 impl Drop for Line {
     fn drop(&mut self) {
-        clear();
+        if self.terminal {
+            clear();
+        }
     }
 }
 
@@ -83,16 +119,13 @@ pub struct FileWatch {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// Watches `path` (a dump being written) when progress is on.
+/// Watches `path` (a dump being written): a status line, or a heartbeat in the log.
 pub fn watch_file(label: String, path: PathBuf) -> Option<FileWatch> {
-    if !enabled() {
-        return None;
-    }
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let thread = std::thread::spawn(move || {
         let started = Instant::now();
-        let mut line = Line { last: None };
+        let mut line = Line::new();
         while !flag.load(Ordering::SeqCst) {
             let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             line.set(&format!(

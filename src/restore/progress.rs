@@ -1,9 +1,10 @@
-//! Progress of a long copy on a terminal: one line on stderr, rewritten a few times a second.
-//! Nothing is drawn when stderr is not a terminal (logs, pipes, the daemon).
+//! Progress of a long copy (a dump extracted from restic, checked or loaded): the shared
+//! status line of [`crate::report::progress`] (a terminal line, else a heartbeat in the log).
 
-use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::time::Instant;
 
+use crate::report::progress::Line;
 use crate::units::human_bytes;
 
 pub struct Progress {
@@ -11,8 +12,7 @@ pub struct Progress {
     total: Option<u64>,
     done: u64,
     started: Instant,
-    last_draw: Option<Instant>,
-    enabled: bool,
+    line: Option<Line>,
 }
 
 impl Progress {
@@ -23,23 +23,15 @@ impl Progress {
             total: total.filter(|t| *t > 0),
             done: 0,
             started: Instant::now(),
-            last_draw: None,
-            enabled: std::io::stderr().is_terminal(),
+            line: Some(Line::new()),
         }
     }
 
     pub fn add(&mut self, bytes: u64) {
         self.done += bytes;
-        if !self.enabled {
-            return;
-        }
-        let due = self
-            .last_draw
-            .is_none_or(|t| t.elapsed() >= Duration::from_millis(250));
-        if due {
-            self.last_draw = Some(Instant::now());
-            eprint!("\r\x1b[K{}", self.line());
-            let _ = std::io::stderr().flush();
+        let text = self.line();
+        if let Some(line) = &mut self.line {
+            line.set(&text);
         }
     }
 
@@ -64,17 +56,7 @@ impl Progress {
 
     /// Clears the line (the caller prints its own summary).
     pub fn finish(&mut self) {
-        if self.enabled && self.last_draw.is_some() {
-            eprint!("\r\x1b[K");
-            let _ = std::io::stderr().flush();
-        }
-        self.last_draw = None;
-    }
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        self.finish();
+        self.line = None;
     }
 }
 

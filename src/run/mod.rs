@@ -478,29 +478,20 @@ fn write_manifest(profile: &Profile, staging: &Staging, dumps: &[DumpReport]) ->
     staging.write(MANIFEST, text.as_bytes())
 }
 
-/// Shows restic's progress on a terminal, or logs it at most every 10 seconds.
+/// Shows restic's progress on a terminal, or logs it every heartbeat.
 fn progress_logger(profile: &str) -> impl FnMut(&crate::restic::json::BackupStatus) + '_ {
-    let mut last = Instant::now();
     let mut line = report::progress::Line::new();
     move |status| {
-        if let Some(line) = &mut line {
-            line.set(&report::progress::restic_line(
+        line.set(&format!(
+            "{profile}: {}",
+            report::progress::restic_line(
                 "backup",
                 status.percent_done,
                 status.bytes_done,
                 status.total_bytes,
                 status.seconds_remaining,
-            ));
-        } else if last.elapsed() >= Duration::from_secs(10) {
-            last = Instant::now();
-            tracing::info!(
-                profile,
-                "restic backup {:.0}% ({} of {})",
-                status.percent_done * 100.0,
-                human_bytes(status.bytes_done),
-                human_bytes(status.total_bytes)
-            );
-        }
+            )
+        ));
     }
 }
 
