@@ -455,6 +455,83 @@ pub struct Extra {
     pub warnings: Vec<String>,
 }
 
+/// What a server engine's `databases:` must be, for [`database_list`].
+pub struct ListOf<'a> {
+    /// The type's name, for the message of a missing list.
+    pub engine: &'a str,
+    /// The source's name.
+    pub name: &'a str,
+    /// Where the source stands (for a missing list).
+    pub at: &'a Location,
+    /// Whether a name can be dumped (`Err` says why not).
+    pub check: &'a dyn Fn(&str) -> Result<(), String>,
+    /// Whether a name listed twice is an error.
+    pub unique: bool,
+}
+
+/// A server engine's `databases:`: `all` (`Some(None)`), or the names, expanded and checked
+/// (`Some(Some(names))`); `None` after recording why not, each error at its entry.
+pub fn database_list(
+    r: &mut Resolver,
+    of: &ListOf<'_>,
+    list: Option<&serde_saphyr::Spanned<crate::config::raw::RawDatabaseList>>,
+) -> Option<Option<Vec<String>>> {
+    use crate::config::raw::RawDatabaseList;
+    let name = of.name;
+    let Some(list) = list else {
+        r.error(
+            of.at,
+            format!(
+                "database {name}: {} needs `databases`: a list of names, or `all`",
+                of.engine
+            ),
+        );
+        return None;
+    };
+    match &list.value {
+        RawDatabaseList::Keyword(k) if k == "all" => Some(None),
+        RawDatabaseList::Keyword(k) => {
+            r.error(
+                &list.referenced,
+                format!("database {name}: databases must be a list of names or `all`, not {k:?}"),
+            );
+            None
+        }
+        RawDatabaseList::Names(names) if names.is_empty() => {
+            r.error(
+                &list.referenced,
+                format!("database {name}: databases is empty"),
+            );
+            None
+        }
+        RawDatabaseList::Names(names) => {
+            let mut out = Vec::new();
+            for n in names {
+                // Items of a list that may also be a word carry no position of their own: the
+                // list's is the nearest.
+                let at = if n.referenced.line() == 0 {
+                    &list.referenced
+                } else {
+                    &n.referenced
+                };
+                match crate::config::expand(&n.value, r.env()) {
+                    Ok(v) => match (of.check)(&v) {
+                        Ok(()) if of.unique && out.contains(&v) => {
+                            r.error(at, format!("database {name}: databases lists {v:?} twice"))
+                        }
+                        Ok(()) => out.push(v),
+                        Err(why) => {
+                            r.error(at, format!("database {name}: databases entry {v:?} {why}"))
+                        }
+                    },
+                    Err(msg) => r.error(at, format!("databases.{name}.databases: {msg}")),
+                }
+            }
+            Some(Some(out))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::REGISTRY;

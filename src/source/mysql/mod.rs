@@ -16,8 +16,8 @@ use std::time::Duration;
 use serde_saphyr::Location;
 
 use super::{Done, Engine, Extra, Source, SourceAt};
-use crate::config::raw::{RawDatabase, RawDatabaseList};
-use crate::config::{Resolver, expand};
+use crate::config::Resolver;
+use crate::config::raw::RawDatabase;
 
 /// The engine of `type: mysql` (and `type: mariadb`).
 pub struct Mysql;
@@ -92,55 +92,19 @@ fn resolve_source(
     at: &Location,
 ) -> Option<MysqlSource> {
     let key = |k: &str| format!("databases.{name}.{k}");
-    let databases = match &d.databases {
-        None => {
-            r.error(
-                at,
-                format!("database {name}: mysql needs `databases`: a list of names, or `all`"),
-            );
-            return None;
-        }
-        Some(list) => match &list.value {
-            RawDatabaseList::Keyword(k) if k == "all" => MysqlSelection::All,
-            RawDatabaseList::Keyword(k) => {
-                r.error(
-                    &list.referenced,
-                    format!(
-                        "database {name}: databases must be a list of names or `all`, not {k:?}"
-                    ),
-                );
-                return None;
-            }
-            RawDatabaseList::Names(names) if names.is_empty() => {
-                r.error(
-                    &list.referenced,
-                    format!("database {name}: databases is empty"),
-                );
-                return None;
-            }
-            RawDatabaseList::Names(names) => {
-                let mut out = Vec::new();
-                for n in names {
-                    // Items of a list that may also be a word carry no position of their
-                    // own: the list's is the nearest.
-                    let at = if n.referenced.line() == 0 {
-                        &list.referenced
-                    } else {
-                        &n.referenced
-                    };
-                    match expand(&n.value, r.env()) {
-                        Ok(v) => match check_name_for_dump(&v) {
-                            Ok(()) => out.push(v),
-                            Err(why) => {
-                                r.error(at, format!("database {name}: databases entry {v:?} {why}"))
-                            }
-                        },
-                        Err(msg) => r.error(at, format!("{}: {msg}", key("databases"))),
-                    }
-                }
-                MysqlSelection::Named(out)
-            }
+    let databases = match super::database_list(
+        r,
+        &super::ListOf {
+            engine: "mysql",
+            name,
+            at,
+            check: &check_name_for_dump,
+            unique: false,
         },
+        d.databases.as_ref(),
+    )? {
+        None => MysqlSelection::All,
+        Some(names) => MysqlSelection::Named(names),
     };
     let mut options = Vec::new();
     for o in &d.options {

@@ -15,8 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Done, Engine, Extra, Source, SourceAt};
-use crate::config::raw::RawDatabaseList;
-use crate::config::{Resolver, expand};
+use crate::config::Resolver;
 use crate::restore::ManifestDatabase;
 
 /// The engine of `type: postgresql` (and `type: postgres`).
@@ -129,56 +128,19 @@ fn resolve_source(r: &mut Resolver, at: &SourceAt<'_>) -> Option<PgSource> {
     let name = at.name;
     let d = at.raw;
     let key = |k: &str| format!("databases.{name}.{k}");
-    let databases = match &d.databases {
-        None => {
-            r.error(
-                at.at,
-                format!("database {name}: postgresql needs `databases`: a list of names, or `all`"),
-            );
-            return None;
-        }
-        Some(list) => match &list.value {
-            RawDatabaseList::Keyword(k) if k == "all" => PgSelection::All,
-            RawDatabaseList::Keyword(k) => {
-                r.error(
-                    &list.referenced,
-                    format!(
-                        "database {name}: databases must be a list of names or `all`, not {k:?}"
-                    ),
-                );
-                return None;
-            }
-            RawDatabaseList::Names(names) if names.is_empty() => {
-                r.error(
-                    &list.referenced,
-                    format!("database {name}: databases is empty"),
-                );
-                return None;
-            }
-            RawDatabaseList::Names(names) => {
-                let mut out = Vec::new();
-                for n in names {
-                    let at = if n.referenced.line() == 0 {
-                        &list.referenced
-                    } else {
-                        &n.referenced
-                    };
-                    match expand(&n.value, r.env()) {
-                        Ok(v) => match check_name(&v) {
-                            Ok(()) if out.contains(&v) => {
-                                r.error(at, format!("database {name}: databases lists {v:?} twice"))
-                            }
-                            Ok(()) => out.push(v),
-                            Err(why) => {
-                                r.error(at, format!("database {name}: databases entry {v:?} {why}"))
-                            }
-                        },
-                        Err(msg) => r.error(at, format!("{}: {msg}", key("databases"))),
-                    }
-                }
-                PgSelection::Named(out)
-            }
+    let databases = match super::database_list(
+        r,
+        &super::ListOf {
+            engine: "postgresql",
+            name,
+            at: at.at,
+            check: &check_name,
+            unique: true,
         },
+        d.databases.as_ref(),
+    )? {
+        None => PgSelection::All,
+        Some(names) => PgSelection::Named(names),
     };
     let mut options = Vec::new();
     for o in &d.options {
