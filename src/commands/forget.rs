@@ -38,14 +38,8 @@ fn render_dry_run(profile: &str, groups: &[ForgetGroup]) -> String {
     let mut rows: Vec<(String, &str, String, String)> = Vec::new();
     for g in groups {
         for s in g.keep.iter().flatten() {
-            rows.push((s.time.clone(), "keep", s.short().to_string(), {
-                let why = g.reasons_for(s);
-                if why.is_empty() {
-                    String::new()
-                } else {
-                    why.join(", ")
-                }
-            }));
+            let why = g.reasons_for(s).join(", ");
+            rows.push((s.time.clone(), "keep", s.short().to_string(), why));
         }
         for s in g.remove.iter().flatten() {
             rows.push((
@@ -61,13 +55,7 @@ fn render_dry_run(profile: &str, groups: &[ForgetGroup]) -> String {
     let removed = rows.len() - kept;
     let mut out = format!("retention of profile {profile} (dry run: nothing is removed)\n");
     for (time, action, id, why) in &rows {
-        let time = chrono::DateTime::parse_from_rfc3339(time)
-            .map(|t| {
-                t.with_timezone(&chrono::Utc)
-                    .format("%Y-%m-%d %H:%M:%S")
-                    .to_string()
-            })
-            .unwrap_or_else(|_| time.clone());
+        let time = crate::restore::show_time(time);
         let line = format!("  {action:<7} {id}  {time}  {why}");
         out.push_str(line.trim_end());
         out.push('\n');

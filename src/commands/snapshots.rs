@@ -51,9 +51,7 @@ pub fn run(ctx: &Context, profile: Option<&str>, json: bool) -> Result<Status, E
             crate::units::count(list.len() as u64, "snapshot", "snapshots")
         );
         for s in list {
-            let time = chrono::DateTime::parse_from_rfc3339(&s.time)
-                .map(|t| t.format("%Y-%m-%d %H:%M:%S %:z").to_string())
-                .unwrap_or_else(|_| s.time.clone());
+            let time = crate::restore::show_time(&s.time);
             let incomplete = s.is_incomplete();
             any_incomplete |= incomplete;
             println!(

@@ -314,12 +314,7 @@ pub fn inside(dir: &Path, name: &str) -> Result<PathBuf, RestoreError> {
 
 /// "1 file", "2 files".
 pub fn count(n: impl Into<u64>, what: &str) -> String {
-    let n = n.into();
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
-    }
+    crate::units::count(n, what, &format!("{what}s"))
 }
 
 /// An RFC 3339 time from restic as "2026-11-22 23:34:12 +00:00".
