@@ -227,7 +227,7 @@ snapshots() {
   "${compose[@]}" run --rm --no-deps -T backup snapshots stack --json 2>/dev/null |
     python3 -c 'import json, sys
 text = sys.stdin.read()
-for s in (json.loads(text) if text.strip() else []): print(s["id"], s["time"])'
+for s in (json.loads(text)["snapshots"] if text.strip() else []): print(s["id"], s["time"])'
 }
 at_least_snapshots() { (($(snapshots | wc -l) >= $1)); }
 healthy() { [[ "$(docker inspect -f '{{.State.Health.Status}}' "$(container_of backup)")" == healthy ]]; }

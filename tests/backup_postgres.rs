@@ -387,7 +387,7 @@ fn verify_passes_on_a_good_snapshot_and_fails_on_a_truncated_archive() {
     run.assert_code(0);
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let main = &report["databases"][0];
-    assert_eq!(main["result"], "pass", "{main}");
+    assert_eq!(main["result"], "success", "{main}");
     let rows = main["rows"].as_array().unwrap();
     let customers = rows
         .iter()
@@ -427,7 +427,7 @@ fn verify_passes_on_a_good_snapshot_and_fails_on_a_truncated_archive() {
     run.assert_code(1);
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let main = &report["databases"][0];
-    assert_eq!(main["result"], "fail", "{main}");
+    assert_eq!(main["result"], "failed", "{main}");
     assert!(
         main["detail"].as_str().unwrap().contains("damaged"),
         "{main}"

@@ -145,8 +145,15 @@ fn second_backup_reports_a_new_snapshot_and_logs_the_summary() {
     let listed = sb.run(&["snapshots", "app", "--json"]);
     listed.assert_code(0);
     let listed: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(listed["version"], 1, "{listed:#}");
+    let listed = &listed["snapshots"];
     assert_eq!(listed.as_array().unwrap().len(), 2);
     assert_eq!(listed[0]["profile"], "app");
+    // One spelling across the JSON outputs: the full id, the short one, the host.
+    let id = listed[0]["id"].as_str().unwrap();
+    assert_eq!(id.len(), 64, "{listed:#}");
+    assert_eq!(listed[0]["short_id"], &id[..8]);
+    assert_eq!(listed[0]["host"], "test-host");
 }
 
 #[test]

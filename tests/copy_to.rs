@@ -110,6 +110,7 @@ fn each_snapshot_is_copied_with_the_first_repositorys_chunker_and_thinned_there_
     );
     let status = sb.run(&["status", "--json"]);
     let parsed: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let parsed = &parsed["profiles"];
     assert_eq!(parsed[0]["copies"]["second"]["last_ok"], true, "{parsed:#}");
     let metrics = std::fs::read_to_string(sb.path("metrics.prom")).unwrap();
     assert!(
@@ -142,7 +143,7 @@ fn a_failed_copy_fails_the_run_keeps_the_primary_snapshot_and_is_caught_up_next_
     assert_eq!(sb.snapshots().len(), 2, "the primary snapshot exists");
     let status = sb.run(&["status", "--json"]);
     let parsed: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
-    let copy = &parsed[0]["copies"]["second"];
+    let copy = &parsed["profiles"][0]["copies"]["second"];
     assert_eq!(copy["last_ok"], false, "{parsed:#}");
     assert_eq!(copy["failures"], 1, "{parsed:#}");
     assert!(
@@ -163,7 +164,7 @@ fn a_failed_copy_fails_the_run_keeps_the_primary_snapshot_and_is_caught_up_next_
     assert_eq!(second_snapshots(&sb).len(), 2, "keep_last: 2 of 3 copied");
     let status = sb.run(&["status", "--json"]);
     let parsed: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
-    assert_eq!(parsed[0]["copies"]["second"]["last_ok"], true);
+    assert_eq!(parsed["profiles"][0]["copies"]["second"]["last_ok"], true);
 }
 
 #[test]

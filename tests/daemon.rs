@@ -265,7 +265,10 @@ fn two_second_schedule_takes_several_snapshots_and_metrics_show_them() {
     let backup = &s["jobs"]["backup"];
     assert_eq!(backup["last_result"], "success", "{s:#}");
     assert_eq!(backup["failures"], 0);
-    assert!(backup["backup"]["snapshot_id"].as_str().unwrap().len() >= 8);
+    assert_eq!(
+        backup["backup"]["snapshot"]["id"].as_str().unwrap().len(),
+        64
+    );
     assert_eq!(backup["backup"]["databases"][0]["name"], "app");
 
     // /metrics is Prometheus text holding the profile's series.

@@ -35,7 +35,8 @@ fn listed(sb: &Sandbox) -> Vec<(String, bool)> {
     let run = sb.run(&["snapshots", "app", "--json"]);
     run.assert_code(0);
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    v.as_array()
+    v["snapshots"]
+        .as_array()
         .unwrap()
         .iter()
         .map(|s| {
@@ -103,6 +104,7 @@ fn a_missing_path_makes_an_incomplete_snapshot_that_never_pushes_a_complete_one_
     assert!(line.ends_with("INCOMPLETE"), "{}", run.stdout);
     let status = sb.run(&["status", "app", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let v = &v["profiles"];
     assert_eq!(v[0]["jobs"]["backup"]["last_result"], "warnings");
     assert_eq!(v[0]["jobs"]["backup"]["backup"]["incomplete"], true);
     let status = sb.run(&["status", "app"]);
@@ -186,7 +188,7 @@ fn unreadable_files_are_tagged_after_the_snapshot_and_retention_keeps_the_comple
     // The status file records the id restic gave the snapshot when it was tagged.
     let status: serde_json::Value =
         serde_json::from_slice(&std::fs::read(sb.path("state/status/app.json")).unwrap()).unwrap();
-    let recorded = status["jobs"]["backup"]["backup"]["snapshot_id"]
+    let recorded = status["jobs"]["backup"]["backup"]["snapshot"]["short_id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -243,9 +245,13 @@ fn an_empty_or_schemaless_sqlite_database_is_a_warning_and_fails_the_drill() {
     let r: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(r["snapshot"]["incomplete"], true);
     for db in r["databases"].as_array().unwrap() {
-        let expected = if db["name"] == "good" { "pass" } else { "fail" };
+        let expected = if db["name"] == "good" {
+            "success"
+        } else {
+            "failed"
+        };
         assert_eq!(db["result"], expected, "{db}");
-        if expected == "fail" {
+        if expected == "failed" {
             assert!(
                 db["detail"].as_str().unwrap().contains("has no tables"),
                 "{db}"

@@ -123,7 +123,7 @@ fn prune_applies_each_profiles_retention_and_reclaims_space_once() {
     // Recorded as each profile's prune job.
     let status = sb.run(&["status", "--json"]);
     let s: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
-    for p in s.as_array().unwrap() {
+    for p in s["profiles"].as_array().unwrap() {
         assert_eq!(p["jobs"]["prune"]["last_result"], "success", "{p}");
     }
 }

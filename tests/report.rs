@@ -120,9 +120,11 @@ fn healthchecks_and_webhook_are_told_of_success_and_failure() {
     let hook: serde_json::Value = serde_json::from_str(&got[2].body).unwrap();
     assert_eq!(hook["profile"], "app");
     assert_eq!(hook["job"], "backup");
-    assert_eq!(hook["status"], "success");
+    assert_eq!(hook["version"], 1);
+    assert_eq!(hook["result"], "success");
     assert_eq!(hook["host"], "test-host");
-    assert!(snapshot.starts_with(&hook["snapshot_id"].as_str().unwrap()[..8]));
+    assert_eq!(hook["snapshot"]["short_id"], snapshot.as_str());
+    assert_eq!(hook["snapshot"]["id"], sb.snapshots()[0]["id"]);
     assert!(hook["duration_seconds"].as_f64().unwrap() > 0.0);
 
     // A failing run: healthchecks /fail with the error as body, the webhook with the error.
@@ -137,14 +139,14 @@ fn healthchecks_and_webhook_are_told_of_success_and_failure() {
         "{got:#?}"
     );
     let hook: serde_json::Value = serde_json::from_str(&got[5].body).unwrap();
-    assert_eq!(hook["status"], "failed");
+    assert_eq!(hook["result"], "failed");
     assert!(
         hook["error"]
             .as_str()
             .unwrap()
             .contains("dump of database app failed")
     );
-    assert_eq!(hook["snapshot_id"], serde_json::Value::Null);
+    assert_eq!(hook["snapshot"], serde_json::Value::Null);
 }
 
 #[test]
@@ -196,7 +198,14 @@ fn manual_runs_update_the_status_file_and_status_prints_it() {
     assert_eq!(b["last_result"], "success");
     assert_eq!(b["backup"]["snapshot_count"], 2);
     let snapshot = sb.snapshots()[1]["short_id"].as_str().unwrap().to_string();
-    assert_eq!(b["backup"]["snapshot_id"], snapshot.as_str());
+    // The full id, whichever restic made it (0.14 reports only the short one).
+    let full = sb.snapshots()[1]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        b["backup"]["snapshot"]["short_id"],
+        snapshot.as_str(),
+        "{s:#}"
+    );
+    assert_eq!(b["backup"]["snapshot"]["id"], full.as_str(), "{s:#}");
     for phase in ["dumps", "snapshot", "retention"] {
         assert!(b["backup"]["phases"][phase].as_f64().is_some(), "{s:#}");
     }
@@ -226,6 +235,8 @@ fn manual_runs_update_the_status_file_and_status_prints_it() {
     let json = sb.run(&["status", "--json"]);
     json.assert_code(0);
     let parsed: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(parsed["version"], 1, "{parsed:#}");
+    let parsed = &parsed["profiles"];
     assert_eq!(parsed[0]["profile"], "app");
     assert_eq!(parsed[0]["jobs"]["backup"]["runs"], 2);
 
@@ -242,7 +253,7 @@ fn manual_runs_update_the_status_file_and_status_prints_it() {
             .unwrap()
             .starts_with("dump of database app failed")
     );
-    assert_eq!(b["backup"]["snapshot_id"], snapshot.as_str());
+    assert_eq!(b["backup"]["snapshot"]["id"], full.as_str());
     let shown = sb.run(&["status", "app"]);
     assert!(shown.stdout.contains("failed at"), "{}", shown.stdout);
     assert!(shown.stdout.contains("last failure"), "{}", shown.stdout);

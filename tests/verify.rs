@@ -81,12 +81,12 @@ fn drill_passes_on_a_good_snapshot_and_reports_every_item() {
     let run = sb.run(&["verify", "app", "--json"]);
     run.assert_code(0);
     let r = report(&run);
-    assert_eq!(r["result"], "pass", "{r}");
+    assert_eq!(r["result"], "success", "{r}");
     assert_eq!(r["profile"], "app");
     assert_eq!(r["snapshot"]["host"], "test-host");
 
     let app = item(&r, "app");
-    assert_eq!(app["result"], "pass", "{app}");
+    assert_eq!(app["result"], "success", "{app}");
     assert_eq!(app["type"], "sqlite");
     assert_eq!(app["tables"], 2);
     let rows: Vec<(String, i64)> = app["rows"]
@@ -105,7 +105,7 @@ fn drill_passes_on_a_good_snapshot_and_reports_every_item() {
     assert!(app["restore_seconds"].as_f64().unwrap() > 0.0);
 
     let main = item(&r, "main");
-    assert_eq!(main["result"], "pass", "{main}");
+    assert_eq!(main["result"], "success", "{main}");
     assert_eq!(main["tables"], 3);
     assert!(
         main["detail"].as_str().unwrap().contains("dropped"),
@@ -113,7 +113,7 @@ fn drill_passes_on_a_good_snapshot_and_reports_every_item() {
     );
     assert!(main["bytes"].as_u64().unwrap() > 0);
 
-    assert_eq!(r["files"]["result"], "pass", "{r}");
+    assert_eq!(r["files"]["result"], "success", "{r}");
     assert_eq!(r["files"]["files"], 1);
     assert_eq!(r["files"]["paths"][0]["present"], true);
     assert!(r["restore_seconds"].as_f64().unwrap() > 0.0);
@@ -157,9 +157,9 @@ fn drill_fails_on_a_snapshot_with_a_corrupt_copy() {
     let run = sb.run(&["verify", "app", "--json"]);
     run.assert_code(1);
     let r = report(&run);
-    assert_eq!(r["result"], "fail");
+    assert_eq!(r["result"], "failed");
     let app = item(&r, "app");
-    assert_eq!(app["result"], "fail");
+    assert_eq!(app["result"], "failed");
     assert!(app["detail"].as_str().unwrap().contains("damaged"), "{app}");
     assert!(
         run.stderr
@@ -194,7 +194,7 @@ fn unreachable_server_is_skipped_with_a_note_and_the_dump_still_read() {
     let detail = main["detail"].as_str().unwrap();
     assert!(detail.contains("server is not reachable"), "{detail}");
     assert!(detail.contains("completion trailer"), "{detail}");
-    assert_eq!(item(&r, "app")["result"], "pass");
+    assert_eq!(item(&r, "app")["result"], "success");
 }
 
 #[test]
@@ -217,7 +217,7 @@ fn configured_path_missing_from_the_snapshot_fails_the_drill() {
     let run = sb.run(&["verify", "app", "--json"]);
     run.assert_code(1);
     let r = report(&run);
-    assert_eq!(r["files"]["result"], "fail");
+    assert_eq!(r["files"]["result"], "failed");
     assert!(
         r["files"]["detail"].as_str().unwrap().contains("data/.env"),
         "{r}"

@@ -4,15 +4,25 @@ use serde::Serialize;
 
 use super::{Context, Status};
 use crate::error::Error;
-use crate::restic::Snapshot;
+
+/// `snapshots --json` (version 1; see the README's "JSON outputs").
+#[derive(Serialize)]
+struct Listing<'a> {
+    snapshots: Vec<Entry<'a>>,
+}
 
 #[derive(Serialize)]
 struct Entry<'a> {
     profile: &'a str,
+    id: &'a str,
+    short_id: &'a str,
+    /// RFC 3339, as restic records it.
+    time: &'a str,
+    host: &'a str,
+    tags: &'a [String],
+    paths: &'a [String],
     /// Tagged `incomplete`: its run finished with warnings that mean it may lack data.
     incomplete: bool,
-    #[serde(flatten)]
-    snapshot: &'a Snapshot,
 }
 
 /// Fails when the profile is unknown or restic fails.
@@ -28,19 +38,24 @@ pub fn run(ctx: &Context, profile: Option<&str>, json: bool) -> Result<Status, E
         all.push((p.name.as_str(), list));
     }
     if json {
-        let entries: Vec<Entry> = all
+        let snapshots: Vec<Entry> = all
             .iter()
             .flat_map(|(profile, list)| {
-                list.iter().map(move |snapshot| Entry {
+                list.iter().map(move |s| Entry {
                     profile,
-                    incomplete: snapshot.is_incomplete(),
-                    snapshot,
+                    id: &s.id,
+                    short_id: s.short(),
+                    time: &s.time,
+                    host: &s.hostname,
+                    tags: &s.tags,
+                    paths: &s.paths,
+                    incomplete: s.is_incomplete(),
                 })
             })
             .collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(&entries).expect("snapshots serialise")
+            crate::report::Versioned::new(&Listing { snapshots }).to_pretty()
         );
         return Ok(Status::Success);
     }

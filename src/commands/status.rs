@@ -1,5 +1,6 @@
 //! `status`: the last runs of every profile, from the status files (manual and scheduled runs
-//! alike): human-readable, or `--json` (the status files' content, one entry per profile).
+//! alike): human-readable, or `--json` (the status files' content, one entry per profile, in
+//! the envelope of the README's "JSON outputs").
 
 use chrono::{DateTime, Local, Utc};
 
@@ -21,10 +22,14 @@ pub fn run(ctx: &Context, profile: Option<&str>, json: bool) -> Result<Status, E
     let store = StatusStore::new(&ctx.config.state_dir);
     let statuses = store.load_all(profiles.iter().map(|p| p.name.as_str()));
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&statuses).expect("status serialises")
-        );
+        #[derive(serde::Serialize)]
+        struct Listing<'a> {
+            profiles: &'a [ProfileStatus],
+        }
+        let listing = Listing {
+            profiles: &statuses,
+        };
+        println!("{}", crate::report::Versioned::new(&listing).to_pretty());
         return Ok(Status::Success);
     }
     let now = Utc::now();
@@ -102,7 +107,7 @@ fn print_job(label: &str, j: &JobStatus) {
         if let Some(b) = &j.backup {
             print!(
                 ": snapshot {}, {}, {} added",
-                b.snapshot_id,
+                b.snapshot.short_id,
                 crate::units::count(b.files, "file", "files"),
                 human_bytes(b.bytes_added)
             );

@@ -24,10 +24,7 @@ pub fn run(
     recorded(ctx, profile, |ctx| {
         let report = drill_profile(ctx, profile, snapshot, scratch)?;
         if json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).expect("report serialises")
-            );
+            println!("{}", crate::report::Versioned::new(&report).to_pretty());
         } else {
             print!("{}", drill::render(&report));
         }

@@ -21,6 +21,33 @@ use crate::error::Error;
 use crate::process::ProcessError;
 use crate::restic::ResticError;
 use crate::schedule::JobKind;
+/// The version of every JSON document resticpilot prints or sends (`snapshots --json`,
+/// `status --json`, `verify --json`, the webhook's body): raised when a field changes meaning
+/// or goes away, not when one is added. The README's "JSON outputs" documents each.
+pub const JSON_VERSION: u32 = 1;
+
+/// A JSON document with its `version` first, then `body`'s fields.
+#[derive(serde::Serialize)]
+pub struct Versioned<'a, T: serde::Serialize> {
+    version: u32,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+impl<'a, T: serde::Serialize> Versioned<'a, T> {
+    pub fn new(body: &'a T) -> Self {
+        Versioned {
+            version: JSON_VERSION,
+            body,
+        }
+    }
+
+    /// Pretty-printed, as the commands print it.
+    pub fn to_pretty(&self) -> String {
+        serde_json::to_string_pretty(self).expect("JSON outputs serialise")
+    }
+}
+
 pub use status::{BackupStats, JobStatus, ProfileStatus, RunResult, StatusStore};
 
 /// One run of one job of one profile, from start to end.
@@ -111,7 +138,7 @@ impl<'a> JobRun<'a> {
         } else {
             RunResult::Warnings
         };
-        let snapshot = backup.as_ref().map(|b| b.snapshot_id.clone());
+        let snapshot = backup.as_ref().map(|b| b.snapshot.clone());
         self.finish(result, None, warnings, backup, snapshot);
     }
 
@@ -131,7 +158,7 @@ impl<'a> JobRun<'a> {
         error: Option<String>,
         warnings: Vec<String>,
         backup: Option<BackupStats>,
-        snapshot: Option<String>,
+        snapshot: Option<crate::restic::SnapshotRef>,
     ) {
         let ended = Utc::now();
         let duration = self.clock.elapsed();
@@ -176,7 +203,7 @@ impl<'a> JobRun<'a> {
             started,
             ended,
             duration,
-            snapshot_id: snapshot.as_deref(),
+            snapshot: snapshot.as_ref(),
             warnings: &warnings,
         });
     }

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::status::RunResult;
 use crate::config::{Email, Event, Profile, SmtpTls, UrlSource};
+use crate::restic::SnapshotRef;
 use crate::schedule::JobKind;
 
 /// Tries per delivery, and the pause before each retry.
@@ -36,22 +37,23 @@ pub struct Finished<'a> {
     pub started: DateTime<Utc>,
     pub ended: DateTime<Utc>,
     pub duration: Duration,
-    pub snapshot_id: Option<&'a str>,
+    pub snapshot: Option<&'a SnapshotRef>,
     pub warnings: &'a [String],
 }
 
-/// The webhook's JSON body.
+/// The webhook's JSON body (see the README's "JSON outputs").
 #[derive(Serialize)]
 struct WebhookBody<'a> {
+    version: u32,
     profile: &'a str,
     host: &'a str,
     job: JobKind,
-    status: RunResult,
+    result: RunResult,
     error: Option<&'a str>,
     started: String,
     ended: String,
     duration_seconds: f64,
-    snapshot_id: Option<&'a str>,
+    snapshot: Option<&'a SnapshotRef>,
     warnings: &'a [String],
 }
 
@@ -188,8 +190,8 @@ fn finished_message(run: &Finished) -> Message {
         }
         body.push('\n');
     }
-    if let Some(id) = run.snapshot_id {
-        body.push_str(&format!("Snapshot: {id}\n"));
+    if let Some(s) = run.snapshot {
+        body.push_str(&format!("Snapshot: {} ({})\n", s.short_id, s.id));
     }
     body.push_str(&format!(
         "Started:  {}\nEnded:    {}\nDuration: {:.1}s\n",
@@ -226,8 +228,8 @@ pub fn finished(run: &Finished) {
                 run.profile.name,
                 run.duration.as_secs_f64()
             );
-            if let Some(id) = run.snapshot_id {
-                body.push_str(&format!(": snapshot {id}"));
+            if let Some(s) = run.snapshot {
+                body.push_str(&format!(": snapshot {}", s.short_id));
             }
             for w in run.warnings {
                 body.push_str(&format!("\nwarning: {w}"));
@@ -253,15 +255,16 @@ pub fn finished(run: &Finished) {
         && let Some(url) = url(run.profile, n.webhook.as_ref(), "webhook")
     {
         let body = WebhookBody {
+            version: crate::report::JSON_VERSION,
             profile: &run.profile.name,
             host: &run.profile.host,
             job: run.job,
-            status: run.result,
+            result: run.result,
             error: run.error,
             started: run.started.to_rfc3339(),
             ended: run.ended.to_rfc3339(),
             duration_seconds: super::seconds(run.duration),
-            snapshot_id: run.snapshot_id,
+            snapshot: run.snapshot,
             warnings: run.warnings,
         };
         send(Delivery {

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::restic::SnapshotRef;
 use crate::schedule::JobKind;
 
 /// Everything recorded about one profile.
@@ -123,8 +124,10 @@ pub struct Failure {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(from = "BackupStatsFile")]
 pub struct BackupStats {
-    pub snapshot_id: String,
+    /// The snapshot the run made.
+    pub snapshot: SnapshotRef,
     pub files: u64,
     /// restic's count of files it took from the parent snapshot without reading them.
     #[serde(default)]
@@ -143,6 +146,49 @@ pub struct BackupStats {
     pub phases: BTreeMap<String, f64>,
     #[serde(default)]
     pub databases: Vec<DatabaseStats>,
+}
+
+/// [`BackupStats`] as a status file holds it: files written before the JSON vocabulary was
+/// unified (version 1) name the snapshot by `snapshot_id` (its short form) instead of
+/// `snapshot`.
+#[derive(Deserialize)]
+struct BackupStatsFile {
+    #[serde(default)]
+    snapshot: Option<SnapshotRef>,
+    #[serde(default)]
+    snapshot_id: Option<String>,
+    files: u64,
+    #[serde(default)]
+    files_unmodified: u64,
+    bytes_added: u64,
+    bytes_processed: u64,
+    #[serde(default)]
+    snapshot_count: Option<u64>,
+    #[serde(default)]
+    incomplete: bool,
+    #[serde(default)]
+    phases: BTreeMap<String, f64>,
+    #[serde(default)]
+    databases: Vec<DatabaseStats>,
+}
+
+impl From<BackupStatsFile> for BackupStats {
+    fn from(f: BackupStatsFile) -> Self {
+        let snapshot = f
+            .snapshot
+            .unwrap_or_else(|| SnapshotRef::new(f.snapshot_id.as_deref().unwrap_or_default()));
+        BackupStats {
+            snapshot,
+            files: f.files,
+            files_unmodified: f.files_unmodified,
+            bytes_added: f.bytes_added,
+            bytes_processed: f.bytes_processed,
+            snapshot_count: f.snapshot_count,
+            incomplete: f.incomplete,
+            phases: f.phases,
+            databases: f.databases,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -283,6 +329,25 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_file_from_before_version_1_names_its_snapshot() {
+        let old = r#"{"snapshot_id":"b5eb941c","files":3,"bytes_added":10,"bytes_processed":20}"#;
+        let b: BackupStats = serde_json::from_str(old).unwrap();
+        assert_eq!(b.snapshot.id, "b5eb941c");
+        assert_eq!(b.snapshot.short_id, "b5eb941c");
+        let full = "b5eb941c".repeat(8);
+        let now = serde_json::to_value(BackupStats {
+            snapshot: SnapshotRef::new(&full),
+            ..b
+        })
+        .unwrap();
+        assert_eq!(now["snapshot"]["id"], full.as_str());
+        assert_eq!(now["snapshot"]["short_id"], "b5eb941c");
+        assert!(now.get("snapshot_id").is_none());
+        let back: BackupStats = serde_json::from_value(now).unwrap();
+        assert_eq!(back.snapshot.id, full);
+    }
 
     #[test]
     fn updates_are_kept_and_a_damaged_file_is_set_aside() {

@@ -110,6 +110,23 @@ pub fn short_id(id: &str) -> &str {
     &id[..id.len().min(8)]
 }
 
+/// A snapshot as every JSON output names it: the full id (64 hex digits) and the short one
+/// restic prints (its first 8).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRef {
+    pub id: String,
+    pub short_id: String,
+}
+
+impl SnapshotRef {
+    pub fn new(id: &str) -> Self {
+        SnapshotRef {
+            id: id.to_string(),
+            short_id: short_id(id).to_string(),
+        }
+    }
+}
+
 /// One entry of `restic snapshots --json`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 pub struct Snapshot {

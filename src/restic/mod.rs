@@ -23,7 +23,7 @@ use crate::process::{Cmd, LineFilter, Output, Piped, ProcessError, StopSignal, d
 
 pub use args::BackupArgs;
 use exit::Outcome;
-pub use json::{BackupSummary, ForgetGroup, LsLine, Snapshot};
+pub use json::{BackupSummary, ForgetGroup, LsLine, Snapshot, SnapshotRef, short_id};
 use watch::{Limits, ResticWatch, Stop};
 
 /// The oldest restic resticpilot drives: `--json` backup summaries with snapshot ids.
@@ -1121,13 +1121,12 @@ impl Restic {
                 unreadable.push(summarize_stderr(&out.stderr));
             }
         }
-        let mut summary = summary.ok_or_else(|| ResticError::Parse {
+        let summary = summary.ok_or_else(|| ResticError::Parse {
             verb: "backup".into(),
             detail: "no summary message in its --json output".into(),
         })?;
-        // restic 0.14 reports the short id, 0.17 and later the full one: the short one
-        // everywhere (status, logs, notifications), as `restic snapshots` shows it.
-        summary.snapshot_id = json::short_id(&summary.snapshot_id).to_string();
+        // restic 0.14 reports the short id, 0.17 and later the full one: the run resolves a
+        // short one against the repository's listing (`run::full_snapshot_id`).
         Ok(BackupOutcome {
             summary,
             unreadable,

@@ -19,11 +19,15 @@ use crate::error::Error;
 use crate::restic::Restic;
 use crate::units::human_bytes;
 
+/// A check's result; in JSON the values a run's result takes (`success`, `failed`), plus
+/// `skipped`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
 pub enum Outcome {
+    #[serde(rename = "success")]
     Pass,
+    #[serde(rename = "failed")]
     Fail,
+    #[serde(rename = "skipped")]
     /// Could not be checked here (for example the MySQL server is not reachable).
     Skipped,
 }
@@ -42,7 +46,7 @@ impl Outcome {
 pub struct Report {
     pub profile: String,
     pub snapshot: SnapshotInfo,
-    /// `fail` when anything failed, else `skipped` when something could not be checked.
+    /// `failed` when anything failed, else `skipped` when something could not be checked.
     pub result: Outcome,
     /// Wall time of the whole drill.
     pub duration_seconds: f64,

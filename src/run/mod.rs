@@ -17,7 +17,7 @@ use crate::maintenance;
 use crate::manifest::{MANIFEST, Manifest};
 use crate::report::{self, JobRun};
 use crate::restic::args::INCOMPLETE_TAG;
-use crate::restic::{BackupArgs, BackupSummary, Binary, Restic, Timeouts, args};
+use crate::restic::{BackupArgs, BackupSummary, Binary, Restic, Timeouts, args, short_id};
 use crate::schedule::JobKind;
 use crate::signals;
 use crate::source::DumpReport;
@@ -134,7 +134,7 @@ pub fn run_profile(ctx: &Context, profile: &Profile) -> Result<RunReport, Error>
 /// The status file's record of a successful run.
 fn stats(r: &RunReport) -> report::BackupStats {
     report::BackupStats {
-        snapshot_id: r.summary.snapshot_id.clone(),
+        snapshot: crate::restic::SnapshotRef::new(&r.summary.snapshot_id),
         files: r.summary.total_files_processed,
         files_unmodified: r.summary.files_unmodified,
         bytes_added: r.summary.data_added,
@@ -327,7 +327,7 @@ fn attempt(
         tracing::warn!(
             profile = %profile.name,
             "snapshot {} is missing files restic could not read: {}",
-            summary.snapshot_id,
+            short_id(&summary.snapshot_id),
             outcome.unreadable.join("; ")
         );
         // Known only now that restic ran: tag it after the fact (restic rewrites the snapshot
@@ -340,14 +340,13 @@ fn attempt(
                 &profile.profile_tag(),
             ) {
                 Ok(id) => {
-                    let len = summary.snapshot_id.len().max(8).min(id.len());
                     tracing::info!(
                         profile = %profile.name,
                         "snapshot {} tagged `{INCOMPLETE_TAG}` (now {})",
-                        summary.snapshot_id,
-                        &id[..len]
+                        short_id(&summary.snapshot_id),
+                        short_id(&id)
                     );
-                    summary.snapshot_id = id[..len].to_string();
+                    summary.snapshot_id = id;
                     incomplete = true;
                 }
                 Err(e) => untagged = Some(e),
@@ -359,7 +358,7 @@ fn attempt(
         Some(_) if untagged.is_some() => {
             let w = format!(
                 "retention skipped: snapshot {} lacks files but could not be tagged `{INCOMPLETE_TAG}` ({}), so retention could count it against complete snapshots",
-                summary.snapshot_id,
+                short_id(&summary.snapshot_id),
                 untagged.as_ref().expect("checked")
             );
             tracing::warn!(profile = %profile.name, "{w}");
@@ -381,18 +380,22 @@ fn attempt(
         }
         None => None,
     };
-    let forgotten = retained.map_or(0, |r| r.removed);
+    let forgotten = retained.as_ref().map_or(0, |r| r.removed);
     // forget has just listed every snapshot of the profile; without it, ask restic.
-    let snapshot_count = match retained {
-        Some(r) => Some(r.kept as u64),
+    let listed = match retained {
+        Some(r) => Some(r.kept_ids),
         None => match restic.snapshots(&profile.host, &profile.profile_tag()) {
-            Ok(list) => Some(list.len() as u64),
+            Ok(list) => Some(list.into_iter().map(|s| s.id).collect()),
             Err(e) => {
                 tracing::warn!(profile = %profile.name, "could not count the snapshots: {e}");
                 None
             }
         },
     };
+    let snapshot_count = listed.as_ref().map(|ids| ids.len() as u64);
+    if let Some(ids) = &listed {
+        summary.snapshot_id = full_snapshot_id(&summary.snapshot_id, ids);
+    }
     hooks::run(HookKind::After, &profile.hooks.after, &profile.name, None).or_else(|e| {
         // The snapshot exists; a failing after-hook is worth a warning, not a failed backup.
         tracing::warn!(profile = %profile.name, "{e}");
@@ -402,7 +405,7 @@ fn attempt(
     if let Some(e) = restart_failed {
         return Err(Error::Failed(format!(
             "snapshot {} was taken, but the maintenance window failed: {e}",
-            summary.snapshot_id
+            short_id(&summary.snapshot_id)
         )));
     }
     // The primary snapshot exists: now the second repositories (`copy_to`).
@@ -421,6 +424,17 @@ fn attempt(
         phases,
         snapshot_count,
     })
+}
+
+/// The full id of the snapshot restic reported as `reported` (restic 0.14's backup summary
+/// gives the short id, later versions the full one), looked up in `ids` (the profile's
+/// snapshots listed after the run); `reported` itself when it is not there.
+fn full_snapshot_id(reported: &str, ids: &[String]) -> String {
+    let mut found = ids.iter().filter(|id| id.starts_with(reported));
+    match (found.next(), found.next()) {
+        (Some(id), None) => id.clone(),
+        _ => reported.to_string(),
+    }
 }
 
 /// Bytes in the files under `path` (symlinks not followed); 0 when it cannot be read.
@@ -496,12 +510,14 @@ fn progress_logger(profile: &str) -> impl FnMut(&crate::restic::json::BackupStat
 }
 
 /// What retention did to a profile's snapshots (on a dry run: would do).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retained {
     pub removed: usize,
     /// Every snapshot of the profile on its host is in one of forget's groups, kept or removed:
     /// after a real run this is how many the profile has.
     pub kept: usize,
+    /// The full ids of the kept snapshots.
+    pub kept_ids: Vec<String>,
 }
 
 /// Runs `restic forget` for the profile (and prune when asked).
@@ -520,10 +536,12 @@ pub fn apply_retention(
         .flat_map(|g| g.remove.iter().flatten())
         .map(|s| s.short().to_string())
         .collect();
-    let kept: usize = groups
+    let kept_ids: Vec<String> = groups
         .iter()
-        .map(|g| g.keep.as_ref().map_or(0, Vec::len))
-        .sum();
+        .flat_map(|g| g.keep.iter().flatten())
+        .map(|s| s.id.clone())
+        .collect();
+    let kept = kept_ids.len();
     let verb = if dry_run { "would remove" } else { "removed" };
     tracing::info!(
         profile = %profile.name,
@@ -539,6 +557,7 @@ pub fn apply_retention(
     Ok(Retained {
         removed: removed.len(),
         kept,
+        kept_ids,
     })
 }
 
@@ -573,12 +592,13 @@ pub fn log_report(profile: &Profile, r: &RunReport) {
     let dumped: u64 = r.dumps.iter().map(|d| d.bytes).sum();
     tracing::info!(
         profile = %profile.name,
-        snapshot = %s.snapshot_id,
+        snapshot = %short_id(&s.snapshot_id),
+        snapshot_id = %s.snapshot_id,
         files = s.total_files_processed,
         bytes_added = s.data_added,
         duration_s = crate::report::seconds(r.duration),
         "backup done: snapshot {}, {} ({}), {}, {} added to the repository, {} forgotten, {:.1}s{}",
-        s.snapshot_id,
+        short_id(&s.snapshot_id),
         count(r.dumps.len() as u64, "database dump", "database dumps"),
         human_bytes(dumped),
         count(s.total_files_processed, "file", "files"),
