@@ -669,6 +669,46 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     )
 }
 
+/// Re-words each unknown key met inside a source with a suggestion from the keys of that
+/// source's `type` (serde knows only the union of every type's keys): the source holding it is
+/// the last one that starts before it.
+fn suggest_by_type(raw: &RawConfig, in_sources: &[(usize, String)], errors: &mut [ConfigError]) {
+    if in_sources.is_empty() {
+        return;
+    }
+    let mut starts: Vec<((usize, usize), &str)> = raw
+        .profiles
+        .values()
+        .chain(raw.defaults.iter())
+        .flat_map(|p| p.value.databases.iter())
+        .map(|d| {
+            let at = d.referenced;
+            (
+                (at.line() as usize, at.column() as usize),
+                d.value.kind.value.as_str(),
+            )
+        })
+        .collect();
+    starts.sort();
+    for (index, key) in in_sources {
+        let Some(error) = errors.get_mut(*index) else {
+            continue;
+        };
+        let at = (error.line as usize, error.column as usize);
+        let Some((_, kind)) = starts.iter().rev().find(|(start, _)| *start <= at) else {
+            continue;
+        };
+        let Some(engine) = crate::source::engine(kind) else {
+            continue;
+        };
+        let known: Vec<&str> = ["name", "type"]
+            .into_iter()
+            .chain(engine.keys().iter().copied())
+            .collect();
+        error.message = unknown::suggest(key, &known);
+    }
+}
+
 /// Resolves config `text` as if read from `path`, with `env` for `${VAR}` expansion and
 /// `hostname` for the default `host`.
 ///
@@ -684,6 +724,8 @@ pub fn parse(
     let (mut expanded, unexpanded) = expand::expand_plain_scalars(text, env);
     // Every unknown key in one pass: each is reported, blanked out, and the text parsed again.
     let mut errors: Vec<ConfigError> = Vec::new();
+    // Unknown keys met inside a database source: (index in `errors`, key).
+    let mut in_sources: Vec<(usize, String)> = Vec::new();
     let mut raw: RawConfig = loop {
         let err = match serde_saphyr::from_str(&expanded) {
             Ok(raw) => break raw,
@@ -695,7 +737,13 @@ pub fn parse(
             .unwrap_or((0, 0));
         let plain = err.without_snippet().to_string();
         let plain = strip_position(plain.lines().next().unwrap_or_default());
-        if let Some(message) = unknown::message(plain) {
+        if let Some((key, known)) = unknown::parse_message(plain) {
+            // Inside a source (the one struct with both): suggested from its type's keys
+            // once the whole text is parsed (below).
+            if known.contains(&"type") && known.contains(&"path") {
+                in_sources.push((errors.len(), key.to_string()));
+            }
+            let message = unknown::suggest(key, &known);
             errors.push(ConfigError {
                 file: path.to_path_buf(),
                 line,
@@ -725,6 +773,7 @@ pub fn parse(
         });
         return Err(ConfigErrors(errors));
     };
+    suggest_by_type(&raw, &in_sources, &mut errors);
     let inheritance = inherit::apply(&mut raw, path);
     let resolved_yaml = raw
         .profiles

@@ -499,7 +499,8 @@ fn the_published_json_schema_knows_exactly_the_keys_the_parser_accepts() {
         ),
         (
             "/$defs/database/properties",
-            format!("{profile}    databases:\n      - {{ name: d, type: sqlite, bogus_key: 1 }}\n"),
+            // An unknown type: the suggestion is then made from every type's keys.
+            format!("{profile}    databases:\n      - {{ name: d, type: nosuch, bogus_key: 1 }}\n"),
         ),
         (
             "/$defs/hooks/properties",
@@ -701,4 +702,33 @@ fn extra_args_refuse_the_options_resticpilot_owns() {
     ] {
         assert_eq!(crate::config::owned_option(arg), None, "{arg}");
     }
+}
+
+#[test]
+fn an_unknown_key_of_a_source_is_matched_against_its_own_type() {
+    let errs = errors(
+        &GOOD
+            .replace(
+                "{ name: tracker, type: sqlite, path: \"${DATA}/tracker.db\" }",
+                "{ name: tracker, type: sqlite, path: /x, pasword_file: /p }",
+            )
+            .replace(
+                "        host: mysql\n",
+                "        host: mysql\n        pth: /x\n        usr: backup\n",
+            ),
+    );
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    // A sqlite source has no password_file, a mysql one no path: not suggested.
+    assert!(
+        errs[0].contains("unknown key `pasword_file`; known here: name, type, path"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[1].contains("unknown key `pth`; known here: name, type, host"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[2].contains("unknown key `usr`: did you mean `user`?"),
+        "{errs:?}"
+    );
 }

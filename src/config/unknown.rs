@@ -2,9 +2,8 @@
 //! nearest known key, then blanked out of the text (spaces, so every position stays true) and
 //! the text parsed again.
 
-/// "unknown field `x`, expected one of a, b, c" (serde's words) as a message that names the
-/// key, suggests the nearest known one and lists the rest; `None` for other messages.
-pub fn message(serde_message: &str) -> Option<String> {
+/// The unknown key and the keys serde expected instead, from serde's message.
+pub fn parse_message(serde_message: &str) -> Option<(&str, Vec<&str>)> {
     let rest = serde_message.strip_prefix("unknown field `")?;
     let (key, rest) = rest.split_once('`')?;
     let known: Vec<&str> = rest
@@ -17,12 +16,17 @@ pub fn message(serde_message: &str) -> Option<String> {
                 .collect()
         })
         .unwrap_or_default();
-    // The nearest key when there is one; the whole list only when there is none.
-    Some(match nearest(key, &known) {
+    Some((key, known))
+}
+
+/// The message for unknown `key` where `known` are the keys that apply: the nearest one when
+/// there is one, the whole list only when there is none.
+pub fn suggest(key: &str, known: &[&str]) -> String {
+    match nearest(key, known) {
         Some(near) => format!("unknown key `{key}`: did you mean `{near}`?"),
         None if known.is_empty() => format!("unknown key `{key}`"),
         None => format!("unknown key `{key}`; known here: {}", known.join(", ")),
-    })
+    }
 }
 
 /// The known key closest to `key` by edit distance, when it is close enough to be a typo.
@@ -159,12 +163,29 @@ mod tests {
 
     #[test]
     fn the_message_suggests_the_nearest_key() {
-        let m = message("unknown field `databses`, expected one of `name`, `databases`, `paths`")
-            .unwrap();
+        let (key, known) =
+            parse_message("unknown field `databses`, expected one of `name`, `databases`, `paths`")
+                .unwrap();
+        let m = suggest(key, &known);
         assert_eq!(m, "unknown key `databses`: did you mean `databases`?");
-        let m = message("unknown field `zzz`, expected one of url, init").unwrap();
-        assert_eq!(m, "unknown key `zzz`; known here: url, init");
-        assert_eq!(message("invalid type"), None);
+        let (key, known) = parse_message("unknown field `zzz`, expected one of url, init").unwrap();
+        assert_eq!(
+            suggest(key, &known),
+            "unknown key `zzz`; known here: url, init"
+        );
+        assert_eq!(parse_message("invalid type"), None);
+    }
+
+    #[test]
+    fn only_the_keys_that_apply_are_suggested() {
+        assert_eq!(
+            suggest("pth", &["name", "type", "host", "user"]),
+            "unknown key `pth`; known here: name, type, host, user"
+        );
+        assert_eq!(
+            suggest("usr", &["name", "type", "host", "user"]),
+            "unknown key `usr`: did you mean `user`?"
+        );
     }
 
     #[test]
