@@ -19,14 +19,16 @@
 //! be handed an open descriptor ([`Cmd::inherit_fd`]) that only it inherits, so a password can
 //! reach a tool as `/dev/fd/N` without ever being on disk.
 //!
-//! Bounds: [`Cmd::time_limit`] stops a child that runs too long, [`Cmd::stall_limit`] one
-//! whose output stops growing; either way the error says which bound and how long.
-//!
-//! A command may carry a [`Watch`]: it sees each line of the child's stderr as it comes, and is
-//! polled every half second on a watchdog thread; when it asks to stop the child (the child
-//! stopped making progress, a deadline passed, or its stderr says waiting is pointless), the
-//! child's group gets its stop signal, then SIGKILL if it does not go. This is how restic's
-//! waits on a repository server are bounded.
+//! Bounds: one mechanism, a [`Watch`] polled by a supervisor thread while the child runs
+//! ([`Supervisor`]); when the watch asks to stop the child, the child's group gets a signal,
+//! then SIGKILL if it does not go. Two kinds of watch use it:
+//! - a command's own bounds ([`Cmd::time_limit`] stops a child that runs too long,
+//!   [`Cmd::stall_limit`] one whose output stops growing): SIGKILL at once, and the error says
+//!   which bound and how long;
+//! - a caller's [`Watch`] ([`Cmd::watch`]): it also sees each line of the child's stderr as it
+//!   comes, is polled every half second, and stops the child (it stopped making progress, a
+//!   deadline passed, or its stderr says waiting is pointless) with its stop signal first. This
+//!   is how restic's waits on a repository server are bounded.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -53,6 +55,8 @@ const KILL_AFTER: Duration = Duration::from_secs(10);
 const CLEANUP_LIMIT: Duration = Duration::from_secs(30);
 /// How often a [`Watch`] is polled.
 const WATCH_TICK: Duration = Duration::from_millis(500);
+/// How often a command's own bounds ([`Cmd::time_limit`], [`Cmd::stall_limit`]) are checked.
+const BOUNDS_TICK: Duration = Duration::from_millis(100);
 /// How long a child a [`Watch`] stopped gets to exit before it is killed (restic tries to
 /// remove its lock first; against a server that is gone that cannot work).
 const WATCH_KILL_AFTER: Duration = Duration::from_secs(5);
@@ -420,22 +424,25 @@ impl Cmd {
                 tail.into_string()
             })
         });
-        let done = Arc::new(AtomicBool::new(false));
-        if let Some(watch) = &self.watch {
-            start_watchdog(
-                child.id(),
-                self.stop_signal,
+        let supervisor = self.watch.as_ref().map(|watch| {
+            Supervisor::start(
+                vec![child.id()],
                 watch.clone(),
-                done.clone(),
+                Stopping {
+                    tick: WATCH_TICK,
+                    signal: self.stop_signal.signal(),
+                    kill_after: WATCH_KILL_AFTER,
+                    announce: true,
+                },
                 self.program_name(),
-            );
-        }
+            )
+        });
         Ok(Running {
             child: Some(child),
             stderr,
             program: self.program_name(),
             secrets: self.secrets.clone(),
-            done,
+            supervisor,
         })
     }
 
@@ -496,8 +503,13 @@ impl Cmd {
         })
     }
 
-    /// Starts the watchdog of this command's bounds over `children`, if it has any.
-    fn watchdog(&self, children: &[&Running], progress: Option<Progress>) -> Option<Watchdog> {
+    /// Starts supervising `children` with this command's bounds, if it has any: a
+    /// [`Supervisor`] whose watch is [`Bounds`], killing them all at once when one runs out.
+    fn watchdog(
+        &self,
+        children: &[&Running],
+        progress: Option<Progress>,
+    ) -> Option<(Supervisor, Arc<Bounds>)> {
         if self.time_limit.is_none() && self.stall_limit.is_none() {
             return None;
         }
@@ -505,16 +517,39 @@ impl Cmd {
             .iter()
             .filter_map(|r| r.child.as_ref().map(Child::id))
             .collect();
-        Some(Watchdog::start(
-            pids,
+        let bounds = Arc::new(Bounds::new(
             self.time_limit.clone(),
             self.stall_limit.clone().zip(progress),
-        ))
+        ));
+        let supervisor = Supervisor::start(
+            pids,
+            bounds.clone(),
+            Stopping {
+                tick: BOUNDS_TICK,
+                signal: Signal::SIGKILL,
+                kill_after: KILL_AFTER,
+                announce: false,
+            },
+            self.program_name(),
+        );
+        Some((supervisor, bounds))
     }
 
-    /// Stops the watchdog; the error says which bound stopped the child, if one did.
-    fn check_watchdog(&self, watchdog: Option<Watchdog>) -> Result<(), ProcessError> {
-        match watchdog.and_then(Watchdog::finish) {
+    /// Stops supervising; the error says which bound stopped the child, if one did.
+    fn check_watchdog(
+        &self,
+        watchdog: Option<(Supervisor, Arc<Bounds>)>,
+    ) -> Result<(), ProcessError> {
+        let Some((supervisor, bounds)) = watchdog else {
+            return Ok(());
+        };
+        supervisor.finish();
+        match bounds
+            .reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             Some(reason) => Err(ProcessError::Stopped {
                 program: self.program_name(),
                 reason,
@@ -778,8 +813,8 @@ struct Running {
     stderr: Option<JoinHandle<String>>,
     program: String,
     secrets: Secrets,
-    /// Set once the child is reaped: its watchdog (if any) stops then.
-    done: Arc<AtomicBool>,
+    /// The supervisor of the command's [`Watch`], if any: stopped once the child is reaped.
+    supervisor: Option<Supervisor>,
 }
 
 impl Running {
@@ -797,7 +832,9 @@ impl Running {
     fn wait(mut self) -> Result<(ExitStatus, String), ProcessError> {
         let mut child = self.child.take().expect("child present until waited");
         let waited = child.wait();
-        self.done.store(true, Ordering::SeqCst);
+        if let Some(supervisor) = self.supervisor.take() {
+            supervisor.finish();
+        }
         unregister(child.id());
         let status = waited.map_err(|source| self.io_error(source))?;
         let stderr = self
@@ -816,7 +853,9 @@ impl Drop for Running {
             let _ = killpg(pgid(&child), Signal::SIGKILL);
             let _ = child.kill();
             let _ = child.wait();
-            self.done.store(true, Ordering::SeqCst);
+            if let Some(supervisor) = self.supervisor.take() {
+                supervisor.finish();
+            }
             unregister(child.id());
         }
     }
@@ -922,78 +961,163 @@ impl Progress {
     }
 }
 
-/// A thread that kills children whose bound ran out, and remembers why.
-struct Watchdog {
+/// A command's own bounds as a [`Watch`]: its time limit and its stall limit, and why one ran
+/// out (kept for [`Cmd::check_watchdog`]'s error).
+struct Bounds {
+    started: Instant,
+    time: Option<Limit>,
+    stall: Option<(Limit, Progress)>,
+    /// The progress value last seen, and when it last changed.
+    last: Mutex<(u64, Instant)>,
+    reason: Mutex<Option<String>>,
+}
+
+impl Bounds {
+    fn new(time: Option<Limit>, stall: Option<(Limit, Progress)>) -> Bounds {
+        let now = Instant::now();
+        let last = stall.as_ref().map(|(_, p)| p.value()).unwrap_or(0);
+        Bounds {
+            started: now,
+            time,
+            stall,
+            last: Mutex::new((last, now)),
+            reason: Mutex::new(None),
+        }
+    }
+}
+
+impl Watch for Bounds {
+    fn poll(&self, _pid: u32) -> Option<String> {
+        let now = Instant::now();
+        let mut why = None;
+        if let Some(t) = &self.time
+            && now.duration_since(self.started) >= t.after
+        {
+            why = Some(format!(
+                "it did not finish within {} ({})",
+                crate::units::show_duration(t.after),
+                t.key
+            ));
+        }
+        if let Some((limit, progress)) = &self.stall {
+            let value = progress.value();
+            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            if value != last.0 {
+                *last = (value, now);
+            } else if why.is_none() && now.duration_since(last.1) >= limit.after {
+                why = Some(format!(
+                    "it made no progress for {} ({} bytes so far; {})",
+                    crate::units::show_duration(limit.after),
+                    value,
+                    limit.key
+                ));
+            }
+        }
+        if let Some(why) = &why {
+            *self.reason.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
+        }
+        why
+    }
+}
+
+/// How a [`Supervisor`] polls its watch and stops its children.
+#[derive(Clone, Copy)]
+struct Stopping {
+    /// How often the watch is polled.
+    tick: Duration,
+    /// What the children's groups get when the watch asks to stop them.
+    signal: Signal,
+    /// SIGKILL follows if they are still there this long after.
+    kill_after: Duration,
+    /// Whether stopping is logged (a command's own bounds say why in their error instead).
+    announce: bool,
+}
+
+/// The one thing that bounds running children: a thread that polls a [`Watch`] every tick
+/// until [`Supervisor::finish`], and stops the children's process groups when it asks.
+struct Supervisor {
     done: Arc<AtomicBool>,
-    reason: Arc<Mutex<Option<String>>>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Watchdog {
-    fn start(pids: Vec<u32>, time: Option<Limit>, stall: Option<(Limit, Progress)>) -> Watchdog {
+impl Supervisor {
+    /// Supervises `pids` (each also its process group; the watch is polled with the first).
+    fn start(pids: Vec<u32>, watch: Arc<dyn Watch>, how: Stopping, program: String) -> Supervisor {
         let done = Arc::new(AtomicBool::new(false));
-        let reason = Arc::new(Mutex::new(None));
-        let (done2, reason2) = (done.clone(), reason.clone());
-        let thread = std::thread::spawn(move || {
-            let start = Instant::now();
-            let mut last = stall.as_ref().map(|(_, p)| p.value()).unwrap_or(0);
-            let mut last_change = start;
-            while !done2.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(100));
-                let now = Instant::now();
-                let mut why = None;
-                if let Some(t) = &time
-                    && now.duration_since(start) >= t.after
-                {
-                    why = Some(format!(
-                        "it did not finish within {} ({})",
-                        crate::units::show_duration(t.after),
-                        t.key
-                    ));
-                }
-                if let Some((limit, progress)) = &stall {
-                    let value = progress.value();
-                    if value != last {
-                        last = value;
-                        last_change = now;
-                    } else if why.is_none() && now.duration_since(last_change) >= limit.after {
-                        why = Some(format!(
-                            "it made no progress for {} ({} bytes so far; {})",
-                            crate::units::show_duration(limit.after),
-                            value,
-                            limit.key
-                        ));
-                    }
-                }
-                if let Some(why) = why {
-                    *reason2.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        let finished = done.clone();
+        let name = format!("watch {program}");
+        let spawned = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || {
+                let pid = pids.first().copied().unwrap_or_default();
+                let stop = |signal: Signal| {
                     for pid in &pids {
-                        let _ = killpg(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+                        let _ = killpg(Pid::from_raw(*pid as i32), signal);
                     }
-                    break;
+                };
+                let mut stop_sent: Option<Instant> = None;
+                let mut next = Instant::now() + how.tick;
+                loop {
+                    // Woken early by `finish`; a spurious wake-up waits out the tick.
+                    let now = Instant::now();
+                    if finished.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    if now < next {
+                        std::thread::park_timeout(next - now);
+                        continue;
+                    }
+                    next = now + how.tick;
+                    match stop_sent {
+                        None => {
+                            if let Some(reason) = watch.poll(pid) {
+                                if how.announce {
+                                    tracing::warn!(
+                                        "stopping {program} (pid {pid}) with {}: {reason}",
+                                        how.signal
+                                    );
+                                }
+                                stop(how.signal);
+                                stop_sent = Some(Instant::now());
+                            }
+                        }
+                        Some(sent) if sent.elapsed() >= how.kill_after => {
+                            tracing::warn!(
+                                "{program} (pid {pid}) did not stop within {}s: killing it",
+                                how.kill_after.as_secs()
+                            );
+                            stop(Signal::SIGKILL);
+                            stop_sent = Some(Instant::now());
+                        }
+                        Some(_) => {}
+                    }
                 }
-            }
-        });
-        Watchdog {
-            done,
-            reason,
-            thread: Some(thread),
-        }
+            });
+        let thread = spawned
+            .map_err(|err| tracing::warn!("cannot start the {name} thread: {err}"))
+            .ok();
+        Supervisor { done, thread }
     }
 
-    fn finish(mut self) -> Option<String> {
-        self.done.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    /// Stops supervising (the children were reaped) and waits for the thread to end, so what
+    /// the watch recorded is final.
+    fn finish(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
         }
-        self.reason.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 
-impl Drop for Watchdog {
-    /// An early return stops the watchdog too (its children are killed by their guards).
+impl Drop for Supervisor {
+    /// An early return stops supervising too (its children are killed by their guards).
     fn drop(&mut self) {
-        self.done.store(true, Ordering::Relaxed);
+        self.stop();
     }
 }
 
@@ -1009,54 +1133,6 @@ pub fn stop_all() {
 /// Whether [`stop_all`] was called.
 pub fn stopping() -> bool {
     STOPPING.load(Ordering::SeqCst)
-}
-
-/// Polls `watch` every [`WATCH_TICK`] until the child is reaped; stops the child's group when
-/// the watch asks (its stop signal, then SIGKILL after [`WATCH_KILL_AFTER`]).
-fn start_watchdog(
-    pid: u32,
-    stop_signal: StopSignal,
-    watch: Arc<dyn Watch>,
-    done: Arc<AtomicBool>,
-    program: String,
-) {
-    let name = format!("watch {program}");
-    let spawned = std::thread::Builder::new()
-        .name(name.clone())
-        .spawn(move || {
-            let group = Pid::from_raw(pid as i32);
-            let mut stop_sent: Option<Instant> = None;
-            loop {
-                std::thread::sleep(WATCH_TICK);
-                if done.load(Ordering::SeqCst) {
-                    return;
-                }
-                match stop_sent {
-                    None => {
-                        if let Some(reason) = watch.poll(pid) {
-                            tracing::warn!(
-                                "stopping {program} (pid {pid}) with {}: {reason}",
-                                stop_signal.signal()
-                            );
-                            let _ = killpg(group, stop_signal.signal());
-                            stop_sent = Some(Instant::now());
-                        }
-                    }
-                    Some(sent) if sent.elapsed() >= WATCH_KILL_AFTER => {
-                        tracing::warn!(
-                            "{program} (pid {pid}) did not stop within {}s: killing it",
-                            WATCH_KILL_AFTER.as_secs()
-                        );
-                        let _ = killpg(group, Signal::SIGKILL);
-                        stop_sent = Some(Instant::now());
-                    }
-                    Some(_) => {}
-                }
-            }
-        });
-    if let Err(err) = spawned {
-        tracing::warn!("cannot start the {name} thread: {err}");
-    }
 }
 
 /// Keeps the last `cap` bytes written to it.

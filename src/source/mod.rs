@@ -532,9 +532,84 @@ pub fn database_list(
     }
 }
 
+/// What a server engine's `options:` (extra arguments of its dump tool) may not hold, for
+/// [`dump_options`]: options that would leak a password, move or reshape the dump, or fight
+/// the connection resticpilot sets up.
+pub struct OptionGuard {
+    /// Options refused by their name (the part before any `=`), each with why.
+    pub forbidden: &'static [(&'static str, &'static str)],
+    /// Why an option the list does not name is refused anyway (short forms, say), given the
+    /// option's name and its whole text; `None` lets it through.
+    pub other: fn(flag: &str, option: &str) -> Option<String>,
+}
+
+impl OptionGuard {
+    /// Whether `option` may go to the dump tool.
+    ///
+    /// Fails with the reason, to follow "database NAME: " in a message.
+    pub fn check(&self, option: &str) -> Result<(), String> {
+        let flag = option.split('=').next().unwrap_or_default();
+        if let Some((_, why)) = self.forbidden.iter().find(|(f, _)| *f == flag) {
+            Err(format!("option {flag} is not allowed: {why}"))
+        } else if let Some(why) = (self.other)(flag, option) {
+            Err(why)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A server engine's `options:`, expanded and each checked by `guard`: the allowed ones, in
+/// order; every refused one is recorded as an error at its entry.
+pub fn dump_options(
+    r: &mut Resolver,
+    name: &str,
+    options: &[crate::config::raw::S],
+    guard: &OptionGuard,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for o in options {
+        let Some(opt) = r.nonempty(o, &format!("databases.{name}.options")) else {
+            continue;
+        };
+        match guard.check(&opt) {
+            Ok(()) => out.push(opt),
+            Err(why) => r.error(&o.referenced, format!("database {name}: {why}")),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::REGISTRY;
+
+    #[test]
+    fn options_guards_refuse_what_would_leak_or_reshape_a_dump() {
+        let mysql = &super::mysql::OPTION_GUARD;
+        assert_eq!(mysql.check("--single-transaction"), Ok(()));
+        assert_eq!(mysql.check("--max-allowed-packet=1G"), Ok(()));
+        assert_eq!(
+            mysql.check("--password=hunter2"),
+            Err("option --password is not allowed: passwords go in password_file, never on a command line".into())
+        );
+        assert!(mysql.check("--compact").unwrap_err().contains("trailer"));
+        for short in ["-phunter2", "-r/tmp/x", "-T"] {
+            let why = mysql.check(short).unwrap_err();
+            assert!(why.starts_with("short option "), "{why}");
+        }
+        let pg = &super::postgresql::OPTION_GUARD;
+        assert_eq!(pg.check("--no-owner"), Ok(()));
+        assert_eq!(
+            pg.check("--compress=9"),
+            Err("option --compress is not allowed: restic compresses; a compressed dump defeats dedup".into())
+        );
+        assert!(pg.check("--format=plain").is_err());
+        assert_eq!(
+            pg.check("-W"),
+            Err("option \"-W\" is not allowed: give pg_dump options in their long form (--name or --name=value)".into())
+        );
+    }
 
     #[test]
     fn every_engine_declares_a_schema_for_exactly_its_keys() {

@@ -106,50 +106,7 @@ fn resolve_source(
         None => MysqlSelection::All,
         Some(names) => MysqlSelection::Named(names),
     };
-    let mut options = Vec::new();
-    for o in &d.options {
-        let Some(opt) = r.nonempty(o, &key("options")) else {
-            continue;
-        };
-        let flag = opt.split('=').next().unwrap_or_default();
-        let forbidden = [
-            (
-                "--skip-comments",
-                "the `-- Dump completed` trailer that proves a dump finished needs comments",
-            ),
-            (
-                "--compact",
-                "it drops the `-- Dump completed` trailer that proves a dump finished",
-            ),
-            (
-                "--password",
-                "passwords go in password_file, never on a command line",
-            ),
-            ("--result-file", "resticpilot writes the dump file itself"),
-            ("--tab", "resticpilot needs one SQL file per source"),
-            (
-                "--defaults-file",
-                "resticpilot passes the connection through its own options file",
-            ),
-            (
-                "--defaults-extra-file",
-                "resticpilot passes the connection through its own options file",
-            ),
-        ];
-        if let Some((_, why)) = forbidden.iter().find(|(f, _)| *f == flag) {
-            r.error(
-                &o.referenced,
-                format!("database {name}: option {flag} is not allowed: {why}"),
-            );
-        } else if flag.starts_with("-p") || flag.starts_with("-r") || flag == "-T" {
-            r.error(
-                &o.referenced,
-                format!("database {name}: short option {flag} is not allowed: use the long form (passwords go in password_file)"),
-            );
-        } else {
-            options.push(opt);
-        }
-    }
+    let options = super::dump_options(r, name, &d.options, &OPTION_GUARD);
     Some(MysqlSource {
         host: d.host.as_ref().and_then(|s| r.nonempty(s, &key("host"))),
         port: d.port.as_ref().map(|p| p.value),
@@ -184,6 +141,41 @@ fn resolve_source(
             .unwrap_or(DEFAULT_MYSQL_RESTORE_TIMEOUT),
     })
 }
+
+/// What `options:` may not pass to the dump tool.
+pub static OPTION_GUARD: super::OptionGuard = super::OptionGuard {
+    forbidden: &[
+        (
+            "--skip-comments",
+            "the `-- Dump completed` trailer that proves a dump finished needs comments",
+        ),
+        (
+            "--compact",
+            "it drops the `-- Dump completed` trailer that proves a dump finished",
+        ),
+        (
+            "--password",
+            "passwords go in password_file, never on a command line",
+        ),
+        ("--result-file", "resticpilot writes the dump file itself"),
+        ("--tab", "resticpilot needs one SQL file per source"),
+        (
+            "--defaults-file",
+            "resticpilot passes the connection through its own options file",
+        ),
+        (
+            "--defaults-extra-file",
+            "resticpilot passes the connection through its own options file",
+        ),
+    ],
+    other: |flag, _| {
+        (flag.starts_with("-p") || flag.starts_with("-r") || flag == "-T").then(|| {
+            format!(
+                "short option {flag} is not allowed: use the long form (passwords go in password_file)"
+            )
+        })
+    },
+};
 
 /// Whether `name` can be a MySQL database name that resticpilot passes to the dump tool:
 /// 1 to 64 characters, no control characters, no leading '-' (it would become an option),

@@ -124,6 +124,41 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// What `options:` may not pass to `pg_dump`.
+pub static OPTION_GUARD: super::OptionGuard = super::OptionGuard {
+    forbidden: &[
+        ("--password", "passwords go in password_file"),
+        ("--file", "resticpilot writes the dump file itself"),
+        (
+            "--format",
+            "resticpilot dumps in the custom format (see the README)",
+        ),
+        (
+            "--compress",
+            "restic compresses; a compressed dump defeats dedup",
+        ),
+        ("--dbname", "the databases come from `databases`"),
+        ("--host", "use the `host` key"),
+        ("--port", "use the `port` key"),
+        ("--username", "use the `user` key"),
+        (
+            "--jobs",
+            "a directory-format option; resticpilot writes one archive",
+        ),
+        (
+            "--create",
+            "restores choose their target database themselves",
+        ),
+    ],
+    other: |flag, option| {
+        (!flag.starts_with("--")).then(|| {
+            format!(
+                "option {option:?} is not allowed: give pg_dump options in their long form (--name or --name=value)"
+            )
+        })
+    },
+};
+
 fn resolve_source(r: &mut Resolver, at: &SourceAt<'_>) -> Option<PgSource> {
     let name = at.name;
     let d = at.raw;
@@ -142,50 +177,7 @@ fn resolve_source(r: &mut Resolver, at: &SourceAt<'_>) -> Option<PgSource> {
         None => PgSelection::All,
         Some(names) => PgSelection::Named(names),
     };
-    let mut options = Vec::new();
-    for o in &d.options {
-        let Some(opt) = r.nonempty(o, &key("options")) else {
-            continue;
-        };
-        let flag = opt.split('=').next().unwrap_or_default();
-        let forbidden: [(&str, &str); 10] = [
-            ("--password", "passwords go in password_file"),
-            ("--file", "resticpilot writes the dump file itself"),
-            (
-                "--format",
-                "resticpilot dumps in the custom format (see the README)",
-            ),
-            (
-                "--compress",
-                "restic compresses; a compressed dump defeats dedup",
-            ),
-            ("--dbname", "the databases come from `databases`"),
-            ("--host", "use the `host` key"),
-            ("--port", "use the `port` key"),
-            ("--username", "use the `user` key"),
-            (
-                "--jobs",
-                "a directory-format option; resticpilot writes one archive",
-            ),
-            (
-                "--create",
-                "restores choose their target database themselves",
-            ),
-        ];
-        if let Some((_, why)) = forbidden.iter().find(|(f, _)| *f == flag) {
-            r.error(
-                &o.referenced,
-                format!("database {name}: option {flag} is not allowed: {why}"),
-            );
-        } else if !flag.starts_with("--") {
-            r.error(
-                &o.referenced,
-                format!("database {name}: option {opt:?} is not allowed: give pg_dump options in their long form (--name or --name=value)"),
-            );
-        } else {
-            options.push(opt);
-        }
-    }
+    let options = super::dump_options(r, name, &d.options, &OPTION_GUARD);
     let host = d.host.as_ref().and_then(|s| r.nonempty(s, &key("host")));
     let socket = d.socket.as_ref().and_then(|s| r.path(s, &key("socket")));
     if let (Some(_), Some(s)) = (&host, &d.socket) {
