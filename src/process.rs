@@ -699,6 +699,101 @@ impl Cmd {
             consumer_quit_early: quit_early,
         })
     }
+
+    /// Runs `self` with its stdout written both into `path` (created with mode 0600,
+    /// truncated) and into `checker`'s stdin, so that a check reading the whole output runs
+    /// beside the producer instead of after it. Bytes are passed on in blocks (nothing is
+    /// held beyond one). `checker` is started first; the producer's bounds, else the
+    /// checker's, cover both.
+    ///
+    /// When the checker exits before the producer is done, the producer is killed and
+    /// [`Piped::consumer_quit_early`] is set.
+    ///
+    /// Fails when either program cannot be started, `path` cannot be written, or the
+    /// producer's stdout cannot be read.
+    pub fn tee_to(&self, path: &Path, checker: &Cmd) -> Result<Piped, ProcessError> {
+        let file = create_private(path).map_err(|source| ProcessError::Io {
+            program: self.program_name(),
+            source: io::Error::new(
+                source.kind(),
+                format!("cannot create {}: {source}", path.display()),
+            ),
+        })?;
+        let mut sink = checker.spawn(Stdio::piped(), Stdio::piped())?;
+        let sink_stdout = sink.stdout().map(|pipe| {
+            std::thread::spawn(move || {
+                let mut tail = Tail::new(STDERR_TAIL_BYTES);
+                let _ = io::copy(&mut BufReader::new(pipe), &mut tail);
+                tail.into_string()
+            })
+        });
+        let stdin = sink.child.as_mut().and_then(|c| c.stdin.take());
+        let mut source = self.spawn(Stdio::null(), Stdio::piped())?;
+        let passed = Arc::new(AtomicU64::new(0));
+        let bounds = if self.time_limit.is_some() || self.stall_limit.is_some() {
+            self
+        } else {
+            checker
+        };
+        let watchdog = bounds.watchdog(&[&source, &sink], Some(Progress::Counter(passed.clone())));
+        let mut quit_early = false;
+        if let (Some(mut pipe), Some(mut stdin)) = (source.stdout(), stdin) {
+            let mut file = file;
+            let mut block = vec![0u8; 256 * 1024];
+            loop {
+                let n = match pipe.read(&mut block) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        bounds.check_watchdog(watchdog)?;
+                        return Err(source.io_error(e));
+                    }
+                };
+                passed.fetch_add(n as u64, Ordering::Relaxed);
+                file.write_all(&block[..n]).map_err(|e| {
+                    source.io_error(io::Error::new(
+                        e.kind(),
+                        format!("cannot write {}: {e}", path.display()),
+                    ))
+                })?;
+                match stdin.write_all(&block[..n]) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                        quit_early = true;
+                        break;
+                    }
+                    Err(e) => return Err(sink.io_error(e)),
+                }
+            }
+            // Dropping stdin closes the checker's input: its end of input.
+        }
+        if quit_early && let Some(child) = source.child.as_mut() {
+            let _ = child.kill();
+        }
+        let checker_waited = sink.wait();
+        let checker_stdout = sink_stdout
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        let producer_waited = source.wait();
+        bounds.check_watchdog(watchdog)?;
+        let (checker_status, checker_stderr) = checker_waited?;
+        let checker_stdout = checker.secrets.mask(&checker_stdout);
+        let (producer_status, producer_stderr) = producer_waited?;
+        Ok(Piped {
+            producer: Output {
+                status: producer_status,
+                stdout: Vec::new(),
+                stderr: producer_stderr,
+            },
+            consumer: Output {
+                status: checker_status,
+                stdout: checker_stdout.into_bytes(),
+                stderr: checker_stderr,
+            },
+            consumer_quit_early: quit_early,
+        })
+    }
 }
 
 /// What [`Cmd::pipe_to`] passes each line through: the line (with its newline) and the

@@ -518,3 +518,54 @@ fn options_that_would_change_the_format_or_leak_are_config_errors() {
     run.assert_code(2);
     assert!(run.stderr.contains("--compress"), "{}", run.stderr);
 }
+
+#[test]
+fn a_truncated_dump_stream_is_refused_before_restic() {
+    let pg = server();
+    let db = pg.fresh_database("cut");
+    make_shop(pg, &db);
+    // About 2 MB of rows: the cut below falls in the data, after the table of contents, so
+    // only a check that reads the whole stream can see it.
+    pg.sql_in(
+        &db,
+        "CREATE TABLE filler AS SELECT g AS id, repeat(md5(g::text), 4) AS payload FROM generate_series(1, 15000) g",
+    );
+    let sb = sandbox(pg, &format!("[{db}]"), "");
+    // A fake pg_dump: what no real one does on purpose, the real pg_dump's stream cut to its
+    // first half and exit status 0.
+    let bin = sb.path("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = crate::harness::require("pg_dump");
+    let fake = bin.join("pg_dump");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nset -e\nout=$(mktemp)\n'{}' \"$@\" > \"$out\"\nhead -c $(( $(stat -c %s \"$out\") / 2 )) \"$out\"\nrm -f \"$out\"\n",
+            real.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = sb
+        .command(&sb.path("config.yaml"), &["backup", "shop"])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let run = crate::harness::to_run(out);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("does not read back whole"),
+        "{}",
+        run.stderr
+    );
+    assert!(sb.snapshots().is_empty(), "no snapshot of a truncated dump");
+    assert!(
+        sb.staging_files("shop")
+            .iter()
+            .all(|f| !f.contains("main.pgdump")),
+        "{:?}",
+        sb.staging_files("shop")
+    );
+    assert_no_password(&run);
+}
