@@ -10,6 +10,7 @@
 mod incremental;
 mod mariadb;
 mod measure;
+mod postgresql;
 mod torrust;
 
 use std::fmt::Write as _;
@@ -22,6 +23,7 @@ use clap::{Parser, Subcommand};
 use resticpilot::config::DatabaseSource;
 use resticpilot::source::Source;
 use resticpilot::source::mysql::{MysqlSelection, MysqlSource};
+use resticpilot::source::postgresql::{PgSelection, PgSource};
 use resticpilot::source::sqlite::{
     DEFAULT_WRITER_HOLD_LIMIT, RestoreCheck, SqliteMethod, SqliteSource, SqliteVerify,
 };
@@ -55,6 +57,9 @@ struct Args {
     /// Size of the MariaDB database (0 skips the MariaDB section).
     #[arg(long, default_value = "1G")]
     mysql_size: String,
+    /// Size of the PostgreSQL database (0 skips the PostgreSQL section).
+    #[arg(long, default_value = "1G")]
+    pg_size: String,
     /// A day's worth of writes for the repository-growth section: counter updates...
     #[arg(long, default_value_t = 86_400)]
     day_updates: u64,
@@ -80,8 +85,8 @@ struct Args {
     /// Drop the page cache before every timed step (root), to time the disk, not memory.
     #[arg(long)]
     cold: bool,
-    /// Sections to skip: shell, cp, vacuum, dump, reflink, backup, restore, mysql, growth,
-    /// incremental.
+    /// Sections to skip: sqlite (all of the SQLite sections), shell, cp, vacuum, dump,
+    /// reflink, backup, restore, mysql, postgres, growth, incremental.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
     /// cargo bench passes --bench; ignored.
@@ -110,6 +115,13 @@ enum Sub {
         mysql_socket: Option<PathBuf>,
         #[arg(long)]
         mysql_db: Option<String>,
+        /// The socket directory of a PostgreSQL server (and --pg-port, --pg-db).
+        #[arg(long)]
+        pg_socket: Option<PathBuf>,
+        #[arg(long)]
+        pg_port: Option<u16>,
+        #[arg(long)]
+        pg_db: Option<String>,
         #[arg(long)]
         dir: PathBuf,
     },
@@ -125,12 +137,22 @@ fn main() {
             method,
             mysql_socket,
             mysql_db,
+            pg_socket,
+            pg_port,
+            pg_db,
             dir,
         }) => dump_main(
             sqlite.as_deref(),
             method,
             mysql_socket.as_deref(),
             mysql_db.as_deref(),
+            pg_socket.as_deref().map(|s| {
+                (
+                    s,
+                    pg_port.expect("--pg-port"),
+                    pg_db.as_deref().expect("--pg-db"),
+                )
+            }),
             dir,
         ),
         None => Suite::new(args).run(),
@@ -143,14 +165,32 @@ fn dump_main(
     method: &str,
     socket: Option<&Path>,
     db: Option<&str>,
+    pg: Option<(&Path, u16, &str)>,
     dir: &Path,
 ) {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-    let source: Arc<dyn Source> = match (sqlite, socket) {
-        (Some(path), _) => Arc::new(SqliteSource {
+    let pg_source = pg.map(|(socket, port, db)| -> Arc<dyn Source> {
+        Arc::new(PgSource {
+            host: None,
+            port: Some(port),
+            socket: Some(socket.to_path_buf()),
+            user: Some("postgres".into()),
+            password_file: None,
+            databases: PgSelection::Named(vec![db.to_string()]),
+            options: Vec::new(),
+            globals: false,
+            connect_timeout: resticpilot::source::postgresql::DEFAULT_CONNECT_TIMEOUT,
+            lock_wait_timeout: resticpilot::source::postgresql::DEFAULT_LOCK_WAIT_TIMEOUT,
+            dump_timeout: resticpilot::source::postgresql::DEFAULT_DUMP_TIMEOUT,
+            restore_timeout: resticpilot::source::postgresql::DEFAULT_RESTORE_TIMEOUT,
+        })
+    });
+    let source: Arc<dyn Source> = match (pg_source, sqlite, socket) {
+        (Some(pg), _, _) => pg,
+        (None, Some(path), _) => Arc::new(SqliteSource {
             path: path.to_path_buf(),
             method: match method {
                 "online" => SqliteMethod::Online,
@@ -164,7 +204,7 @@ fn dump_main(
             writer_hold_limit: DEFAULT_WRITER_HOLD_LIMIT,
             incremental: None,
         }),
-        (None, Some(socket)) => Arc::new(MysqlSource {
+        (None, None, Some(socket)) => Arc::new(MysqlSource {
             host: None,
             port: None,
             socket: Some(socket.to_path_buf()),
@@ -180,7 +220,7 @@ fn dump_main(
             dump_timeout: resticpilot::source::mysql::DEFAULT_MYSQL_DUMP_TIMEOUT,
             restore_timeout: resticpilot::source::mysql::DEFAULT_MYSQL_RESTORE_TIMEOUT,
         }),
-        (None, None) => panic!("--sqlite or --mysql-socket"),
+        (None, None, None) => panic!("--sqlite, --mysql-socket or --pg-socket"),
     };
     let source = DatabaseSource {
         name: "tracker".into(),
@@ -396,7 +436,12 @@ impl Suite {
             None => self.args.sizes.clone(),
         };
         self.header(&sizes);
-        for size in &sizes {
+        let sqlite_sizes = if self.skip("sqlite") {
+            &[][..]
+        } else {
+            &sizes[..]
+        };
+        for size in sqlite_sizes {
             let bytes = parse_size(size);
             let cache = self.cached_database(size, bytes);
             let actual = file_size(&cache);
@@ -413,6 +458,10 @@ impl Suite {
         let mysql = parse_size(&self.args.mysql_size);
         if mysql > 0 && !self.skip("mysql") {
             self.mysql_section(mysql);
+        }
+        let pg = parse_size(&self.args.pg_size);
+        if pg > 0 && !self.skip("postgres") {
+            self.postgres_section(pg);
         }
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
         let file = self.work.join(format!("results-{stamp}.md"));
@@ -501,10 +550,11 @@ impl Suite {
         );
         let _ = writeln!(
             h,
-            "- {}; {}; {}; resticpilot {commit}",
+            "- {}; {}; {}; {}; resticpilot {commit}",
             version("restic", "version"),
             format_args!("sqlite3 {}", version("sqlite3", "--version")),
             version("mariadb-dump", "--version"),
+            version("pg_dump", "--version"),
         );
         let reflink = match &self.args.reflink_dir {
             Some(d) => format!("reflink rows on {}", d.display()),
@@ -1232,6 +1282,239 @@ profiles:
         self.say(&format!(
             "| `resticpilot backup` of the MariaDB profile (dump + restic) | {} | - | - | {:.1} MiB |\n",
             secs(whole.secs),
+            whole.peak_rss_kib.unwrap_or(0) as f64 / 1024.0
+        ));
+    }
+
+    /// `sh -c script` with restic's settings for `repo` and the PostgreSQL server's.
+    fn pg_shell(&self, server: &postgresql::Server, repo: &Path, script: &str) -> Command {
+        let mut cmd = server.tool("sh");
+        cmd.arg("-c")
+            .arg(script)
+            .env("RESTIC_REPOSITORY", repo)
+            .env("RESTIC_CACHE_DIR", self.work.join("restic-cache"))
+            .env("RESTIC_PASSWORD_FILE", &self.password)
+            .env_remove("RESTIC_PASSWORD")
+            .env_remove("RESTIC_PASSWORD_COMMAND");
+        cmd
+    }
+
+    /// PostgreSQL: resticpilot's dump against bare `pg_dump` in the same format, its restore
+    /// against bare `restic restore` + `createdb` + `pg_restore`, --repeat back-to-back pairs
+    /// each (alternating which goes first), and one whole backup against the bare pair.
+    fn postgres_section(&mut self, bytes: u64) {
+        self.progress(
+            "PostgreSQL: starting a server on a temporary directory and loading the database",
+        );
+        let server = postgresql::start();
+        let start = Instant::now();
+        server.ensure_items("bench", bytes);
+        self.progress(&format!(
+            "loaded the PostgreSQL database in {:.0} s",
+            start.elapsed().as_secs_f64()
+        ));
+        let size = server.size("bench");
+        let rows = server.sql_in("bench", "SELECT count(*) FROM items");
+        let flags = resticpilot::source::postgresql::dump::DUMP_FLAGS.join(" ");
+        let dir = self.work.join("pg-dump");
+        let bare_dir = self.work.join("pg-bare");
+        let mut dumps = Pairs::default();
+        let mut dump_size = 0;
+        for i in 0..self.args.repeat.max(1) {
+            self.progress(&format!("PostgreSQL: dumps, run {}", i + 1));
+            let _ = std::fs::remove_dir_all(&dir);
+            let _ = std::fs::remove_dir_all(&bare_dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::create_dir_all(&bare_dir).unwrap();
+            let file = bare_dir.join("bench.dump");
+            let bare = || {
+                self.drop_caches();
+                let t = run(
+                    server
+                        .tool("pg_dump")
+                        .args(resticpilot::source::postgresql::dump::DUMP_FLAGS)
+                        .arg("--file")
+                        .arg(&file)
+                        .arg("bench"),
+                    None,
+                    false,
+                );
+                assert!(t.ok, "{}", t.stderr);
+                t
+            };
+            let rp = || {
+                self.drop_caches();
+                let t = run(
+                    Command::new(&self.exe)
+                        .arg("dump")
+                        .arg("--pg-socket")
+                        .arg(&server.socket)
+                        .arg("--pg-port")
+                        .arg(server.port.to_string())
+                        .args(["--pg-db", "bench", "--dir"])
+                        .arg(&dir),
+                    None,
+                    true,
+                );
+                assert!(t.ok, "{}", t.stderr);
+                t
+            };
+            let (b, r) = if i % 2 == 0 {
+                let b = bare();
+                (b, rp())
+            } else {
+                let r = rp();
+                (bare(), r)
+            };
+            dump_size = file_size(&file);
+            dumps.add(&r, b.secs);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&bare_dir);
+
+        // One whole backup each: resticpilot's (which the restores below read) and the bare
+        // tools' (pg_dump to a file, then restic backup of it).
+        self.progress("PostgreSQL: resticpilot backup and the bare pg_dump + restic backup");
+        let repo = self.work.join("repo-pg");
+        let bare_repo = self.work.join("repo-pg-bare");
+        self.fresh_repo(&repo);
+        self.fresh_repo(&bare_repo);
+        let config = self.config(
+            "bench-pg",
+            &repo,
+            &format!(
+                "{{ name: pg, type: postgresql, socket: {}, port: {}, user: postgres, databases: [bench] }}",
+                server.socket.display(),
+                server.port
+            ),
+        );
+        self.drop_caches();
+        let whole = run(
+            self.resticpilot(&config).args(["backup", "bench"]),
+            None,
+            true,
+        );
+        assert!(whole.ok, "{}", whole.stderr);
+        std::fs::create_dir_all(&bare_dir).unwrap();
+        self.drop_caches();
+        let bare_whole = run(
+            &mut self.pg_shell(
+                &server,
+                &bare_repo,
+                &format!(
+                    "pg_dump {flags} --file {dir}/bench.dump bench && restic backup --quiet --host bench {dir}",
+                    dir = bare_dir.display()
+                ),
+            ),
+            None,
+            false,
+        );
+        assert!(bare_whole.ok, "{}", bare_whole.stderr);
+        let _ = std::fs::remove_dir_all(&bare_repo);
+        let _ = std::fs::remove_dir_all(&bare_dir);
+
+        let target = self.work.join("pg-restored");
+        let mut restores = Pairs::default();
+        for i in 0..self.args.repeat.max(1) {
+            self.progress(&format!("PostgreSQL: restores, run {}", i + 1));
+            for db in ["rp_restored", "bare_restored"] {
+                server.sql_in("postgres", &format!("DROP DATABASE IF EXISTS {db}"));
+            }
+            let _ = std::fs::remove_dir_all(&target);
+            let rp = || {
+                self.drop_caches();
+                let t = run(
+                    self.resticpilot(&config).args([
+                        "restore",
+                        "bench",
+                        "--database",
+                        "pg",
+                        "--into",
+                        "rp_restored",
+                    ]),
+                    None,
+                    true,
+                );
+                assert!(t.ok, "{}", t.stderr);
+                t
+            };
+            let bare = || {
+                self.drop_caches();
+                let t = run(
+                    &mut self.pg_shell(
+                        &server,
+                        &repo,
+                        &format!(
+                            "restic restore --quiet latest --target {t} && createdb bare_restored && \
+                             pg_restore --single-transaction --exit-on-error -d bare_restored \"$(find {t} -name bench.dump)\"",
+                            t = target.display()
+                        ),
+                    ),
+                    None,
+                    false,
+                );
+                assert!(t.ok, "{}", t.stderr);
+                t
+            };
+            let (b, r) = if i % 2 == 0 {
+                let b = bare();
+                (b, rp())
+            } else {
+                let r = rp();
+                (bare(), r)
+            };
+            for db in ["rp_restored", "bare_restored"] {
+                let n = server.sql_in(db, "SELECT count(*) FROM items");
+                assert_eq!(n, rows, "rows in {db}");
+            }
+            restores.add(&r, b.secs);
+        }
+        for db in ["rp_restored", "bare_restored"] {
+            server.sql_in("postgres", &format!("DROP DATABASE IF EXISTS {db}"));
+        }
+        let _ = std::fs::remove_dir_all(&target);
+        let _ = std::fs::remove_dir_all(&repo);
+        drop(server);
+
+        let (rp, bare) = (median(&dumps.rp), median(&dumps.bare));
+        self.say(&format!(
+            "### PostgreSQL: a {:.0} MiB database ({rows} rows, table + primary key), {:.0} MiB archive (median of {} pairs)\n",
+            mib(size),
+            mib(dump_size),
+            dumps.rp.len()
+        ));
+        self.say("| what | time | vs bare | MiB/s of archive | resticpilot peak RSS |");
+        self.say("| --- | --- | --- | --- | --- |");
+        self.say(&format!(
+            "| bare: `pg_dump {flags} --file FILE bench` | {} | 1.00x | {:.0} | - |",
+            secs(bare),
+            mib(dump_size) / bare
+        ));
+        self.say(&format!(
+            "| resticpilot dump (same flags; pg_restore reads the whole stream as it comes; table list) | {} | {} | {:.0} | {} |",
+            secs(rp),
+            dumps.ratio(),
+            mib(dump_size) / rp,
+            dumps.rss()
+        ));
+        self.say(&format!(
+            "| bare: `restic restore` + `createdb` + `pg_restore --single-transaction --exit-on-error` | {} | 1.00x | - | - |",
+            restores.bare()
+        ));
+        self.say(&format!(
+            "| `resticpilot restore --into` (read back whole, scratch database, tables compared, rename) | {} | {} | - | {} |",
+            restores.rp(),
+            restores.ratio(),
+            restores.rss()
+        ));
+        self.say(&format!(
+            "| bare: `pg_dump` to a file + `restic backup` (one run) | {} | 1.00x | - | - |",
+            secs(bare_whole.secs)
+        ));
+        self.say(&format!(
+            "| `resticpilot backup` of the profile (one run) | {} | {:.2}x | - | {:.1} MiB |\n",
+            secs(whole.secs),
+            whole.secs / bare_whole.secs,
             whole.peak_rss_kib.unwrap_or(0) as f64 / 1024.0
         ));
     }
