@@ -386,6 +386,7 @@ fn verify_passes_on_a_good_snapshot_and_fails_on_a_truncated_archive() {
     let run = sb.run(&["verify", "shop", "--json"]);
     run.assert_code(0);
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    crate::harness::assert_output("verify", &report);
     let main = &report["databases"][0];
     assert_eq!(main["result"], "success", "{main}");
     let rows = main["rows"].as_array().unwrap();
@@ -426,6 +427,7 @@ fn verify_passes_on_a_good_snapshot_and_fails_on_a_truncated_archive() {
     let run = sb.run(&["verify", "shop", "--json"]);
     run.assert_code(1);
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    crate::harness::assert_output("verify", &report);
     let main = &report["databases"][0];
     assert_eq!(main["result"], "failed", "{main}");
     assert!(
@@ -462,6 +464,7 @@ fn verify_says_when_the_server_is_unreachable() {
     let run = sb.run(&["verify", "shop", "--json"]);
     run.assert_code(3);
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    crate::harness::assert_output("verify", &report);
     let main = &report["databases"][0];
     assert_eq!(main["result"], "skipped", "{main}");
     assert!(

@@ -146,6 +146,7 @@ fn second_backup_reports_a_new_snapshot_and_logs_the_summary() {
     listed.assert_code(0);
     let listed: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
     assert_eq!(listed["version"], 1, "{listed:#}");
+    crate::harness::assert_output("snapshots", &listed);
     let listed = &listed["snapshots"];
     assert_eq!(listed.as_array().unwrap().len(), 2);
     assert_eq!(listed[0]["profile"], "app");

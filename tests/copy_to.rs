@@ -143,6 +143,7 @@ fn a_failed_copy_fails_the_run_keeps_the_primary_snapshot_and_is_caught_up_next_
     assert_eq!(sb.snapshots().len(), 2, "the primary snapshot exists");
     let status = sb.run(&["status", "--json"]);
     let parsed: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    crate::harness::assert_output("status", &parsed);
     let copy = &parsed["profiles"][0]["copies"]["second"];
     assert_eq!(copy["last_ok"], false, "{parsed:#}");
     assert_eq!(copy["failures"], 1, "{parsed:#}");

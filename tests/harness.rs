@@ -230,3 +230,32 @@ pub fn spawn_watchdog(script: &str) -> std::process::Child {
         .spawn()
         .expect("start a watchdog shell")
 }
+
+/// Checks `value` against `kind` (`snapshots`, `status`, `verify`, `webhook`) of the published
+/// outputs.schema.json, which forbids fields it does not list: a field added to an output
+/// fails here until the schema (and the README's "JSON outputs") says what it is.
+#[track_caller]
+pub fn assert_output(kind: &str, value: &serde_json::Value) {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/outputs.schema.json"))
+        .expect("outputs.schema.json is in the repository");
+    let published: serde_json::Value = serde_json::from_str(&text).expect("the schema is JSON");
+    let schema = serde_json::json!({
+        "$schema": published["$schema"],
+        "$defs": published["$defs"],
+        "$ref": format!("#/$defs/{kind}"),
+    });
+    assert!(
+        published["$defs"].get(kind).is_some(),
+        "no output {kind} in the schema"
+    );
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{kind} output does not match outputs.schema.json:\n{}\n{value:#}",
+        errors.join("\n")
+    );
+}

@@ -35,6 +35,7 @@ fn listed(sb: &Sandbox) -> Vec<(String, bool)> {
     let run = sb.run(&["snapshots", "app", "--json"]);
     run.assert_code(0);
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    crate::harness::assert_output("snapshots", &v);
     v["snapshots"]
         .as_array()
         .unwrap()
@@ -104,6 +105,7 @@ fn a_missing_path_makes_an_incomplete_snapshot_that_never_pushes_a_complete_one_
     assert!(line.ends_with("INCOMPLETE"), "{}", run.stdout);
     let status = sb.run(&["status", "app", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    crate::harness::assert_output("status", &v);
     let v = &v["profiles"];
     assert_eq!(v[0]["jobs"]["backup"]["last_result"], "warnings");
     assert_eq!(v[0]["jobs"]["backup"]["backup"]["incomplete"], true);
@@ -243,6 +245,7 @@ fn an_empty_or_schemaless_sqlite_database_is_a_warning_and_fails_the_drill() {
     let run = sb.run(&["verify", "app", "--json"]);
     run.assert_code(1);
     let r: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    crate::harness::assert_output("verify", &r);
     assert_eq!(r["snapshot"]["incomplete"], true);
     for db in r["databases"].as_array().unwrap() {
         let expected = if db["name"] == "good" {

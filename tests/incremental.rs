@@ -582,6 +582,7 @@ fn a_tampered_delta_fails_restore_and_verify_and_leaves_the_live_file_untouched(
     let run = sb.run(&["verify", "app", "--json"]);
     run.assert_code(1);
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    crate::harness::assert_output("verify", &report);
     assert_eq!(report["databases"][0]["result"], "failed");
     assert!(
         report["databases"][0]["detail"]
@@ -608,6 +609,7 @@ fn the_drill_reports_the_chain_length_and_restore_time() {
     let run = sb.run(&["verify", "app", "--json"]);
     run.assert_code(0);
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    crate::harness::assert_output("verify", &report);
     let app = &report["databases"][0];
     assert_eq!(app["result"], "success");
     assert_eq!(app["chain_length"], 3);

@@ -121,6 +121,7 @@ fn healthchecks_and_webhook_are_told_of_success_and_failure() {
     assert_eq!(hook["profile"], "app");
     assert_eq!(hook["job"], "backup");
     assert_eq!(hook["version"], 1);
+    crate::harness::assert_output("webhook", &hook);
     assert_eq!(hook["result"], "success");
     assert_eq!(hook["host"], "test-host");
     assert_eq!(hook["snapshot"]["short_id"], snapshot.as_str());
@@ -140,6 +141,7 @@ fn healthchecks_and_webhook_are_told_of_success_and_failure() {
     );
     let hook: serde_json::Value = serde_json::from_str(&got[5].body).unwrap();
     assert_eq!(hook["result"], "failed");
+    crate::harness::assert_output("webhook", &hook);
     assert!(
         hook["error"]
             .as_str()
@@ -236,6 +238,7 @@ fn manual_runs_update_the_status_file_and_status_prints_it() {
     json.assert_code(0);
     let parsed: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(parsed["version"], 1, "{parsed:#}");
+    crate::harness::assert_output("status", &parsed);
     let parsed = &parsed["profiles"];
     assert_eq!(parsed[0]["profile"], "app");
     assert_eq!(parsed[0]["jobs"]["backup"]["runs"], 2);

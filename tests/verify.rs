@@ -54,8 +54,10 @@ fn stack(db: &MariaDb, prefix: &str) -> (Sandbox, String) {
 }
 
 fn report(run: &Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", run.stdout, run.stderr))
+    let report = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", run.stdout, run.stderr));
+    crate::harness::assert_output("verify", &report);
+    report
 }
 
 fn item<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
