@@ -4,26 +4,28 @@
 //! resolved plan, `commands` run it. `source` holds the database engines (dump, restore, drill), `restic` is the
 //! only module that knows restic, `process` the only one that starts children.
 
-pub mod cli;
-pub mod commands;
+// Public: what the binary (`main`), the bench (a source dumped directly) and the integration
+// tests (the schema and engines, sizes in messages) use. Everything else is the crate's own.
+mod cli;
+mod commands;
 pub mod config;
-pub mod copy;
-pub mod dirs;
-pub mod error;
-pub mod hooks;
-pub mod lock;
-pub mod maintenance;
-pub mod manifest;
-pub mod process;
-pub mod report;
-pub mod restic;
-pub mod restore;
-pub mod run;
-pub mod schedule;
-pub mod signals;
+mod copy;
+mod dirs;
+mod error;
+mod hooks;
+mod lock;
+mod maintenance;
+mod manifest;
+mod process;
+mod report;
+mod restic;
+mod restore;
+mod run;
+mod schedule;
+mod signals;
 pub mod source;
-pub mod space;
-pub mod staging;
+mod space;
+mod staging;
 pub mod units;
 
 /// The version and the commit it was built from, as `--version` prints them.
