@@ -1610,7 +1610,7 @@ impl Resolver<'_> {
                 );
             }
         }
-        if let (Some(port), Some(target)) = (keys.port, crate::restic::sftp::Target::parse(url))
+        if let (Some(port), Some(target)) = (keys.port, crate::restic::syntax::Target::parse(url))
             && let Some(url_port) = target.port
             && url_port != port
         {
@@ -1653,7 +1653,7 @@ impl Resolver<'_> {
                     );
                 } else if tag == "resticpilot"
                     || tag.starts_with("profile:")
-                    || tag == crate::restic::args::INCOMPLETE_TAG
+                    || tag == crate::restic::syntax::INCOMPLETE_TAG
                 {
                     self.error(
                         &t.referenced,
@@ -1732,7 +1732,7 @@ impl Resolver<'_> {
         let verify_schedule = self.cron(p.verify_schedule.as_ref(), &key("verify_schedule"));
         let check_subset = p.check_subset.as_ref().and_then(|s| {
             let v = self.nonempty(s, &key("check_subset"))?;
-            if crate::restic::args::is_read_data_subset(&v) {
+            if crate::restic::syntax::is_read_data_subset(&v) {
                 Some(v)
             } else {
                 self.error(
