@@ -540,6 +540,19 @@ impl Profile {
     }
 }
 
+/// A database source of the config as written, with where it stands: what the engines'
+/// registry ([`crate::source::resolve`]) and then the engine resolve.
+pub struct SourceAt<'a> {
+    pub profile: &'a str,
+    /// The source's `name`; the registry checks it before the engine sees it.
+    pub name: &'a str,
+    pub raw: &'a RawDatabase,
+    /// The position of the source's mapping, for errors about the source as a whole.
+    pub at: &'a Location,
+    /// resticpilot's state directory (engines may keep state under it).
+    pub state_dir: &'a Path,
+}
+
 /// One database of a profile: its name and its engine's resolved source.
 #[derive(Debug, Clone)]
 pub struct DatabaseSource {
@@ -1995,56 +2008,10 @@ impl Resolver<'_> {
     ) -> Option<DatabaseSource> {
         let d = &db.value;
         let name = self.nonempty(&d.name, &format!("profiles.{profile}.databases.name"))?;
-        let kind = d.kind.value.as_str();
-        let engine = crate::source::engine(kind);
-        if !is_safe_name(&name) || name.starts_with('-') {
-            self.error(
-                &d.name.referenced,
-                format!("database name {name:?} may use only letters, digits, '-', '_' and '.', and may not start with '.' or '-' (it names the dump file)"),
-            );
-        } else {
-            // The dump is written as <name><suffix>.partial: all of it must fit in a name.
-            let suffix = format!(".{}.partial", engine.map_or("sql", |e| e.extension()));
-            let max = MAX_FILE_NAME - suffix.len();
-            if name.len() > max {
-                self.error(
-                    &d.name.referenced,
-                    format!(
-                        "database name {}... is {} bytes long: its dump file {}{suffix} would not fit the {MAX_FILE_NAME}-byte limit of a file name; use at most {max} bytes",
-                        &name[..20],
-                        name.len(),
-                        "<name>"
-                    ),
-                );
-            }
-        }
-        let Some(engine) = engine else {
-            self.error(
-                &d.kind.referenced,
-                format!(
-                    "database {name}: unknown type {kind:?} (supported: {})",
-                    crate::source::known_types()
-                ),
-            );
-            return None;
-        };
-        let foreign: Vec<&str> = d
-            .keys_set()
-            .into_iter()
-            .filter(|k| !engine.keys().contains(k))
-            .collect();
-        if !foreign.is_empty() {
-            self.error(
-                &db.referenced,
-                format!(
-                    "database {name}: key(s) {} do not apply to type {kind}",
-                    foreign.join(", ")
-                ),
-            );
-        }
-        let source = engine.resolve(
+        // The one place the config reaches the engines: their registry resolves the source.
+        let source = crate::source::resolve(
             self,
-            &crate::source::SourceAt {
+            &SourceAt {
                 profile,
                 name: &name,
                 raw: d,
@@ -2070,7 +2037,9 @@ impl Resolver<'_> {
     }
 }
 
-fn is_safe_name(name: &str) -> bool {
+/// Whether `name` is safe as a file name: letters, digits, '-', '_' and '.', not starting
+/// with '.'.
+pub(crate) fn is_safe_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('.')
         && name
