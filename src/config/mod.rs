@@ -641,6 +641,21 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `https://hc-ping.com/***`: scheme and host only, for logs (notification
+/// and push targets, whose path or query may hold a token).
+pub fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".into();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    if rest.len() > authority.len() || authority.contains('@') {
+        format!("{scheme}://{host}/***")
+    } else {
+        format!("{scheme}://{host}")
+    }
+}
+
 /// A repository URL with any `user:password@` credentials masked, for logs and messages.
 pub fn redact_url(url: &str) -> String {
     if let Some(scheme_end) = url.find("://") {
