@@ -83,6 +83,7 @@ pub struct OwnedDir {
     path: PathBuf,
     fd: OwnedFd,
     /// Made by this call (it did not exist before).
+    #[cfg_attr(not(test), expect(dead_code, reason = "only the tests ask"))]
     created: bool,
     /// Its permission bits.
     mode: u32,
@@ -94,10 +95,8 @@ impl OwnedDir {
         &self.path
     }
 
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-
+    /// Whether this call made the directory (it did not exist before).
+    #[cfg(test)]
     pub fn created(&self) -> bool {
         self.created
     }

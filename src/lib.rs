@@ -4,26 +4,28 @@
 //! resolved plan, `commands` run it. `source` holds the database engines (dump, restore, drill), `restic` is the
 //! only module that knows restic, `process` the only one that starts children.
 
-pub mod cli;
-pub mod commands;
+// Public: what the binary (`main`), the bench (a source dumped directly) and the integration
+// tests (the schema and engines, sizes in messages) use. Everything else is the crate's own.
+mod cli;
+mod commands;
 pub mod config;
-pub mod copy;
-pub mod dirs;
-pub mod error;
-pub mod hooks;
-pub mod lock;
-pub mod maintenance;
-pub mod manifest;
-pub mod process;
-pub mod report;
-pub mod restic;
-pub mod restore;
-pub mod run;
-pub mod schedule;
-pub mod signals;
+mod copy;
+mod dirs;
+mod error;
+mod hooks;
+mod lock;
+mod maintenance;
+mod manifest;
+mod process;
+mod report;
+mod restic;
+mod restore;
+mod run;
+mod schedule;
+mod signals;
 pub mod source;
-pub mod space;
-pub mod staging;
+mod space;
+mod staging;
 pub mod units;
 
 /// The version and the commit it was built from, as `--version` prints them.
@@ -71,7 +73,20 @@ pub fn main() -> i32 {
 /// `resticpilot snapshots | head`: stdout closed by its reader ends the process quietly with
 /// the shell's code for SIGPIPE (141), as a process killed by it would, instead of a panic.
 /// (SIGPIPE itself stays ignored: a child that exits before reading its stdin must give an
-/// error to handle, not kill resticpilot.)
+/// error to handle, not kill resticpilot.) This is the one way out for a closed stdout:
+/// `println!` reaches it through the panic hook [`quiet_broken_pipe`] installs (std panics
+/// when printing fails), and [`write_stdout`] from the error of its write.
+fn stdout_closed() -> ! {
+    std::process::exit(141)
+}
+
+/// Whether a failed write to stdout failed because its reader went away.
+fn is_closed_stdout(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::BrokenPipe
+}
+
+/// Installs the panic hook that turns `println!`'s panic on a closed stdout into
+/// [`stdout_closed`]; every other panic is reported as before.
 fn quiet_broken_pipe() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -82,7 +97,7 @@ fn quiet_broken_pipe() {
             .or_else(|| info.payload().downcast_ref::<&str>().copied())
             .unwrap_or_default();
         if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
-            std::process::exit(141);
+            stdout_closed();
         }
         default(info);
     }));
@@ -263,13 +278,13 @@ fn print_man_page() -> Result<Status, Error> {
     write_stdout(&out, "the manual page")
 }
 
-/// `bytes` on stdout; a reader that went away ends the process as [`quiet_broken_pipe`] says.
+/// `bytes` on stdout; a reader that went away ends the process through [`stdout_closed`].
 fn write_stdout(bytes: &[u8], what: &str) -> Result<Status, Error> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
         Ok(()) => Ok(Status::Success),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(141),
+        Err(e) if is_closed_stdout(&e) => stdout_closed(),
         Err(source) => Err(Error::Io {
             what: format!("cannot write {what}"),
             source,

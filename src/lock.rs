@@ -4,7 +4,7 @@
 
 use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::dirs::Fix;
 use crate::error::Error;
@@ -13,7 +13,6 @@ use crate::error::Error;
 #[derive(Debug)]
 pub struct ProfileLock {
     _file: File,
-    path: PathBuf,
 }
 
 impl ProfileLock {
@@ -55,11 +54,7 @@ impl ProfileLock {
         let _ = file.set_len(0);
         let _ = file.seek(SeekFrom::Start(0));
         let _ = writeln!(file, "{}", std::process::id());
-        Ok(ProfileLock { _file: file, path })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(ProfileLock { _file: file })
     }
 }
 

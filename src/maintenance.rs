@@ -198,6 +198,7 @@ impl Window {
     }
 
     /// The containers this window stopped, in stop order.
+    #[cfg(test)]
     pub fn stopped(&self) -> &[String] {
         &self.stopped
     }

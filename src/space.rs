@@ -15,11 +15,6 @@ pub fn is_full_text(text: &str) -> bool {
         || t.contains("os error 28")
 }
 
-/// Whether `e` is the OS saying a disk is full.
-pub fn is_full_io(e: &std::io::Error) -> bool {
-    e.raw_os_error() == Some(nix::libc::ENOSPC) || e.kind() == std::io::ErrorKind::StorageFull
-}
-
 /// Free bytes (for an unprivileged user) on the filesystem of `path`, or of its nearest
 /// existing parent.
 pub fn free_bytes(path: &Path) -> Option<u64> {

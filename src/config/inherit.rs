@@ -223,7 +223,7 @@ fn prune(v: &mut serde_json::Value) -> bool {
             if let Some(serde_json::Value::String(url)) = o.get_mut(key)
                 && !url.starts_with("${")
             {
-                *url = crate::report::notify::mask_url(url);
+                *url = super::mask_url(url);
             }
         }
     }

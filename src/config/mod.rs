@@ -540,6 +540,19 @@ impl Profile {
     }
 }
 
+/// A database source of the config as written, with where it stands: what the engines'
+/// registry ([`crate::source::resolve`]) and then the engine resolve.
+pub struct SourceAt<'a> {
+    pub profile: &'a str,
+    /// The source's `name`; the registry checks it before the engine sees it.
+    pub name: &'a str,
+    pub raw: &'a RawDatabase,
+    /// The position of the source's mapping, for errors about the source as a whole.
+    pub at: &'a Location,
+    /// resticpilot's state directory (engines may keep state under it).
+    pub state_dir: &'a Path,
+}
+
 /// One database of a profile: its name and its engine's resolved source.
 #[derive(Debug, Clone)]
 pub struct DatabaseSource {
@@ -626,6 +639,21 @@ fn percent_decode(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `https://hc-ping.com/***`: scheme and host only, for logs (notification
+/// and push targets, whose path or query may hold a token).
+pub fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".into();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    if rest.len() > authority.len() || authority.contains('@') {
+        format!("{scheme}://{host}/***")
+    } else {
+        format!("{scheme}://{host}")
+    }
 }
 
 /// A repository URL with any `user:password@` credentials masked, for logs and messages.
@@ -1659,7 +1687,7 @@ impl Resolver<'_> {
                 );
             }
         }
-        if let (Some(port), Some(target)) = (keys.port, crate::restic::sftp::Target::parse(url))
+        if let (Some(port), Some(target)) = (keys.port, crate::restic::syntax::Target::parse(url))
             && let Some(url_port) = target.port
             && url_port != port
         {
@@ -1702,7 +1730,7 @@ impl Resolver<'_> {
                     );
                 } else if tag == "resticpilot"
                     || tag.starts_with("profile:")
-                    || tag == crate::restic::args::INCOMPLETE_TAG
+                    || tag == crate::restic::syntax::INCOMPLETE_TAG
                 {
                     self.error(
                         &t.referenced,
@@ -1781,7 +1809,7 @@ impl Resolver<'_> {
         let verify_schedule = self.cron(p.verify_schedule.as_ref(), &key("verify_schedule"));
         let check_subset = p.check_subset.as_ref().and_then(|s| {
             let v = self.nonempty(s, &key("check_subset"))?;
-            if crate::restic::args::is_read_data_subset(&v) {
+            if crate::restic::syntax::is_read_data_subset(&v) {
                 Some(v)
             } else {
                 self.error(
@@ -2044,56 +2072,10 @@ impl Resolver<'_> {
     ) -> Option<DatabaseSource> {
         let d = &db.value;
         let name = self.nonempty(&d.name, &format!("profiles.{profile}.databases.name"))?;
-        let kind = d.kind.value.as_str();
-        let engine = crate::source::engine(kind);
-        if !is_safe_name(&name) || name.starts_with('-') {
-            self.error(
-                &d.name.referenced,
-                format!("database name {name:?} may use only letters, digits, '-', '_' and '.', and may not start with '.' or '-' (it names the dump file)"),
-            );
-        } else {
-            // The dump is written as <name><suffix>.partial: all of it must fit in a name.
-            let suffix = format!(".{}.partial", engine.map_or("sql", |e| e.extension()));
-            let max = MAX_FILE_NAME - suffix.len();
-            if name.len() > max {
-                self.error(
-                    &d.name.referenced,
-                    format!(
-                        "database name {}... is {} bytes long: its dump file {}{suffix} would not fit the {MAX_FILE_NAME}-byte limit of a file name; use at most {max} bytes",
-                        &name[..20],
-                        name.len(),
-                        "<name>"
-                    ),
-                );
-            }
-        }
-        let Some(engine) = engine else {
-            self.error(
-                &d.kind.referenced,
-                format!(
-                    "database {name}: unknown type {kind:?} (supported: {})",
-                    crate::source::known_types()
-                ),
-            );
-            return None;
-        };
-        let foreign: Vec<&str> = d
-            .keys_set()
-            .into_iter()
-            .filter(|k| !engine.keys().contains(k))
-            .collect();
-        if !foreign.is_empty() {
-            self.error(
-                &db.referenced,
-                format!(
-                    "database {name}: key(s) {} do not apply to type {kind}",
-                    foreign.join(", ")
-                ),
-            );
-        }
-        let source = engine.resolve(
+        // The one place the config reaches the engines: their registry resolves the source.
+        let source = crate::source::resolve(
             self,
-            &crate::source::SourceAt {
+            &SourceAt {
                 profile,
                 name: &name,
                 raw: d,
@@ -2119,7 +2101,9 @@ impl Resolver<'_> {
     }
 }
 
-fn is_safe_name(name: &str) -> bool {
+/// Whether `name` is safe as a file name: letters, digits, '-', '_' and '.', not starting
+/// with '.'.
+pub(crate) fn is_safe_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('.')
         && name

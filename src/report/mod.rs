@@ -127,10 +127,6 @@ impl<'a> JobRun<'a> {
         }
     }
 
-    pub fn started(&self) -> DateTime<Utc> {
-        self.started
-    }
-
     /// Records a run that finished (with `warnings`, if any) and reports it.
     pub fn succeeded(self, warnings: Vec<String>, backup: Option<BackupStats>) {
         let result = if warnings.is_empty() {

@@ -303,19 +303,7 @@ fn truncate(mut s: String) -> String {
     s
 }
 
-/// `https://hc-ping.com/***`: scheme and host only, for logs.
-pub fn mask_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "***".into();
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority.rsplit('@').next().unwrap_or_default();
-    if rest.len() > authority.len() || authority.contains('@') {
-        format!("{scheme}://{host}/***")
-    } else {
-        format!("{scheme}://{host}")
-    }
-}
+pub use crate::config::mask_url;
 
 struct Delivery {
     what: String,

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub use super::syntax::{INCOMPLETE_TAG, is_read_data_subset};
 use crate::config::{ResticOptions, Retention};
 
 /// What one `restic backup` should do.
@@ -168,11 +169,6 @@ pub fn restore(snapshot: &str, target: &Path, includes: &[String], verify: bool)
     args
 }
 
-/// The tag on a snapshot whose run finished with warnings: a configured path was missing,
-/// restic could not read some files, or a database was empty. Retention groups by tags, so
-/// such snapshots form their own group and never count against complete ones.
-pub const INCOMPLETE_TAG: &str = "incomplete";
-
 /// `restic tag --add TAG SNAPSHOT`.
 pub fn tag_add(snapshot: &str, tag: &str) -> Vec<String> {
     vec![
@@ -228,27 +224,6 @@ pub fn ls(snapshot: &str, dirs: &[String], recursive: bool) -> Vec<String> {
     args.push(snapshot.into());
     args.extend(dirs.iter().cloned());
     args
-}
-
-/// Whether `s` is a `--read-data-subset` value restic accepts: "n/t" (1 <= n <= t), a
-/// percentage ("5%", "2.5%") above 0 and at most 100, or a size with a unit ("500M", "2G").
-pub fn is_read_data_subset(s: &str) -> bool {
-    if let Some((n, t)) = s.split_once('/') {
-        return matches!((n.parse::<u32>(), t.parse::<u32>()), (Ok(n), Ok(t)) if n >= 1 && n <= t);
-    }
-    if let Some(p) = s.strip_suffix('%') {
-        let digits_ok = !p.is_empty() && p.chars().all(|c| c.is_ascii_digit() || c == '.');
-        return digits_ok && matches!(p.parse::<f64>(), Ok(v) if v > 0.0 && v <= 100.0);
-    }
-    match s.char_indices().last() {
-        Some((i, unit)) if "kKmMgGtT".contains(unit) => {
-            let n = &s[..i];
-            !n.is_empty()
-                && n.chars().all(|c| c.is_ascii_digit())
-                && n.parse::<u64>().is_ok_and(|v| v > 0)
-        }
-        _ => false,
-    }
 }
 
 #[cfg(test)]

@@ -31,8 +31,6 @@ pub struct BackupError {
     #[serde(default)]
     pub error: Option<ErrorDetail>,
     #[serde(default)]
-    pub during: String,
-    #[serde(default)]
     pub item: String,
 }
 

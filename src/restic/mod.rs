@@ -8,6 +8,7 @@ pub mod args;
 pub mod exit;
 pub mod json;
 pub mod sftp;
+pub mod syntax;
 pub mod watch;
 
 use crate::units::show_duration;

@@ -6,57 +6,10 @@
 use std::path::Path;
 use std::time::Duration;
 
+pub use super::syntax::Target;
 use crate::config::{Sftp, SftpKeys};
 
-/// User, host and port of an sftp repository string (`sftp:user@host:/path` or
-/// `sftp://user@host:port//path`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub user: Option<String>,
-    pub host: String,
-    pub port: Option<u16>,
-}
-
 impl Target {
-    /// `None` when `url` is not an sftp repository string with a host.
-    pub fn parse(url: &str) -> Option<Target> {
-        let (authority, with_port) = if let Some(rest) = url.strip_prefix("sftp://") {
-            (rest.split('/').next()?, true)
-        } else {
-            let rest = url.strip_prefix("sftp:")?;
-            // sftp:[user@]host:path; an IPv6 host is written in brackets.
-            let end = if rest.starts_with('[') || rest.contains("@[") {
-                rest.find("]:").map(|i| i + 1)?
-            } else {
-                rest.find(':')?
-            };
-            (&rest[..end], false)
-        };
-        let (user, hostport) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(u.to_string()).filter(|u| !u.is_empty()), h),
-            None => (None, authority),
-        };
-        let (host, port) = if with_port {
-            match hostport.rsplit_once(':') {
-                Some((h, p)) if !h.ends_with(':') && p.chars().all(|c| c.is_ascii_digit()) => {
-                    (h, p.parse().ok())
-                }
-                _ => (hostport, None),
-            }
-        } else {
-            (hostport, None)
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() {
-            return None;
-        }
-        Some(Target {
-            user,
-            host: host.to_string(),
-            port,
-        })
-    }
-
     /// The port ssh connects to: the configured one, the URL's, else 22.
     pub fn port_with(&self, keys: Option<&SftpKeys>) -> u16 {
         keys.and_then(|k| k.port).or(self.port).unwrap_or(22)

@@ -18,7 +18,6 @@ pub struct Entry {
 /// What a files restore did (or, for a dry run, would do).
 #[derive(Debug, Clone)]
 pub struct FilesRestored {
-    pub target: PathBuf,
     /// The snapshot paths restored.
     pub paths: Vec<String>,
     pub files: u64,
@@ -97,7 +96,6 @@ pub fn to_target(
         restic.restore(contents.id(), target, &contents.files, verify)?;
     }
     Ok(FilesRestored {
-        target: target.to_path_buf(),
         paths: contents.files.clone(),
         files: entries.len() as u64,
         bytes: entries.iter().map(|e| e.size).sum(),
@@ -118,7 +116,6 @@ pub fn in_place(restic: &Restic, contents: &Contents) -> Result<FilesRestored, R
         restic.restore(contents.id(), Path::new("/"), &contents.files, false)?;
     }
     Ok(FilesRestored {
-        target: PathBuf::from("/"),
         paths: contents.files.clone(),
         files: entries.len() as u64,
         bytes: entries.iter().map(|e| e.size).sum(),

@@ -125,7 +125,6 @@ impl fmt::Display for Zone {
 /// A cron schedule in a time zone.
 #[derive(Debug, Clone)]
 pub struct Schedule {
-    expression: String,
     cron: Cron,
     zone: Zone,
 }
@@ -162,19 +161,7 @@ impl Schedule {
         let cron = parser()
             .parse(expression)
             .map_err(|e| explain(expression, &e.to_string()))?;
-        Ok(Schedule {
-            expression: expression.to_string(),
-            cron,
-            zone,
-        })
-    }
-
-    pub fn expression(&self) -> &str {
-        &self.expression
-    }
-
-    pub fn zone(&self) -> Zone {
-        self.zone
+        Ok(Schedule { cron, zone })
     }
 
     /// The first time strictly after `t` that the schedule matches, or `None` if it never

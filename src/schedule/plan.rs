@@ -182,6 +182,7 @@ impl Queue {
         self.running.len()
     }
 
+    #[cfg(test)]
     pub fn waiting(&self) -> usize {
         self.waiting.len()
     }

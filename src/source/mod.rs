@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use serde_saphyr::Location;
 
-use crate::config::raw::RawDatabase;
-use crate::config::{DatabaseSource, Resolver};
+pub use crate::config::SourceAt;
+use crate::config::{DatabaseSource, MAX_FILE_NAME, Resolver, is_safe_name};
 use crate::error::Error;
 use crate::restic::Restic;
 use crate::restore::drill::DatabaseCheck;
@@ -42,6 +42,62 @@ pub static REGISTRY: &[&dyn Engine] = &[
 /// The engine that `type:` (or a manifest's `type`) names, if any.
 pub fn engine(kind: &str) -> Option<&'static dyn Engine> {
     REGISTRY.iter().copied().find(|e| e.names().contains(&kind))
+}
+
+/// The registry's side of resolving a database source (the one place the config reaches the
+/// engines): checks the source's name (it names the dump file), finds the engine its `type:`
+/// names, refuses keys of other types, and has the engine resolve the rest. `None` after
+/// recording why not.
+pub fn resolve(r: &mut Resolver, at: &SourceAt<'_>) -> Option<Arc<dyn Source>> {
+    let (d, name) = (at.raw, at.name);
+    let kind = d.kind.value.as_str();
+    let engine = engine(kind);
+    if !is_safe_name(name) || name.starts_with('-') {
+        r.error(
+            &d.name.referenced,
+            format!("database name {name:?} may use only letters, digits, '-', '_' and '.', and may not start with '.' or '-' (it names the dump file)"),
+        );
+    } else {
+        // The dump is written as <name><suffix>.partial: all of it must fit in a name.
+        let suffix = format!(".{}.partial", engine.map_or("sql", |e| e.extension()));
+        let max = MAX_FILE_NAME - suffix.len();
+        if name.len() > max {
+            r.error(
+                &d.name.referenced,
+                format!(
+                    "database name {}... is {} bytes long: its dump file {}{suffix} would not fit the {MAX_FILE_NAME}-byte limit of a file name; use at most {max} bytes",
+                    &name[..20],
+                    name.len(),
+                    "<name>"
+                ),
+            );
+        }
+    }
+    let Some(engine) = engine else {
+        r.error(
+            &d.kind.referenced,
+            format!(
+                "database {name}: unknown type {kind:?} (supported: {})",
+                known_types()
+            ),
+        );
+        return None;
+    };
+    let foreign: Vec<&str> = d
+        .keys_set()
+        .into_iter()
+        .filter(|k| !engine.keys().contains(k))
+        .collect();
+    if !foreign.is_empty() {
+        r.error(
+            at.at,
+            format!(
+                "database {name}: key(s) {} do not apply to type {kind}",
+                foreign.join(", ")
+            ),
+        );
+    }
+    engine.resolve(r, at)
 }
 
 /// The `type:` values the registry knows, for messages: "sqlite, mysql".
@@ -131,8 +187,8 @@ pub trait Engine: Sync {
 
     /// The keys a source of this type may set besides `name` and `type`; any other key set
     /// on it is an error naming the key and the type. Each must also be a field of
-    /// [`RawDatabase`] (where it is parsed with its position) and listed in
-    /// [`RawDatabase::keys_set`].
+    /// [`crate::config::raw::RawDatabase`] (where it is parsed with its position) and listed in
+    /// [`crate::config::raw::RawDatabase::keys_set`].
     fn keys(&self) -> &'static [&'static str];
 
     /// The JSON Schema of this type's own keys, as JSON text: `{"required": [...],
@@ -165,18 +221,6 @@ pub trait Engine: Sync {
         db: &ManifestDatabase,
         source: Option<&dyn Source>,
     ) -> DatabaseCheck;
-}
-
-/// Where a source being resolved sits in the config: what [`Engine::resolve`] reads.
-pub struct SourceAt<'a> {
-    pub profile: &'a str,
-    /// The source's `name`, already checked.
-    pub name: &'a str,
-    pub raw: &'a RawDatabase,
-    /// The position of the source's mapping, for errors about the source as a whole.
-    pub at: &'a Location,
-    /// resticpilot's state directory (engines may keep state under it).
-    pub state_dir: &'a Path,
 }
 
 /// What a drill has at hand.
