@@ -544,7 +544,8 @@ fn a_tampered_delta_fails_restore_and_verify_and_leaves_the_live_file_untouched(
             .0,
     );
     let mut bytes = std::fs::read(&delta).unwrap();
-    bytes[48 + 4 + 2000] ^= 0x01;
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
     std::fs::write(&delta, &bytes).unwrap();
     let out = sb.restic(&[
         "backup",
@@ -830,4 +831,168 @@ fn restore_check_modes_and_a_sound_database_that_is_not_the_one_backed_up() {
         run.stderr
     );
     assert_eq!(std::fs::read(&db).unwrap(), before);
+}
+
+/// A tracker's table: a counter per torrent, bumped by completions.
+fn add_torrents(path: &Path, rows: i64) {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(&format!(
+        "CREATE TABLE torrents (id INTEGER PRIMARY KEY, info_hash BLOB NOT NULL, completed INTEGER NOT NULL);
+         WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {rows})
+         INSERT INTO torrents (info_hash, completed) SELECT randomblob(20), 100000 + abs(random() % 100000) FROM c;"
+    ))
+    .unwrap();
+}
+
+/// One completion on every `every`-th torrent: a few bytes of most pages change.
+fn complete(path: &Path, every: i64, offset: i64) {
+    Connection::open(path)
+        .unwrap()
+        .execute(
+            "UPDATE torrents SET completed = completed + 1 WHERE id % ?1 = ?2",
+            [every, offset],
+        )
+        .unwrap();
+}
+
+/// The newest delta's size.
+fn newest_delta(sb: &Sandbox) -> u64 {
+    chain_files(sb)
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("delta-"))
+        .max()
+        .map(|(_, b)| b)
+        .unwrap()
+}
+
+#[test]
+fn scattered_counter_updates_store_the_changed_bytes_not_whole_pages() {
+    let sb = Sandbox::new();
+    let db = sb.path("data/app.db");
+    make_db(&db, 100);
+    add_torrents(&db, 60_000);
+    sb.config(&profile(""));
+    sb.run(&["backup", "app"]).assert_code(0);
+    let db_bytes = std::fs::metadata(&db).unwrap().len();
+
+    // Every 5th torrent completes once: nearly every page of the table changes by a few bytes.
+    complete(&db, 5, 1);
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(0);
+    assert!(run.stderr.contains("delta 1"), "{}", run.stderr);
+    let delta = newest_delta(&sb);
+    let added = status(&sb)["jobs"]["backup"]["backup"]["bytes_added"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        delta * 20 < db_bytes,
+        "a delta of {delta} bytes for a few changed bytes per page of a {db_bytes}-byte database"
+    );
+    assert!(
+        added * 10 < db_bytes,
+        "the repository grew by {added} bytes ({db_bytes}-byte database)"
+    );
+    assert!(
+        sb.path("state/page-index/app/app.previous").is_file(),
+        "the copy is kept to diff the next one against"
+    );
+    // Bit-identical after a second delta too.
+    complete(&db, 7, 3);
+    sb.run(&["backup", "app"]).assert_code(0);
+    let id = snapshot_ids(&sb).pop().unwrap();
+    let (file, out) = restore_to(&sb, &id, "r");
+    assert!(
+        out.contains("hash ok (bit-identical to the backup)"),
+        "{out}"
+    );
+    assert!(out.contains("base + 2 deltas"), "{out}");
+    assert_eq!(fingerprint(&file), fingerprint(&db));
+}
+
+#[test]
+fn a_lost_or_altered_previous_copy_stores_whole_pages_says_so_and_restores_bit_identical() {
+    let sb = Sandbox::new();
+    let db = sb.path("data/app.db");
+    make_db(&db, 100);
+    add_torrents(&db, 40_000);
+    sb.config(&profile(", max_delta_share: 50"));
+    sb.run(&["backup", "app"]).assert_code(0);
+    complete(&db, 5, 1);
+    sb.run(&["backup", "app"]).assert_code(0);
+    let small = newest_delta(&sb);
+    let previous = sb.path("state/page-index/app/app.previous");
+
+    // Lost: this delta holds whole pages, logged; the next one is small again.
+    std::fs::remove_file(&previous).unwrap();
+    complete(&db, 5, 2);
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("WARN")
+            && run.stderr.contains("previous copy")
+            && run.stderr.contains("is missing")
+            && run.stderr.contains("stores its changed pages whole"),
+        "{}",
+        run.stderr
+    );
+    let whole = newest_delta(&sb);
+    assert!(whole > small * 5, "whole pages {whole} vs ranges {small}");
+    complete(&db, 5, 3);
+    sb.run(&["backup", "app"]).assert_code(0);
+    assert!(newest_delta(&sb) < whole / 5);
+
+    // Changed behind resticpilot's back (its time or size differ): not used, logged.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&previous)
+        .unwrap()
+        .set_len(std::fs::metadata(&previous).unwrap().len() + 4096)
+        .unwrap();
+    complete(&db, 5, 4);
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("does not match the page index"),
+        "{}",
+        run.stderr
+    );
+
+    // Altered with its size and time kept: the pages that no longer hash to the index are
+    // stored whole, logged.
+    complete(&db, 5, 0);
+    sb.run(&["backup", "app"]).assert_code(0);
+    let meta = std::fs::metadata(&previous).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&previous)
+        .unwrap();
+    use std::os::unix::fs::FileExt;
+    for page in 2..40u64 {
+        f.write_all_at(&[0xA5; 512], page * 4096 + 1000).unwrap();
+    }
+    f.set_modified(meta.modified().unwrap()).unwrap();
+    drop(f);
+    complete(&db, 3, 1);
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr
+            .contains("differ in the previous copy from the page index"),
+        "{}",
+        run.stderr
+    );
+
+    // Every snapshot restores to the database it held.
+    complete(&db, 3, 2);
+    sb.run(&["backup", "app"]).assert_code(0);
+    let ids = snapshot_ids(&sb);
+    for (i, id) in ids.iter().enumerate() {
+        let (_, out) = restore_to(&sb, id, &format!("s{i}"));
+        assert!(
+            out.contains("hash ok (bit-identical to the backup)"),
+            "{out}"
+        );
+    }
+    let (file, _) = restore_to(&sb, ids.last().unwrap(), "last");
+    assert_eq!(fingerprint(&file), fingerprint(&db));
 }

@@ -185,13 +185,84 @@ pub fn incomplete_note(restic: &Restic, profile: &Profile, snapshot: &Snapshot) 
     ))
 }
 
-/// Finds the staging directory in `snapshot` and reads its manifest.
+/// Largest manifest read (a bound on untrusted input; a real one is a few KiB).
+const MAX_MANIFEST: u64 = 16 << 20;
+
+/// Finds the staging directory in `snapshot` and reads its manifest: one `restic restore` of
+/// `<path>/resticpilot-manifest.json` for each of the snapshot's paths into a private scratch
+/// directory (each restic call pays restic's key derivation and index load, so the listing
+/// and the dump this used to take are one call now).
 ///
 /// Fails when restic fails, or the snapshot holds no resticpilot manifest or an unreadable one.
 pub fn open(restic: &Restic, snapshot: Snapshot) -> Result<Contents, RestoreError> {
+    let bad = |reason: String| RestoreError::Snapshot {
+        snapshot: snapshot.short().to_string(),
+        reason,
+    };
+    let scratch = match tempfile::Builder::new()
+        .prefix(".resticpilot-manifest-")
+        .tempdir()
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!("no scratch directory for the manifest ({e}): listing the snapshot");
+            return open_by_listing(restic, snapshot);
+        }
+    };
+    let includes: Vec<String> = snapshot
+        .paths
+        .iter()
+        .filter(|p| clean_absolute(p))
+        .map(|p| restic_pattern(&format!("{}/{MANIFEST}", p.trim_end_matches('/'))))
+        .collect();
+    if !includes.is_empty() {
+        restic.restore(&snapshot.id, scratch.path(), &includes, false)?;
+    }
+    let root = scratch
+        .path()
+        .canonicalize()
+        .map_err(|e| bad(format!("cannot read its manifest: {e}")))?;
+    // The first of the snapshot's paths holding a manifest that is a regular file (no
+    // symlink anywhere on its path), as `restic ls` would list it.
+    let found = snapshot
+        .paths
+        .iter()
+        .filter(|p| clean_absolute(p))
+        .find_map(|p| {
+            let rel = p.trim_end_matches('/').trim_start_matches('/');
+            let local = root.join(rel).join(MANIFEST);
+            match (local.canonicalize(), std::fs::symlink_metadata(&local)) {
+                (Ok(real), Ok(m)) if real == local && m.is_file() => {
+                    Some((p.clone(), local, m.len()))
+                }
+                _ => None,
+            }
+        });
+    let Some((staging_path, local, size)) = found else {
+        return Err(bad(format!(
+            "none of its paths ({}) holds a {MANIFEST}: it was not made by resticpilot, or its staging directory is missing",
+            snapshot.paths.join(", ")
+        )));
+    };
+    let staging = staging_path.trim_end_matches('/').to_string();
+    let manifest_path = format!("{staging}/{MANIFEST}");
+    if size > MAX_MANIFEST {
+        return Err(bad(format!(
+            "its {manifest_path} has {size} bytes, more than a manifest can have ({MAX_MANIFEST})"
+        )));
+    }
+    let text =
+        std::fs::read(&local).map_err(|e| bad(format!("cannot read its {manifest_path}: {e}")))?;
+    drop(scratch);
+    contents(snapshot, staging, &manifest_path, &text)
+}
+
+/// [`open`] without a scratch directory: `restic ls` finds the manifest, `restic dump` reads
+/// it (two restic calls).
+fn open_by_listing(restic: &Restic, snapshot: Snapshot) -> Result<Contents, RestoreError> {
     let mut candidates = Vec::new();
     restic.ls(&snapshot.id, &snapshot.paths, false, |node| {
-        if node.is_file() && node.name == MANIFEST {
+        if node.is_file() && node.name == MANIFEST && node.size.unwrap_or(0) <= MAX_MANIFEST {
             candidates.push(node.path);
         }
     })?;
@@ -216,7 +287,17 @@ pub fn open(restic: &Restic, snapshot: Snapshot) -> Result<Contents, RestoreErro
         .to_string();
     let mut text = Vec::new();
     restic.dump(&snapshot.id, &manifest_path, &mut text)?;
-    let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| RestoreError::Snapshot {
+    contents(snapshot, staging, &manifest_path, &text)
+}
+
+/// The snapshot's contents from its manifest's `text`, found at `manifest_path` in `staging`.
+fn contents(
+    snapshot: Snapshot,
+    staging: String,
+    manifest_path: &str,
+    text: &[u8],
+) -> Result<Contents, RestoreError> {
+    let manifest: Manifest = serde_json::from_slice(text).map_err(|e| RestoreError::Snapshot {
         snapshot: snapshot.short().to_string(),
         reason: format!("its {manifest_path} is not a readable manifest: {e}"),
     })?;
@@ -245,6 +326,27 @@ pub fn open(restic: &Restic, snapshot: Snapshot) -> Result<Contents, RestoreErro
         manifest,
         files,
     })
+}
+
+/// An absolute path without `.` or `..`.
+fn clean_absolute(path: &str) -> bool {
+    Path::new(path).is_absolute()
+        && Path::new(path)
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+}
+
+/// `path` as a restic `--include` pattern that matches only itself: restic reads `*?[\`
+/// as pattern characters, so they are escaped.
+pub fn restic_pattern(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if "*?[\\".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Every name in a manifest that a restore turns into a path must stay a plain name inside

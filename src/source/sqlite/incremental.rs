@@ -14,14 +14,21 @@
 //!   per page, 16 bytes per page: 4 MiB per GiB of 4 KiB pages) and the chain's record
 //!   (files with their identity, page size and count, the page index's own hash). Not backed
 //!   up: it only steers the next run. Read and written as streams, so memory stays flat.
+//! - `page-index/<profile>/<database>.previous`: the copy the last delta was made from (while
+//!   the chain has no delta, the base is that copy), kept to diff the next copy against. It
+//!   costs disk (1x the database) and no repository space: it is not backed up.
 //!
 //! A run: the online copy goes to `<chain>/.copy.partial`; one sequential pass (beside the
 //! copy's `quick_check`, on the other core) hashes every page, compares it with the index, and
 //! writes the changed pages to `.delta.partial` and the new index; the copy's BLAKE3 hash (of
-//! the whole file) goes into the manifest. Then either the delta is renamed into the chain and
-//! the copy deleted, or the copy becomes a new base. Files are fsynced before the index names
+//! the whole file) goes into the manifest. For a changed page only its changed byte ranges are
+//! written, found against the previous copy (read only for changed pages, and used only where
+//! its page still hashes to the index's); a new page, or one whose previous copy is missing,
+//! is written whole. Then either the delta is renamed into the chain and the copy kept as
+//! `.previous`, or the copy becomes a new base. Files are fsynced before the index names
 //! them; the index is replaced last, so a crash leaves either the old chain (plus an orphan
-//! removed by the next run) or the new one.
+//! removed by the next run) or the new one; a `.previous` that does not match the index
+//! (size, time, inode) is not used.
 //!
 //! A new base is taken, with the reason logged and recorded in the manifest, when there is no
 //! usable index (first run, a lost or new state directory, an index that does not match the
@@ -29,17 +36,20 @@
 //! is older than `rebase_after`, and when the deltas would pass `max_delta_share` of the
 //! database.
 //!
-//! Delta format (little-endian): a 48-byte header, `RPDELTA1`, version u32 (1), page size
-//! u32, page count u64 of the database after it, number of records u64, sequence number u32
-//! (1 for the first delta of a chain), reserved u32, the chain id's 8 bytes; then per record
-//! the page number u32 (1-based, strictly increasing) and the page's bytes. Applying a chain:
-//! take the base, write each delta's pages at `(number - 1) * page size` in order, and cut
-//! the file to `page count * page size` (`restore::incremental` does it, checking every
-//! field and hash).
+//! Delta format (little-endian): a 48-byte header, `RPDELTA1`, version u32 (2; 1 is still
+//! read), page size u32, page count u64 of the database after it, number of records u64,
+//! sequence number u32 (1 for the first delta of a chain), reserved u32, the chain id's 8
+//! bytes; then one record per changed page, page numbers (1-based) strictly increasing.
+//! Version 2 record: page number u32, number of ranges u16; 0 ranges: the whole page follows;
+//! else per range offset u16, length u16 (at least 1, inside the page, ranges in order and
+//! apart) and its bytes. Version 1 record: page number u32 and the whole page. Applying a
+//! chain: take the base, write each delta's pages or ranges at `(number - 1) * page size` (+
+//! offset) in order, and cut the file to `page count * page size` (`rebuild` does it, checking
+//! each delta's hash first and then every field).
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -48,7 +58,17 @@ use serde::{Deserialize, Serialize};
 use super::Incremental;
 
 pub const DELTA_MAGIC: [u8; 8] = *b"RPDELTA1";
-pub const DELTA_VERSION: u32 = 1;
+/// Version 2 (written): per changed page, its changed byte ranges (or the whole page).
+pub const DELTA_VERSION: u32 = 2;
+/// Version 1 (still read): per changed page, the whole page.
+pub const DELTA_VERSION_PAGES: u32 = 1;
+/// A version 2 record's header: page number u32, number of ranges u16 (0: the whole page).
+pub const RECORD_HEADER: u64 = 6;
+/// A range's header: offset u16, length u16.
+pub const RANGE_HEADER: u64 = 4;
+/// Equal bytes between two changed ranges that are stored rather than starting a new range
+/// (a range's header costs 4 bytes).
+const MERGE_GAP: usize = RANGE_HEADER as usize;
 pub const DELTA_HEADER: usize = 48;
 const PAGES_MAGIC: [u8; 8] = *b"RPPAGES1";
 const PAGES_HEADER: usize = 32;
@@ -117,6 +137,11 @@ struct State {
     files: Vec<FileId>,
     /// `blake3:<hex>` of the `.pages` file.
     pages_hash: String,
+    /// Identity of `<database>.previous`, the copy this chain's last delta was made from,
+    /// kept to diff the next copy against (not backed up). None while the chain has no
+    /// delta (the base is that copy), or when it was not kept.
+    #[serde(default)]
+    previous: Option<FileId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +168,78 @@ fn plain_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// The byte ranges where `new` differs from `old` (same length), as (start, end); ranges
+/// closer than [`MERGE_GAP`] are merged.
+fn changed_ranges(old: &[u8], new: &[u8], out: &mut Vec<(usize, usize)>) {
+    out.clear();
+    let n = new.len();
+    let mut i = 0;
+    while i < n {
+        // Equal 8-byte words are skipped whole.
+        if i + 8 <= n && old[i..i + 8] == new[i..i + 8] {
+            i += 8;
+            continue;
+        }
+        if old[i] == new[i] {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut end = i + 1;
+        let mut j = i + 1;
+        while j < n && j - end < MERGE_GAP {
+            if old[j] != new[j] {
+                end = j + 1;
+            }
+            j += 1;
+        }
+        out.push((start, end));
+        i = end;
+    }
+}
+
+/// Writes one version 2 record for page `number` (`page` is its new content, `before` its
+/// content in the previous copy when known) and returns its size: the changed ranges, or the
+/// whole page when that is not larger or the page is new.
+fn write_record(
+    w: &mut impl Write,
+    number: u32,
+    page: &[u8],
+    before: Option<&[u8]>,
+    runs: &mut Vec<(usize, usize)>,
+) -> std::io::Result<u64> {
+    let whole = RECORD_HEADER + page.len() as u64;
+    let ranged = match before {
+        Some(old) => {
+            changed_ranges(old, page, runs);
+            let size = RECORD_HEADER
+                + runs
+                    .iter()
+                    .map(|(a, b)| RANGE_HEADER + (b - a) as u64)
+                    .sum::<u64>();
+            (size < whole && runs.len() <= usize::from(u16::MAX)).then_some(size)
+        }
+        None => None,
+    };
+    w.write_all(&number.to_le_bytes())?;
+    match ranged {
+        Some(size) => {
+            w.write_all(&(runs.len() as u16).to_le_bytes())?;
+            for &(a, b) in runs.iter() {
+                w.write_all(&(a as u16).to_le_bytes())?;
+                w.write_all(&((b - a) as u16).to_le_bytes())?;
+                w.write_all(&page[a..b])?;
+            }
+            Ok(size)
+        }
+        None => {
+            w.write_all(&0u16.to_le_bytes())?;
+            w.write_all(page)?;
+            Ok(whole)
+        }
+    }
 }
 
 /// `blake3:<hex>`.
@@ -246,6 +343,67 @@ impl Session {
 
     fn pages_path(&self) -> PathBuf {
         self.inc.index_dir.join(format!("{}.pages", self.name))
+    }
+
+    /// The previous run's copy (1x the database on disk; not backed up).
+    fn previous_path(&self) -> PathBuf {
+        self.inc.index_dir.join(format!("{}.previous", self.name))
+    }
+
+    /// The copy the chain's last state was made from, opened, when it is still the one the
+    /// index names: `<database>.previous`, or the base while the chain has no delta. None
+    /// (logged) when it is missing or changed: changed pages are then stored whole.
+    fn previous_copy(&self) -> Option<(File, PathBuf)> {
+        let s = self.previous.as_ref().ok()?;
+        let (path, expected) = match &s.previous {
+            Some(fid) => (self.previous_path(), fid.clone()),
+            None if s.chain.deltas.is_empty() => (
+                self.inc.chain_dir.join(&s.chain.base.name),
+                s.files.first()?.clone(),
+            ),
+            None => {
+                tracing::warn!(
+                    database = %self.source.display(),
+                    "incremental: no previous copy was kept at {} (an older resticpilot, or it could not be kept): this delta stores its changed pages whole",
+                    self.previous_path().display()
+                );
+                return None;
+            }
+        };
+        let fid = match FileId::of(&path) {
+            Ok(fid) => fid,
+            Err(e) => {
+                tracing::warn!(
+                    database = %self.source.display(),
+                    "incremental: the previous copy {} is missing ({e}): this delta stores its changed pages whole",
+                    path.display()
+                );
+                return None;
+            }
+        };
+        if fid != expected || fid.bytes != s.chain.bytes() {
+            tracing::warn!(
+                database = %self.source.display(),
+                "incremental: the previous copy {} does not match the page index (size, time or inode changed): this delta stores its changed pages whole",
+                path.display()
+            );
+            return None;
+        }
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&path)
+        {
+            Ok(f) => Some((f, path)),
+            Err(e) => {
+                tracing::warn!(
+                    database = %self.source.display(),
+                    "incremental: cannot open the previous copy {} ({e}): this delta stores its changed pages whole",
+                    path.display()
+                );
+                None
+            }
+        }
     }
 
     fn pages_partial(&self) -> PathBuf {
@@ -460,6 +618,19 @@ impl Session {
         let mut page = vec![0u8; page_size as usize];
         page[..100].copy_from_slice(&header);
         let mut changed = 0u64;
+        let mut delta_bytes = if delta.is_some() {
+            DELTA_HEADER as u64
+        } else {
+            0
+        };
+        let previous_copy = if delta.is_some() {
+            self.previous_copy()
+        } else {
+            None
+        };
+        let mut old_page = vec![0u8; page_size as usize];
+        let mut runs = Vec::new();
+        let mut stale = 0u64;
         for number in 1..=page_count {
             let start = if number == 1 { 100 } else { 0 };
             reader
@@ -472,19 +643,35 @@ impl Session {
             }
             let h = xxhash_rust::xxh3::xxh3_128(&page).to_le_bytes();
             write_all(&mut pages_out, &mut pages_hasher, &h, "the page index")?;
-            let same = match &mut old {
+            let prev = match &mut old {
                 Some((r, hasher, count, ..)) if number <= *count => {
                     let mut prev = [0u8; 16];
                     r.read_exact(&mut prev)
                         .map_err(|e| format!("cannot read the page index: {e}"))?;
                     hasher.update(&prev);
-                    prev == h
+                    Some(prev)
                 }
-                _ => false,
+                _ => None,
             };
-            if !same && let Some((w, ..)) = &mut delta {
-                w.write_all(&(number as u32).to_le_bytes())
-                    .and_then(|()| w.write_all(&page))
+            if prev != Some(h)
+                && let Some((w, ..)) = &mut delta
+            {
+                // The page as the previous run stored it, when its copy is at hand and still
+                // holds it (its hash is the index's): then only the changed bytes are written.
+                let before = match (&previous_copy, prev) {
+                    (Some((f, _)), Some(prev)) => {
+                        f.read_exact_at(&mut old_page, (number - 1) * u64::from(page_size))
+                            .map_err(|e| format!("cannot read the previous copy: {e}"))?;
+                        if xxhash_rust::xxh3::xxh3_128(&old_page).to_le_bytes() == prev {
+                            Some(old_page.as_slice())
+                        } else {
+                            stale += 1;
+                            None
+                        }
+                    }
+                    _ => None,
+                };
+                delta_bytes += write_record(w, number as u32, &page, before, &mut runs)
                     .map_err(|e| format!("cannot write the delta: {e}"))?;
                 changed += 1;
             }
@@ -502,7 +689,12 @@ impl Session {
             Some((_, hasher, _, recorded, ..)) => hash_text(&hasher.finalize()) != recorded,
             None => false,
         };
-        let mut delta_bytes = 0;
+        if stale > 0 {
+            tracing::warn!(
+                database = %self.source.display(),
+                "incremental: {stale} changed pages differ in the previous copy from the page index; they are stored whole"
+            );
+        }
         if let Some((w, id, seq)) = delta {
             let mut file = w
                 .into_inner()
@@ -519,7 +711,6 @@ impl Session {
             file.seek(SeekFrom::Start(0))
                 .and_then(|_| file.write_all(&h))
                 .map_err(|e| format!("cannot write the delta: {e}"))?;
-            delta_bytes = DELTA_HEADER as u64 + changed * (4 + u64::from(page_size));
         }
         Ok(Pass {
             page_size,
@@ -628,7 +819,10 @@ impl Session {
                     base_time: now_secs(),
                     files: vec![fid],
                     pages_hash: hash_text(&pass.pages_hash),
+                    previous: None,
                 };
+                // The base is now the copy the next delta is made against.
+                let _ = std::fs::remove_file(self.previous_path());
                 (state, "incremental: new base".to_string(), db_bytes)
             }
             (None, Ok(prev)) if pass.changed == 0 && pass.page_count == prev.chain.page_count => {
@@ -658,8 +852,8 @@ impl Session {
                 std::fs::rename(&partial, &path)
                     .map_err(|e| format!("cannot move the delta to {}: {e}", path.display()))?;
                 sync_dir(&dir);
-                let _ = std::fs::remove_file(self.copy_path());
                 let mut state = prev.clone();
+                state.previous = self.keep_copy();
                 state.chain.deltas.push(ChainFile {
                     name: plain_name(&path),
                     bytes: pass.delta_bytes,
@@ -709,6 +903,35 @@ impl Session {
             description,
             added,
         })
+    }
+}
+
+impl Session {
+    /// Keeps this run's copy as `<database>.previous` for the next run to diff against, and
+    /// returns its identity; None (logged, the copy removed) when it cannot be kept.
+    fn keep_copy(&self) -> Option<FileId> {
+        use std::os::unix::fs::PermissionsExt;
+        let copy = self.copy_path();
+        let kept = self.previous_path();
+        let result = std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600))
+            .and_then(|()| std::fs::rename(&copy, &kept))
+            .and_then(|()| FileId::of(&kept));
+        match result {
+            Ok(fid) => {
+                sync_dir(&self.inc.index_dir);
+                Some(fid)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    database = %self.source.display(),
+                    "incremental: cannot keep the copy as {} ({e}): the next delta stores its changed pages whole",
+                    kept.display()
+                );
+                let _ = std::fs::remove_file(&copy);
+                let _ = std::fs::remove_file(&kept);
+                None
+            }
+        }
     }
 }
 

@@ -18,7 +18,8 @@ use std::path::{Component, Path, PathBuf};
 use crate::restic::Restic;
 use crate::restore::{Contents, ManifestDatabase, RestoreError};
 use crate::source::sqlite::incremental::{
-    Chain, ChainFile, DELTA_HEADER, DELTA_MAGIC, DELTA_VERSION, hash_text, id_bytes,
+    Chain, ChainFile, DELTA_HEADER, DELTA_MAGIC, DELTA_VERSION, DELTA_VERSION_PAGES, RECORD_HEADER,
+    hash_text, id_bytes,
 };
 
 /// Largest database a chain may describe (a sanity bound on an untrusted manifest): 64 TiB.
@@ -192,9 +193,10 @@ pub fn rebuild(
         .open(dest)
         .map_err(|e| RestoreError::failed(&what, format!("cannot open {}: {e}", dest.display())))?;
     let mut read = size;
+    let mut pages = size / u64::from(chain.page_size);
     for (i, delta) in chain.deltas.iter().enumerate() {
         let path = local(delta)?;
-        read += apply(&path, delta, chain, i as u32 + 1, &out).map_err(|reason| {
+        read += apply(&path, delta, chain, i as u32 + 1, &mut pages, &out).map_err(|reason| {
             damaged(format!(
                 "delta {} of {} ({}): {reason}",
                 i + 1,
@@ -203,6 +205,12 @@ pub fn rebuild(
             ))
         })?;
         let _ = std::fs::remove_file(&path);
+    }
+    if pages != chain.page_count {
+        return Err(damaged(format!(
+            "its files give a database of {pages} pages, the manifest says {}",
+            chain.page_count
+        )));
     }
     out.set_len(chain.bytes())
         .and_then(|()| out.sync_all())
@@ -217,7 +225,12 @@ pub fn rebuild(
 }
 
 /// Writes the pages of the delta at `path` into `out`, checking it against `meta` and the
-/// chain; returns its size.
+/// chain; `pages` is the database's page count before it, and becomes the count after it.
+/// Returns the delta's size.
+///
+/// The delta's hash is checked before anything is read from it; then every field is checked
+/// before it is used (version 1: whole pages; version 2: changed byte ranges of a page, or the
+/// whole page), since the manifest that vouches for it is untrusted too.
 ///
 /// Fails with what is wrong with it.
 fn apply(
@@ -225,13 +238,17 @@ fn apply(
     meta: &ChainFile,
     chain: &Chain,
     seq: u32,
+    pages: &mut u64,
     out: &File,
 ) -> Result<u64, String> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| format!("cannot open it: {e}"))?;
+    let open = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| format!("cannot open it: {e}"))
+    };
+    let file = open()?;
     let len = file.metadata().map_err(|e| e.to_string())?.len();
     if len != meta.bytes {
         return Err(format!(
@@ -240,15 +257,27 @@ fn apply(
         ));
     }
     let mut hasher = blake3::Hasher::new();
-    let mut r = BufReader::with_capacity(1 << 20, file);
+    hasher
+        .update_reader(BufReader::with_capacity(1 << 20, file))
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    let got = hash_text(&hasher.finalize());
+    if got != meta.hash {
+        return Err(format!(
+            "its hash {got} differs from the manifest's {}: it was damaged or altered",
+            meta.hash
+        ));
+    }
+    let mut r = BufReader::with_capacity(1 << 20, open()?).take(len);
     let mut h = [0u8; DELTA_HEADER];
     r.read_exact(&mut h)
         .map_err(|e| format!("no header ({e})"))?;
-    hasher.update(&h);
     let u32_at = |o: usize| u32::from_le_bytes(h[o..o + 4].try_into().expect("4 bytes"));
     let u64_at = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().expect("8 bytes"));
-    if h[..8] != DELTA_MAGIC || u32_at(8) != DELTA_VERSION {
-        return Err("it is not a resticpilot delta (version 1)".into());
+    let version = u32_at(8);
+    if h[..8] != DELTA_MAGIC || (version != DELTA_VERSION && version != DELTA_VERSION_PAGES) {
+        return Err(format!(
+            "it is not a resticpilot delta (version {DELTA_VERSION_PAGES} or {DELTA_VERSION})"
+        ));
     }
     let (page_size, page_count, records) = (u32_at(12), u64_at(16), u64_at(24));
     if page_size != chain.page_size {
@@ -260,25 +289,31 @@ fn apply(
     if u32_at(32) != seq || h[40..48] != id_bytes(&chain.id) {
         return Err("it belongs to another chain or position".into());
     }
-    if page_count > chain.page_count || records != meta.pages {
+    if page_count > chain.page_count || page_count < *pages || records != meta.pages {
         return Err(format!(
-            "its header ({records} pages, database of {page_count}) disagrees with the manifest"
+            "its header ({records} pages, database of {page_count}) disagrees with the manifest and the chain before it ({} pages)",
+            *pages
         ));
     }
     let ps = u64::from(page_size);
-    if len != DELTA_HEADER as u64 + records * (4 + ps) {
+    let body = len - DELTA_HEADER as u64;
+    let fits = if version == DELTA_VERSION_PAGES {
+        records.checked_mul(4 + ps) == Some(body)
+    } else {
+        records <= page_count
+            && records
+                .checked_mul(RECORD_HEADER)
+                .is_some_and(|m| m <= body)
+    };
+    if !fits {
         return Err(format!("its size {len} does not match its {records} pages"));
     }
+    let cut = |e: std::io::Error| format!("cut short ({e})");
     let mut page = vec![0u8; page_size as usize];
     let mut last = 0u32;
     for _ in 0..records {
         let mut n = [0u8; 4];
-        r.read_exact(&mut n)
-            .map_err(|e| format!("cut short ({e})"))?;
-        r.read_exact(&mut page)
-            .map_err(|e| format!("cut short ({e})"))?;
-        hasher.update(&n);
-        hasher.update(&page);
+        r.read_exact(&mut n).map_err(cut)?;
         let number = u32::from_le_bytes(n);
         if number <= last || u64::from(number) > page_count {
             return Err(format!(
@@ -286,16 +321,48 @@ fn apply(
             ));
         }
         last = number;
-        out.write_all_at(&page, (u64::from(number) - 1) * ps)
-            .map_err(|e| format!("cannot write page {number}: {e}"))?;
+        let at = (u64::from(number) - 1) * ps;
+        let ranges = if version == DELTA_VERSION_PAGES {
+            0
+        } else {
+            let mut c = [0u8; 2];
+            r.read_exact(&mut c).map_err(cut)?;
+            u16::from_le_bytes(c)
+        };
+        if ranges == 0 {
+            r.read_exact(&mut page).map_err(cut)?;
+            out.write_all_at(&page, at)
+                .map_err(|e| format!("cannot write page {number}: {e}"))?;
+            continue;
+        }
+        // Ranges change a page that exists already, each inside it, in order, apart.
+        if u64::from(number) > *pages || u32::from(ranges) > page_size / 2 {
+            return Err(format!(
+                "page {number} has {ranges} changed ranges, but it is new or cannot hold that many"
+            ));
+        }
+        let mut end = 0u32;
+        for _ in 0..ranges {
+            let mut rh = [0u8; 4];
+            r.read_exact(&mut rh).map_err(cut)?;
+            let offset = u32::from(u16::from_le_bytes([rh[0], rh[1]]));
+            let length = u32::from(u16::from_le_bytes([rh[2], rh[3]]));
+            if length == 0 || offset < end || offset + length > page_size {
+                return Err(format!(
+                    "page {number} has a changed range of {length} bytes at {offset} that is empty, overlaps the one before or leaves the page"
+                ));
+            }
+            end = offset + length;
+            let bytes = &mut page[..length as usize];
+            r.read_exact(bytes).map_err(cut)?;
+            out.write_all_at(bytes, at + u64::from(offset))
+                .map_err(|e| format!("cannot write page {number}: {e}"))?;
+        }
     }
-    let got = hash_text(&hasher.finalize());
-    if got != meta.hash {
-        return Err(format!(
-            "its hash {got} differs from the manifest's {}: it was damaged or altered",
-            meta.hash
-        ));
+    if r.limit() != 0 {
+        return Err(format!("{} bytes follow its last record", r.limit()));
     }
+    *pages = page_count;
     Ok(len)
 }
 
@@ -372,8 +439,19 @@ mod chain_tests {
             .write(true)
             .open(&out_path)
             .unwrap();
+        let mut pages = chain.base.pages;
         for (i, d) in chain.deltas.iter().enumerate() {
-            apply(&f.inc.chain_dir.join(&d.name), d, chain, i as u32 + 1, &out)?;
+            apply(
+                &f.inc.chain_dir.join(&d.name),
+                d,
+                chain,
+                i as u32 + 1,
+                &mut pages,
+                &out,
+            )?;
+        }
+        if pages != chain.page_count {
+            return Err("page count".into());
         }
         out.set_len(chain.bytes()).unwrap();
         Ok(std::fs::read(&out_path).unwrap())
@@ -419,13 +497,16 @@ mod chain_tests {
         sql(&f, "UPDATE t SET v = randomblob(200) WHERE id % 50 = 0;");
         let (chain, _) = run(&f);
         let path = f.inc.chain_dir.join(&chain.deltas[0].name);
-        let mut bytes = std::fs::read(&path).unwrap();
+        let original = std::fs::read(&path).unwrap();
+        let mut bytes = original.clone();
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
         let err = apply_chain(&f, &chain).unwrap_err();
         assert!(err.contains("damaged or altered"), "{err}");
-        // A header that names another position is refused before any page is written.
+        // A whole delta whose header names another position is refused before any page is
+        // written.
+        std::fs::write(&path, &original).unwrap();
         let mut meta = chain.clone();
         meta.id = "0000000000000000".into();
         let err = apply_chain(&f, &meta).unwrap_err();
@@ -474,5 +555,292 @@ mod chain_tests {
             "{after:?}"
         );
         assert_eq!(apply_chain(&f, &after).unwrap(), copy);
+    }
+}
+
+/// Deltas as a hostile snapshot could hold them: every field of a version 2 delta is checked
+/// before it is used, the hash before anything is read, and version 1 deltas still apply.
+#[cfg(test)]
+mod hostile_tests {
+    use super::*;
+    use crate::source::sqlite::incremental::RANGE_HEADER;
+
+    const PS: usize = 4096;
+    const ID: &str = "0123456789abcdef";
+
+    /// A base of `pages` pages (page n filled with byte n) and a chain naming it.
+    fn base(dir: &Path, pages: u64) -> Chain {
+        let bytes: Vec<u8> = (0..pages).flat_map(|n| vec![n as u8 + 1; PS]).collect();
+        std::fs::write(dir.join("base.sqlite3"), &bytes).unwrap();
+        Chain {
+            dir: dir.display().to_string(),
+            id: ID.into(),
+            page_size: PS as u32,
+            page_count: pages,
+            hash: String::new(),
+            base: ChainFile {
+                name: "base.sqlite3".into(),
+                bytes: bytes.len() as u64,
+                hash: hash_text(&blake3::hash(&bytes)),
+                pages,
+            },
+            deltas: Vec::new(),
+            new_base: None,
+        }
+    }
+
+    /// Writes a delta (header + `body`) as the chain's first and returns the chain naming it
+    /// with its true hash.
+    fn delta(
+        dir: &Path,
+        chain: &Chain,
+        version: u32,
+        pages: u64,
+        records: u64,
+        body: &[u8],
+    ) -> Chain {
+        let mut h = vec![0u8; DELTA_HEADER];
+        h[..8].copy_from_slice(&DELTA_MAGIC);
+        h[8..12].copy_from_slice(&version.to_le_bytes());
+        h[12..16].copy_from_slice(&(PS as u32).to_le_bytes());
+        h[16..24].copy_from_slice(&pages.to_le_bytes());
+        h[24..32].copy_from_slice(&records.to_le_bytes());
+        h[32..36].copy_from_slice(&1u32.to_le_bytes());
+        h[40..48].copy_from_slice(&id_bytes(ID));
+        h.extend_from_slice(body);
+        std::fs::write(dir.join("delta-1.rpdelta"), &h).unwrap();
+        let mut c = chain.clone();
+        c.page_count = pages;
+        c.deltas = vec![ChainFile {
+            name: "delta-1.rpdelta".into(),
+            bytes: h.len() as u64,
+            hash: hash_text(&blake3::hash(&h)),
+            pages: records,
+        }];
+        c
+    }
+
+    /// Base + the chain's delta into a new file; its bytes, or why the delta was refused
+    /// (with the file as it was left).
+    fn apply_it(dir: &Path, chain: &Chain) -> (Result<(), String>, Vec<u8>) {
+        let out_path = dir.join("out.db");
+        std::fs::copy(dir.join("base.sqlite3"), &out_path).unwrap();
+        let out = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&out_path)
+            .unwrap();
+        let mut pages = chain.base.pages;
+        let r = apply(
+            &dir.join(&chain.deltas[0].name),
+            &chain.deltas[0],
+            chain,
+            1,
+            &mut pages,
+            &out,
+        )
+        .map(|_| ());
+        if r.is_ok() {
+            out.set_len(chain.bytes()).unwrap();
+        }
+        (r, std::fs::read(&out_path).unwrap())
+    }
+
+    fn record(number: u32, ranges: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut v = number.to_le_bytes().to_vec();
+        v.extend_from_slice(&(ranges.len() as u16).to_le_bytes());
+        for (offset, bytes) in ranges {
+            v.extend_from_slice(&offset.to_le_bytes());
+            v.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+            v.extend_from_slice(bytes);
+        }
+        v
+    }
+
+    fn whole(number: u32, fill: u8) -> Vec<u8> {
+        let mut v = number.to_le_bytes().to_vec();
+        v.extend_from_slice(&0u16.to_le_bytes());
+        v.extend_from_slice(&[fill; PS]);
+        v
+    }
+
+    #[test]
+    fn a_version_2_delta_writes_its_ranges_and_its_whole_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let chain = base(dir.path(), 3);
+        let mut body = record(2, &[(10, b"abc"), (4000, b"z")]);
+        body.extend(whole(4, 9));
+        let c = delta(dir.path(), &chain, DELTA_VERSION, 4, 2, &body);
+        let (r, got) = apply_it(dir.path(), &c);
+        r.unwrap();
+        let mut want: Vec<u8> = (0..3u8).flat_map(|n| vec![n + 1; PS]).collect();
+        want[PS + 10..PS + 13].copy_from_slice(b"abc");
+        want[PS + 4000] = b'z';
+        want.extend([9u8; PS]);
+        assert_eq!(got, want);
+        assert_eq!(RANGE_HEADER, 4);
+    }
+
+    #[test]
+    fn a_version_1_delta_of_whole_pages_still_applies() {
+        let dir = tempfile::tempdir().unwrap();
+        let chain = base(dir.path(), 2);
+        let mut body = 2u32.to_le_bytes().to_vec();
+        body.extend([7u8; PS]);
+        body.extend(3u32.to_le_bytes());
+        body.extend([8u8; PS]);
+        let c = delta(dir.path(), &chain, DELTA_VERSION_PAGES, 3, 2, &body);
+        let (r, got) = apply_it(dir.path(), &c);
+        r.unwrap();
+        let want: Vec<u8> = [1u8, 7, 8].iter().flat_map(|&b| vec![b; PS]).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_delta_that_does_not_hash_to_the_manifest_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let chain = base(dir.path(), 2);
+        let c = delta(dir.path(), &chain, DELTA_VERSION, 2, 1, &whole(1, 0xee));
+        let path = dir.path().join(&c.deltas[0].name);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let (r, got) = apply_it(dir.path(), &c);
+        assert!(r.unwrap_err().contains("damaged or altered"));
+        assert_eq!(got, std::fs::read(dir.path().join("base.sqlite3")).unwrap());
+    }
+
+    #[test]
+    fn hostile_version_2_fields_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let chain = base(dir.path(), 3);
+        let many: Vec<(u16, &[u8])> = (0..2100u16).map(|i| (i * 2, &b"x"[..])).collect();
+        let mut trailing = record(1, &[(0, b"a")]);
+        trailing.push(0);
+        let cases: Vec<(&str, u64, u64, Vec<u8>, &str)> = vec![
+            (
+                "a range past the page",
+                3,
+                1,
+                record(2, &[(4090, b"0123456789")]),
+                "leaves the page",
+            ),
+            (
+                "overlapping ranges",
+                3,
+                1,
+                record(2, &[(10, b"abcde"), (12, b"x")]),
+                "overlaps",
+            ),
+            (
+                "ranges out of order",
+                3,
+                1,
+                record(2, &[(100, b"a"), (10, b"b")]),
+                "overlaps",
+            ),
+            ("an empty range", 3, 1, record(2, &[(10, b"")]), "empty"),
+            (
+                "page number 0",
+                3,
+                1,
+                record(0, &[(1, b"a")]),
+                "out of order",
+            ),
+            (
+                "pages out of order",
+                3,
+                2,
+                [record(3, &[(1, b"a")]), record(2, &[(1, b"a")])].concat(),
+                "out of order",
+            ),
+            (
+                "a page twice",
+                3,
+                2,
+                [record(2, &[(1, b"a")]), record(2, &[(9, b"a")])].concat(),
+                "out of order",
+            ),
+            (
+                "a page beyond the database",
+                3,
+                1,
+                whole(4, 1),
+                "beyond the database",
+            ),
+            (
+                "ranges of a new page",
+                4,
+                1,
+                record(4, &[(1, b"a")]),
+                "it is new",
+            ),
+            (
+                "more ranges than a page holds",
+                3,
+                1,
+                record(1, &many),
+                "cannot hold",
+            ),
+            (
+                "bytes after the last record",
+                3,
+                1,
+                trailing,
+                "follow its last record",
+            ),
+            (
+                "fewer records than its header says",
+                3,
+                2,
+                record(1, &[(0, b"abc")]),
+                "cut short",
+            ),
+            (
+                "a record count past the file",
+                3,
+                u64::MAX,
+                record(1, &[(0, b"a")]),
+                "does not match",
+            ),
+            (
+                "a range cut short",
+                3,
+                1,
+                record(1, &[(0, b"abc")])[..12].to_vec(),
+                "cut short",
+            ),
+            (
+                "a shrinking database",
+                2,
+                1,
+                record(1, &[(0, b"a")]),
+                "disagrees",
+            ),
+            (
+                "a database past the chain",
+                9,
+                1,
+                record(1, &[(0, b"a")]),
+                "disagrees",
+            ),
+        ];
+        for (what, pages, records, body, expect) in cases {
+            let mut c = delta(dir.path(), &chain, DELTA_VERSION, pages, records, &body);
+            if what == "a database past the chain" {
+                c.page_count = 3;
+            }
+            let (r, _) = apply_it(dir.path(), &c);
+            let err = r.expect_err(what);
+            assert!(err.contains(expect), "{what}: {err}");
+        }
+        // An unknown version.
+        let c = delta(dir.path(), &chain, 3, 3, 1, &whole(1, 1));
+        assert!(
+            apply_it(dir.path(), &c)
+                .0
+                .unwrap_err()
+                .contains("not a resticpilot delta")
+        );
     }
 }
