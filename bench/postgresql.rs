@@ -197,7 +197,7 @@ impl Server {
 
     /// Makes database `db` an orders-like table of at least `bytes` on disk: a bigint key,
     /// a few columns and a 160-byte text payload per row (the table of
-    /// bench/postgres-format.sh), loaded a million rows at a time.
+    /// bench/postgres-format.sh), loaded 250,000 rows at a time.
     pub fn ensure_items(&self, db: &str, bytes: u64) {
         if self.size(db) >= bytes {
             return;
@@ -208,7 +208,8 @@ impl Server {
             db,
             "CREATE TABLE items (id bigint PRIMARY KEY, n int, name text, payload text)",
         );
-        let batch: u64 = 1_000_000;
+        // About 60 MB per batch, so that a small size asked is not overshot by much.
+        let batch: u64 = 250_000;
         let mut from: u64 = 1;
         while self.size(db) < bytes {
             self.sql_in(

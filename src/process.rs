@@ -1379,6 +1379,50 @@ mod tests {
         assert!(!piped.producer.status.success());
     }
 
+    #[test]
+    fn tee_writes_the_file_and_the_checker_reads_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("out");
+        // 3 MB: more than a block and more than a pipe holds.
+        let producer = Cmd::new("sh").args(["-c", "head -c 3000000 /dev/zero | tr '\\0' x"]);
+        let checker = Cmd::new("wc").arg("-c");
+        let piped = producer.tee_to(&file, &checker).unwrap();
+        assert!(piped.producer.status.success());
+        assert!(piped.consumer.status.success());
+        assert!(!piped.consumer_quit_early);
+        assert_eq!(piped.consumer.stdout_string().trim(), "3000000");
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), 3_000_000);
+    }
+
+    #[test]
+    fn tee_checker_that_quits_early_stops_the_producer() {
+        let dir = tempfile::tempdir().unwrap();
+        let producer = Cmd::new("sh").args(["-c", "while :; do echo line; done"]);
+        let checker = Cmd::new("sh").args(["-c", "read x; echo bad input >&2; exit 5"]);
+        let piped = producer.tee_to(&dir.path().join("out"), &checker).unwrap();
+        assert!(piped.consumer_quit_early);
+        assert_eq!(piped.consumer.status.code(), Some(5));
+        assert_eq!(piped.consumer.stderr.trim(), "bad input");
+        assert!(!piped.producer.status.success());
+    }
+
+    #[test]
+    fn tee_checker_that_hangs_is_stopped_by_the_producers_bound() {
+        // The producer is done at once; the checker never ends: the producer's time limit
+        // covers the wait for it too.
+        let dir = tempfile::tempdir().unwrap();
+        let err = Cmd::new("echo")
+            .arg("archive")
+            .time_limit(Duration::from_millis(300), "dump_timeout")
+            .tee_to(&dir.path().join("out"), &Cmd::new("sleep").arg("30"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "echo was stopped: it did not finish within 300ms (dump_timeout)"
+        );
+    }
+
     /// A watch that stops the child once stderr said "stuck", and records what it saw.
     struct StopOnStuck {
         seen: Mutex<Vec<String>>,
