@@ -9,7 +9,6 @@
 mod cli;
 mod commands;
 pub mod config;
-mod copy;
 mod dirs;
 mod error;
 mod hooks;

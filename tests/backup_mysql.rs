@@ -176,17 +176,7 @@ fn dump_killed_midway_makes_no_snapshot() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let pid = loop {
-        if let Some(pid) = find_dump_process(&sb) {
-            break pid;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "mariadb-dump never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let pid = crate::harness::wait_until("mariadb-dump never started", || find_dump_process(&sb));
     // Let it write the tables before the locked one.
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert!(

@@ -278,33 +278,15 @@ fn hold_lock(pg: &Postgres, db: &str, table: &str) -> Child {
 
 /// The pids of running pg_dump processes given `--port=<port>`.
 fn pg_dumps(port: u16) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline);
-        let args: Vec<&str> = cmdline.split('\0').collect();
-        // Debian's pg_dump is a perl wrapper that execs the real one: either will do.
-        if args.iter().any(|a| a.ends_with("/pg_dump"))
+    // Debian's pg_dump is a perl wrapper that execs the real one: either will do.
+    crate::harness::processes(|args| {
+        args.iter().any(|a| a.ends_with("/pg_dump"))
             && args.contains(&format!("--port={port}").as_str())
-        {
-            found.push(pid);
-        }
-    }
-    found
+    })
 }
 
 fn wait_for_dump(port: u16) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(pid) = pg_dumps(port).first() {
-            return *pid;
-        }
-        assert!(Instant::now() < deadline, "pg_dump never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::harness::wait_until("pg_dump never started", || pg_dumps(port).first().copied())
 }
 
 #[test]
@@ -314,12 +296,7 @@ fn password_is_in_neither_the_dump_childs_cmdline_nor_its_environment() {
     make_shop(&pg, &db);
     let sb = sandbox(&pg, &format!("[{db}]"), "");
     let mut lock = hold_lock(&pg, &db, "orders");
-    let mut backup = sb
-        .command(&sb.path("config.yaml"), &["backup", "shop"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let backup = sb.spawn(&["backup", "shop"]);
     let pid = wait_for_dump(pg.port);
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
@@ -328,7 +305,7 @@ fn password_is_in_neither_the_dump_childs_cmdline_nor_its_environment() {
     pg.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()");
     let _ = lock.kill();
     let _ = lock.wait();
-    let out = crate::harness::to_run(backup_wait(&mut backup));
+    let out = crate::harness::to_run(backup.wait_with_output().unwrap());
     out.assert_code(0);
     for bytes in [&cmdline, &environ] {
         let text = String::from_utf8_lossy(bytes);
@@ -341,11 +318,6 @@ fn password_is_in_neither_the_dump_childs_cmdline_nor_its_environment() {
     assert_no_password(&out);
 }
 
-fn backup_wait(child: &mut Child) -> std::process::Output {
-    let child = std::mem::replace(child, Command::new("true").spawn().unwrap());
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn server_stopped_mid_dump_fails_the_run_without_a_snapshot() {
     let pg = private_server();
@@ -353,15 +325,10 @@ fn server_stopped_mid_dump_fails_the_run_without_a_snapshot() {
     make_shop(&pg, &db);
     let sb = sandbox(&pg, &format!("[{db}]"), "");
     let mut lock = hold_lock(&pg, &db, "orders");
-    let mut backup = sb
-        .command(&sb.path("config.yaml"), &["backup", "shop"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let backup = sb.spawn(&["backup", "shop"]);
     wait_for_dump(pg.port);
     pg.stop_now();
-    let run = crate::harness::to_run(backup_wait(&mut backup));
+    let run = crate::harness::to_run(backup.wait_with_output().unwrap());
     let _ = lock.kill();
     let _ = lock.wait();
     run.assert_code(1);

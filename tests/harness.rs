@@ -33,6 +33,50 @@ impl Run {
         );
         self
     }
+
+    /// Asserts that stderr holds every one of `needles`.
+    #[track_caller]
+    pub fn assert_stderr_has(&self, needles: &[&str]) -> &Self {
+        for needle in needles {
+            assert!(
+                self.stderr.contains(needle),
+                "stderr lacks {needle:?}:\n{}",
+                self.stderr
+            );
+        }
+        self
+    }
+}
+
+/// Polls `probe` until it gives a value, for a test waiting on something another process
+/// starts (a dump child, say); fails naming `what` when nothing came within 30 s.
+#[track_caller]
+pub fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The pids of running processes whose argument list `matches`.
+pub fn processes(matches: impl Fn(&[&str]) -> bool) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        let args: Vec<&str> = cmdline.split('\0').collect();
+        if matches(&args) {
+            found.push(pid);
+        }
+    }
+    found
 }
 
 /// Fails loudly when a tool the tests need is missing: CI must install it, not skip.
@@ -125,6 +169,16 @@ impl Sandbox {
             .env_remove("RESTICPILOT_LISTEN")
             .env_remove("RUST_LOG");
         cmd
+    }
+
+    /// Starts resticpilot with `-c config.yaml` and `args` in the background, its stdout and
+    /// stderr captured (for [`to_run`] of its `wait_with_output`).
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command(&self.path("config.yaml"), args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start resticpilot")
     }
 
     /// Runs the real restic against the sandbox repository.

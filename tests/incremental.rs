@@ -401,25 +401,17 @@ fn a_lost_or_mismatched_state_dir_takes_a_new_base_and_says_why() {
         .unwrap();
     f.set_len(f.metadata().unwrap().len() + 1).unwrap();
     drop(f);
-    let run = sb.run(&["backup", "app"]);
-    run.assert_code(0);
-    assert!(
-        run.stderr.contains("new base") && run.stderr.contains("changed since it was written"),
-        "{}",
-        run.stderr
-    );
+    sb.run(&["backup", "app"])
+        .assert_code(0)
+        .assert_stderr_has(&["new base", "changed since it was written"]);
     prints.push(fingerprint(&db));
 
     // The whole state directory lost (a new container): a new base, logged.
     std::fs::remove_dir_all(sb.path("state")).unwrap();
     touch(&db, 400, 4);
-    let run = sb.run(&["backup", "app"]);
-    run.assert_code(0);
-    assert!(
-        run.stderr.contains("new base") && run.stderr.contains("new state directory"),
-        "{}",
-        run.stderr
-    );
+    sb.run(&["backup", "app"])
+        .assert_code(0)
+        .assert_stderr_has(&["new base", "new state directory"]);
     prints.push(fingerprint(&db));
 
     // Every snapshot still restores to what it held.
@@ -450,13 +442,9 @@ fn shrinking_a_new_page_size_an_old_base_or_big_deltas_take_a_new_base() {
     conn.execute_batch("DELETE FROM t WHERE id % 2 = 0; VACUUM;")
         .unwrap();
     drop(conn);
-    let run = sb.run(&["backup", "app"]);
-    run.assert_code(0);
-    assert!(
-        run.stderr.contains("new base") && run.stderr.contains("the database shrank from"),
-        "{}",
-        run.stderr
-    );
+    sb.run(&["backup", "app"])
+        .assert_code(0)
+        .assert_stderr_has(&["new base", "the database shrank from"]);
     expect.push(fingerprint(&db));
 
     // Another page size (only possible out of WAL mode).
@@ -464,38 +452,25 @@ fn shrinking_a_new_page_size_an_old_base_or_big_deltas_take_a_new_base() {
     conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA page_size = 8192; VACUUM;")
         .unwrap();
     drop(conn);
-    let run = sb.run(&["backup", "app"]);
-    run.assert_code(0);
-    assert!(
-        run.stderr
-            .contains("the page size changed from 4096 to 8192 bytes"),
-        "{}",
-        run.stderr
-    );
+    sb.run(&["backup", "app"])
+        .assert_code(0)
+        .assert_stderr_has(&["the page size changed from 4096 to 8192 bytes"]);
     expect.push(fingerprint(&db));
 
     // Deltas past max_delta_share.
     sb.config(&profile(", max_delta_share: 0.05"));
     touch(&db, 3, 0);
-    let run = sb.run(&["backup", "app"]);
-    run.assert_code(0);
-    assert!(
-        run.stderr.contains("new base") && run.stderr.contains("max_delta_share 0.05"),
-        "{}",
-        run.stderr
-    );
+    sb.run(&["backup", "app"])
+        .assert_code(0)
+        .assert_stderr_has(&["new base", "max_delta_share 0.05"]);
     expect.push(fingerprint(&db));
 
     // A base older than rebase_after (0: every run).
     sb.config(&profile(", rebase_after: 0"));
     touch(&db, 101, 0);
-    let run = sb.run(&["backup", "app"]);
-    run.assert_code(0);
-    assert!(
-        run.stderr.contains("new base") && run.stderr.contains("rebase_after"),
-        "{}",
-        run.stderr
-    );
+    sb.run(&["backup", "app"])
+        .assert_code(0)
+        .assert_stderr_has(&["new base", "rebase_after"]);
     expect.push(fingerprint(&db));
 
     let ids = snapshot_ids(&sb);
@@ -716,12 +691,8 @@ fn convert_to_wal_switches_a_rollback_database_once_and_its_application_keeps_wr
     stdin.flush().unwrap();
     sb.config(&profile(", convert_to_wal: true"));
     let run = sb.run(&["backup", "app"]);
-    run.assert_code(0);
-    assert!(
-        run.stderr.contains("switched") && run.stderr.contains("to WAL"),
-        "{}",
-        run.stderr
-    );
+    run.assert_code(0)
+        .assert_stderr_has(&["switched", "to WAL"]);
     assert!(run.stderr.contains("journal mode wal"), "{}", run.stderr);
     let mode: String = Connection::open(&db)
         .unwrap()

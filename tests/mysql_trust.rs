@@ -206,6 +206,15 @@ fn tampered_dumps_cannot_reach_another_database() {
     ));
     let before = fingerprint(db, &name);
     let victim_before = fingerprint(db, &victim);
+    // What a refused load (`who`) must leave as it was: the original and the victim.
+    let untouched = |who: &str| {
+        assert_eq!(fingerprint(db, &name), before, "{who} touched the original");
+        assert_eq!(
+            fingerprint(db, &victim),
+            victim_before,
+            "{who} reached {victim}"
+        );
+    };
     let stray = format!("{name}_stray");
     let cases = [
         format!("use {victim};\nDROP TABLE IF EXISTS t;\n"),
@@ -233,16 +242,7 @@ fn tampered_dumps_cannot_reach_another_database() {
             vec!["restore", "shop", "--database", "main", "--force"],
         ] {
             let run = sb.run(&args);
-            assert_eq!(
-                fingerprint(db, &name),
-                before,
-                "{sql:?} touched the original"
-            );
-            assert_eq!(
-                fingerprint(db, &victim),
-                victim_before,
-                "{sql:?} reached {victim}"
-            );
+            untouched(&format!("{sql:?}"));
             assert!(!exists(db, &copy), "{sql:?}: the copy was created");
             assert!(!exists(db, &stray), "{sql:?}: another database was created");
             run.assert_code(1);
@@ -268,16 +268,7 @@ fn tampered_dumps_cannot_reach_another_database() {
     let run = sb.run(&["verify", "shop", "--json"]);
     run.assert_code(1);
     assert!(run.stdout.contains("refused"), "{}", run.stdout);
-    assert_eq!(
-        fingerprint(db, &victim),
-        victim_before,
-        "the drill reached {victim}"
-    );
-    assert_eq!(
-        fingerprint(db, &name),
-        before,
-        "the drill touched the original"
-    );
+    untouched("the drill");
 }
 
 #[test]
@@ -371,14 +362,9 @@ fn a_password_file_with_a_second_line_is_refused_and_never_shown() {
 
 /// The pid of the mariadb-dump that a resticpilot run of `sb` started.
 fn dump_child(sb: &Sandbox) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(pid) = crate::backup_mysql::find_dump_process(sb) {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "mariadb-dump never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::harness::wait_until("mariadb-dump never started", || {
+        crate::backup_mysql::find_dump_process(sb)
+    })
 }
 
 /// A session holding `LOCK TABLES t WRITE` on `name` until dropped.

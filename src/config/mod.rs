@@ -420,7 +420,7 @@ pub struct Profile {
     /// The profile's overrides of its repository's restic knobs (`Config::restic_options`
     /// merges them).
     pub restic: ResticOptions,
-    /// Repositories each new snapshot is copied into, in order (`crate::copy`).
+    /// Repositories each new snapshot is copied into, in order (`crate::run::copy`).
     pub copy_to: Vec<String>,
 }
 

@@ -25,6 +25,7 @@ use crate::staging::Staging;
 use crate::units::{count, human_bytes};
 
 pub mod check;
+mod copy;
 pub mod verify;
 
 /// How a command that did not fail ended.
@@ -410,7 +411,7 @@ fn attempt(
     }
     // The primary snapshot exists: now the second repositories (`copy_to`).
     let copy_started = Instant::now();
-    crate::copy::run(ctx, profile, &summary.snapshot_id)?;
+    copy::run(ctx, profile, &summary.snapshot_id)?;
     if !profile.copy_to.is_empty() {
         phases.push(("copy", copy_started.elapsed()));
     }

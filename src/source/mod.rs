@@ -641,6 +641,8 @@ mod tests {
         for short in ["-phunter2", "-r/tmp/x", "-T"] {
             let why = mysql.check(short).unwrap_err();
             assert!(why.starts_with("short option "), "{why}");
+            // `-pSECRET` is a password: the message names the option, not its value.
+            assert!(!why.contains("hunter2") && !why.contains("/tmp/x"), "{why}");
         }
         let pg = &super::postgresql::OPTION_GUARD;
         assert_eq!(pg.check("--no-owner"), Ok(()));

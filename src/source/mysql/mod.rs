@@ -169,9 +169,11 @@ pub static OPTION_GUARD: super::OptionGuard = super::OptionGuard {
         ),
     ],
     other: |flag, _| {
+        // Named by its first two characters only: what follows `-p` is a password.
         (flag.starts_with("-p") || flag.starts_with("-r") || flag == "-T").then(|| {
             format!(
-                "short option {flag} is not allowed: use the long form (passwords go in password_file)"
+                "short option {} is not allowed: use the long form (passwords go in password_file)",
+                &flag[..2]
             )
         })
     },

@@ -8,11 +8,11 @@
 
 use chrono::Utc;
 
-use crate::commands::Context;
+use super::Context;
+use super::apply_retention;
 use crate::config::Profile;
 use crate::error::Error;
 use crate::report::status::StatusStore;
-use crate::run::apply_retention;
 
 /// Copies `profile`'s snapshots into each of its `copy_to` repositories, then applies its
 /// retention there; records each repository's outcome in the status file.
