@@ -81,7 +81,8 @@ struct Args {
     #[arg(long)]
     cold: bool,
     /// Sections to skip: shell, cp, vacuum, dump, reflink, backup, restore, mysql, growth,
-    /// incremental.
+    /// incremental; `sqlite` skips the whole per-journal-mode SQLite section (shell to
+    /// restore), e.g. to measure only `incremental`.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
     /// cargo bench passes --bench; ignored.
@@ -400,8 +401,10 @@ impl Suite {
             let bytes = parse_size(size);
             let cache = self.cached_database(size, bytes);
             let actual = file_size(&cache);
-            for mode in self.args.modes.clone() {
-                self.sqlite_section(size, &cache, actual, &mode);
+            if !self.skip("sqlite") {
+                for mode in self.args.modes.clone() {
+                    self.sqlite_section(size, &cache, actual, &mode);
+                }
             }
             if !self.skip("growth") {
                 self.growth_section(size, &cache);
