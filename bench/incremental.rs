@@ -416,7 +416,7 @@ profiles:
                 .max()
                 .unwrap_or(0);
             rows.push(format!(
-                "| {} | {:.0} MiB | {:.1} MiB ({:.1} %) | {:.1} MiB ({:.1} % of the pages) | {:.1} MiB / {:.1} MiB | **{:.1} %** |",
+                "| {} | {:.0} MiB | {:.1} MiB ({:.1} %) | {:.1} MiB ({:.2} % of the database) | {:.1} MiB / {:.1} MiB | **{:.2} %** |",
                 workload.name(),
                 mib(db),
                 mib(raw_grew),
