@@ -82,7 +82,8 @@ struct Args {
     cold: bool,
     /// Sections to skip: shell, cp, vacuum, dump, reflink, backup, restore, mysql, growth,
     /// incremental; `sqlite` skips the whole per-journal-mode SQLite section (shell to
-    /// restore), e.g. to measure only `incremental`.
+    /// restore), e.g. to measure only `incremental`; `incremental-growth` the incremental
+    /// section's day of writes.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
     /// cargo bench passes --bench; ignored.
