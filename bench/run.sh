@@ -4,7 +4,7 @@
 #   bench/run.sh                      1 GiB SQLite (WAL and rollback journal) + 1 GiB MariaDB
 #                                     + 1 GiB PostgreSQL
 #   bench/run.sh --size 64M --mysql-size 64M --pg-size 64M      a quick run
-#   bench/run.sh --skip sqlite,mysql  PostgreSQL alone (--pg-size 0 skips it)
+#   bench/run.sh --skip sqlite,growth,incremental,mysql  PostgreSQL alone (--pg-size 0 skips it)
 #   bench/run.sh --sizes 1G,4G        several sizes in one run (17G works where disk allows)
 #   bench/run.sh --compression [SIZE] restic compression off/auto/max through resticpilot backup
 #   bench/run.sh --help               every option (writer rate, timeouts, sections to skip...)

@@ -996,14 +996,65 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-/// BLAKE3 of the file at `path`.
+/// Subtrees up to this size are hashed by one thread.
+const HASH_SPLIT: u64 = 64 << 20;
+
+/// BLAKE3 of the file at `path`: large files are split along BLAKE3's own tree into subtrees
+/// hashed on threads (the same result as hashing the file in one stream, on all cores).
 pub fn hash_file(path: &Path) -> Result<blake3::Hash, String> {
-    let mut hasher = blake3::Hasher::new();
+    use blake3::hazmat::{Mode, merge_subtrees_root};
     let f = File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    hasher
-        .update_reader(BufReader::with_capacity(1 << 20, f))
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Ok(hasher.finalize())
+    let len = f
+        .metadata()
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .len();
+    let read_err = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    if len <= HASH_SPLIT {
+        let mut hasher = blake3::Hasher::new();
+        hasher
+            .update_reader(BufReader::with_capacity(1 << 20, f))
+            .map_err(read_err)?;
+        return Ok(hasher.finalize());
+    }
+    let left = blake3::hazmat::left_subtree_len(len);
+    let (l, r) = std::thread::scope(|s| {
+        let l = s.spawn(|| subtree(&f, 0, left));
+        let r = subtree(&f, left, len);
+        (l.join().unwrap_or_else(|_| panic!("hash thread")), r)
+    });
+    Ok(merge_subtrees_root(
+        &l.map_err(read_err)?,
+        &r.map_err(read_err)?,
+        Mode::Hash,
+    ))
+}
+
+/// The chaining value of the BLAKE3 subtree of `f` from `start` to `end` (a subtree of the
+/// file's tree: `start` aligned to its size), split over threads while larger than
+/// [`HASH_SPLIT`].
+fn subtree(f: &File, start: u64, end: u64) -> std::io::Result<blake3::hazmat::ChainingValue> {
+    use blake3::hazmat::{HasherExt, Mode, merge_subtrees_non_root};
+    let len = end - start;
+    if len > HASH_SPLIT {
+        let mid = start + blake3::hazmat::left_subtree_len(len);
+        let (l, r) = std::thread::scope(|s| {
+            let l = s.spawn(|| subtree(f, start, mid));
+            let r = subtree(f, mid, end);
+            (l.join().unwrap_or_else(|_| panic!("hash thread")), r)
+        });
+        return Ok(merge_subtrees_non_root(&l?, &r?, Mode::Hash));
+    }
+    let mut hasher = blake3::Hasher::new();
+    hasher.set_input_offset(start);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = start;
+    while at < end {
+        let n = ((end - at) as usize).min(buf.len());
+        f.read_exact_at(&mut buf[..n], at)?;
+        hasher.update(&buf[..n]);
+        at += n as u64;
+    }
+    Ok(hasher.finalize_non_root())
 }
 
 /// A new chain id: 16 hex digits from the time, the process and the copy's hash.
@@ -1057,6 +1108,34 @@ fn human_age(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_file_hash_split_over_threads_is_blake3_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut data = vec![0u8; (HASH_SPLIT * 3 + 12345) as usize];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for b in data.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        for len in [
+            0,
+            1,
+            1024,
+            1025,
+            HASH_SPLIT,
+            HASH_SPLIT + 1,
+            HASH_SPLIT * 2,
+            HASH_SPLIT * 3 + 12345,
+        ] {
+            let part = &data[..len as usize];
+            std::fs::write(&path, part).unwrap();
+            assert_eq!(hash_file(&path).unwrap(), blake3::hash(part), "{len} bytes");
+        }
+    }
 
     #[test]
     fn chain_ids_round_trip_through_the_delta_header() {

@@ -194,14 +194,25 @@ fn check_with_hash(
         RestoreCheck::Full => Some("integrity_check"),
         RestoreCheck::Hash => None,
     };
-    let (hashed, checked) = std::thread::scope(|scope| {
+    // The hash, the check and the copy's fsync (a rebuilt chain is not synced yet) at once:
+    // the hash takes one core, the check the other, the fsync the disk.
+    let (hashed, checked, synced) = std::thread::scope(|scope| {
         let hasher = scope.spawn(|| crate::source::sqlite::incremental::hash_file(path));
+        let syncer = scope.spawn(|| {
+            File::open(path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| format!("cannot write it to disk: {e}"))
+        });
         let checked = run_check(path, pragma);
         let hashed = hasher
             .join()
             .unwrap_or_else(|_| Err("the hash panicked".into()));
-        (hashed, checked)
+        let synced = syncer
+            .join()
+            .unwrap_or_else(|_| Err("the fsync panicked".into()));
+        (hashed, checked, synced)
     });
+    synced?;
     let got = crate::source::sqlite::incremental::hash_text(&hashed?);
     if got != expected {
         return Err(format!(
