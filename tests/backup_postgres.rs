@@ -539,3 +539,151 @@ fn a_truncated_dump_stream_is_refused_before_restic() {
     );
     assert_no_password(&run);
 }
+
+/// A database whose CHECK constraint calls a function that, once loaded anywhere but in its
+/// own database, tries to create a superuser and to run a program on the server.
+fn make_forged_source(pg: &Postgres, evil_role: &str, marker: &std::path::Path) -> String {
+    let db = pg.fresh_database("forged_src");
+    pg.sql_in(
+        &db,
+        &format!(
+            "CREATE FUNCTION grab(x int) RETURNS int LANGUAGE plpgsql AS $f$
+             BEGIN
+               IF current_database() <> '{db}' THEN
+                 BEGIN
+                   EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch {marker}''';
+                 EXCEPTION WHEN insufficient_privilege THEN NULL;
+                 END;
+                 EXECUTE 'CREATE ROLE {evil_role} LOGIN SUPERUSER';
+               END IF;
+               RETURN x;
+             END $f$;
+             CREATE TABLE loot (x int CHECK (grab(x) = x));
+             INSERT INTO loot VALUES (1);",
+            marker = marker.display()
+        ),
+    );
+    db
+}
+
+/// Replaces the archive of `db` in the latest snapshot by a pg_dump of `forged`, as anyone
+/// with the repository key could, and writes that as a new snapshot.
+fn forge_snapshot(pg: &Postgres, sb: &Sandbox, db: &str, forged: &str) {
+    let restored = sb.restic_restore_latest("forged");
+    let staging = sb.restored_dump(&restored, "shop", "");
+    let archive = staging.join("main.pgdump").join(format!("{db}.dump"));
+    let out = Command::new("pg_dump")
+        .arg("-h")
+        .arg(&pg.socket_dir)
+        .args(["-p", &pg.port.to_string(), "-U", "postgres", "-Fc", "-Z0"])
+        .arg("-f")
+        .arg(&archive)
+        .arg(forged)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = sb.restic(&[
+        "backup",
+        "--host",
+        "test-host",
+        "--tag",
+        "resticpilot",
+        "--tag",
+        "profile:shop",
+        staging.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The temporary role a run says it loaded as (none when it did not make one).
+fn load_role_of(run: &Run) -> Option<String> {
+    let at = run.all().find("resticpilot_load_")?;
+    Some(
+        run.all()[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect(),
+    )
+}
+
+fn role_exists(pg: &Postgres, role: &str) -> bool {
+    pg.sql(&format!(
+        "SELECT count(*) FROM pg_roles WHERE rolname = '{role}'"
+    ))
+    .trim()
+        != "0"
+}
+
+#[test]
+fn a_forged_archive_cannot_reach_beyond_the_database_restored_or_verified() {
+    let pg = server();
+    let db = pg.fresh_database("victim");
+    make_shop(pg, &db);
+    let sb = sandbox(pg, &format!("[{db}]"), "");
+    sb.run(&["backup", "shop"]).assert_code(0);
+    let evil_role = format!("evil_{db}");
+    let marker = pg.dir.join(format!("pwned-{db}"));
+    let forged = make_forged_source(pg, &evil_role, &marker);
+    forge_snapshot(pg, &sb, &db, &forged);
+    let live = fingerprint(pg, &db);
+
+    // restore, in place and under another name: refused by the server, nothing changed.
+    for args in [
+        vec!["restore", "shop", "--database", "main", "--force"],
+        vec![
+            "restore",
+            "shop",
+            "--database",
+            "main",
+            "--into",
+            "forged_copy",
+        ],
+    ] {
+        let run = sb.run(&args);
+        run.assert_code(1);
+        assert!(
+            run.stderr
+                .contains("must be superuser to create superusers")
+                && run.stderr.contains("was left as it was"),
+            "{}",
+            run.all()
+        );
+        assert!(!role_exists(pg, &evil_role), "{}", run.all());
+        assert!(!marker.exists(), "the archive ran a program on the server");
+        assert_eq!(fingerprint(pg, &db), live);
+        let temp = load_role_of(&run).expect("a temporary load role");
+        assert!(!role_exists(pg, &temp), "{temp} was left behind");
+    }
+    assert_eq!(
+        pg.sql("SELECT count(*) FROM pg_database WHERE datname = 'forged_copy' OR datname LIKE 'victim%rp_new%'")
+            .trim(),
+        "0"
+    );
+
+    // The drill: fails, and the same holds.
+    let run = sb.run(&["verify", "shop", "--json"]);
+    run.assert_code(1);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let main = &report["databases"][0];
+    assert_eq!(main["result"], "failed", "{main}");
+    assert!(
+        main["detail"]
+            .as_str()
+            .unwrap()
+            .contains("must be superuser to create superusers"),
+        "{main}"
+    );
+    assert!(!role_exists(pg, &evil_role), "{}", run.all());
+    assert!(!marker.exists(), "the archive ran a program on the server");
+    assert_eq!(fingerprint(pg, &db), live);
+    let temp = load_role_of(&run).expect("a temporary load role");
+    assert!(!role_exists(pg, &temp), "{temp} was left behind");
+}
