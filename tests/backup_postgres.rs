@@ -687,3 +687,77 @@ fn a_forged_archive_cannot_reach_beyond_the_database_restored_or_verified() {
     let temp = load_role_of(&run).expect("a temporary load role");
     assert!(!role_exists(pg, &temp), "{temp} was left behind");
 }
+
+#[test]
+fn a_load_role_that_cannot_log_in_fails_before_loading_and_names_pg_hba() {
+    let pg = private_server();
+    let db = pg.fresh_database("nohba");
+    make_shop(&pg, &db);
+    let sb = sandbox(&pg, &format!("[{db}]"), "");
+    sb.run(&["backup", "shop"]).assert_code(0);
+    // Only the configured account may log in over TCP.
+    let hba = pg.dir.join("data").join("pg_hba.conf");
+    let text = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!(
+            "local all all trust\nhost all rp_admin 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 reject\n{text}"
+        ),
+    )
+    .unwrap();
+    pg.sql("SELECT pg_reload_conf()");
+    let live = fingerprint(&pg, &db);
+    for args in [
+        vec!["restore", "shop", "--database", "main", "--force"],
+        vec!["verify", "shop"],
+    ] {
+        let run = sb.run(&args);
+        run.assert_code(1);
+        assert!(run.all().contains("pg_hba.conf"), "{}", run.all());
+        assert!(run.all().contains("cannot log in"), "{}", run.all());
+        assert_eq!(fingerprint(&pg, &db), live);
+        assert_eq!(
+            pg.sql("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'resticpilot_load_%'")
+                .trim(),
+            "0"
+        );
+        assert_eq!(
+            pg.sql(&format!(
+                "SELECT count(*) FROM pg_database WHERE datname LIKE '{db}_rp_new%' OR datname LIKE 'resticpilot_verify%'"
+            ))
+            .trim(),
+            "0"
+        );
+    }
+}
+
+#[test]
+fn expired_load_roles_left_by_a_killed_run_are_dropped_at_the_next_load() {
+    let pg = server();
+    let db = pg.fresh_database("stale");
+    make_shop(pg, &db);
+    let sb = sandbox(pg, &format!("[{db}]"), "");
+    sb.run(&["backup", "shop"]).assert_code(0);
+    // What a run killed mid-load leaves: its role, expired, owning its scratch database.
+    let stale = format!("resticpilot_load_1_{db}");
+    pg.sql(&format!(
+        "CREATE ROLE {stale} LOGIN VALID UNTIL '2001-01-01'"
+    ));
+    pg.sql(&format!("CREATE DATABASE {stale}_scratch OWNER {stale}"));
+    let run = sb.run(&["verify", "shop"]);
+    run.assert_code(0);
+    assert!(
+        run.all()
+            .contains(&format!("dropped the expired temporary load role {stale}")),
+        "{}",
+        run.all()
+    );
+    assert!(!role_exists(pg, &stale));
+    assert_eq!(
+        pg.sql(&format!(
+            "SELECT count(*) FROM pg_database WHERE datname = '{stale}_scratch'"
+        ))
+        .trim(),
+        "0"
+    );
+}
