@@ -761,3 +761,36 @@ fn expired_load_roles_left_by_a_killed_run_are_dropped_at_the_next_load() {
         "0"
     );
 }
+
+#[test]
+fn an_extension_only_a_superuser_can_create_is_created_from_the_servers_script() {
+    let pg = server();
+    let db = pg.fresh_database("ext");
+    // bloom is not a trusted extension: the unprivileged load role could not create it.
+    pg.sql_in(
+        &db,
+        "CREATE EXTENSION bloom;
+         CREATE TABLE sightings (a int, b int);
+         INSERT INTO sightings SELECT i, i * 2 FROM generate_series(1, 50) i;
+         CREATE INDEX sightings_bloom ON sightings USING bloom (a, b);",
+    );
+    let sb = sandbox(pg, &format!("[{db}]"), "");
+    sb.run(&["backup", "shop"]).assert_code(0);
+    let copy = format!("{db}_copy");
+    let run = sb.run(&["restore", "shop", "--database", "main", "--into", &copy]);
+    run.assert_code(0);
+    assert!(
+        run.all().contains("created extensions bloom"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(
+        pg.sql_in(
+            &copy,
+            "SELECT count(*) FROM sightings; SELECT indexdef FROM pg_indexes WHERE indexname = 'sightings_bloom'"
+        )
+        .trim(),
+        "50\nCREATE INDEX sightings_bloom ON public.sightings USING bloom (a, b)"
+    );
+    sb.run(&["verify", "shop"]).assert_code(0);
+}

@@ -731,3 +731,14 @@ fn count_rows(conn: &Conn, db: &str, tables: &[String]) -> Result<Vec<(String, i
         .map(|(t, n)| (t.to_string(), n.trim().parse().unwrap_or(-1)))
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::toc_extensions;
+
+    #[test]
+    fn postgresql_extensions_are_read_from_the_table_of_contents_by_name() {
+        let list = ";\n; Archive created at 2026-11-30\n;     EXTENSION - fake\n2; 3079 16385 EXTENSION - bloom \n3; 0 0 COMMENT - EXTENSION bloom \n215; 1259 16390 TABLE public t rp\n";
+        assert_eq!(toc_extensions(list), vec!["bloom".to_string()]);
+    }
+}
