@@ -541,8 +541,10 @@ fn a_truncated_dump_stream_is_refused_before_restic() {
 }
 
 /// A database whose CHECK constraint calls a function that, once loaded anywhere but in its
-/// own database, tries to create a superuser and to run a program on the server.
+/// own database, tries to run a program on the server, to make the existing role
+/// `<evil_role>_victim` a superuser with a known password, and to create a superuser.
 fn make_forged_source(pg: &Postgres, evil_role: &str, marker: &std::path::Path) -> String {
+    pg.sql(&format!("CREATE ROLE {evil_role}_victim NOLOGIN"));
     let db = pg.fresh_database("forged_src");
     pg.sql_in(
         &db,
@@ -552,6 +554,10 @@ fn make_forged_source(pg: &Postgres, evil_role: &str, marker: &std::path::Path) 
                IF current_database() <> '{db}' THEN
                  BEGIN
                    EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch {marker}''';
+                 EXCEPTION WHEN insufficient_privilege THEN NULL;
+                 END;
+                 BEGIN
+                   EXECUTE 'ALTER ROLE {evil_role}_victim SUPERUSER PASSWORD ''taken''';
                  EXCEPTION WHEN insufficient_privilege THEN NULL;
                  END;
                  EXECUTE 'CREATE ROLE {evil_role} LOGIN SUPERUSER';
@@ -632,6 +638,13 @@ fn a_forged_archive_cannot_reach_beyond_the_database_restored_or_verified() {
     let evil_role = format!("evil_{db}");
     let marker = pg.dir.join(format!("pwned-{db}"));
     let forged = make_forged_source(pg, &evil_role, &marker);
+    let victim = || {
+        pg.sql(&format!(
+            "SELECT rolsuper, rolpassword IS NOT NULL FROM pg_authid WHERE rolname = '{evil_role}_victim'"
+        ))
+        .trim()
+        .to_string()
+    };
     forge_snapshot(pg, &sb, &db, &forged);
     let live = fingerprint(pg, &db);
 
@@ -658,6 +671,7 @@ fn a_forged_archive_cannot_reach_beyond_the_database_restored_or_verified() {
         );
         assert!(!role_exists(pg, &evil_role), "{}", run.all());
         assert!(!marker.exists(), "the archive ran a program on the server");
+        assert_eq!(victim(), "f|f", "the archive changed another role");
         assert_eq!(fingerprint(pg, &db), live);
         let temp = load_role_of(&run).expect("a temporary load role");
         assert!(!role_exists(pg, &temp), "{temp} was left behind");
@@ -683,6 +697,7 @@ fn a_forged_archive_cannot_reach_beyond_the_database_restored_or_verified() {
     );
     assert!(!role_exists(pg, &evil_role), "{}", run.all());
     assert!(!marker.exists(), "the archive ran a program on the server");
+    assert_eq!(victim(), "f|f", "the archive changed another role");
     assert_eq!(fingerprint(pg, &db), live);
     let temp = load_role_of(&run).expect("a temporary load role");
     assert!(!role_exists(pg, &temp), "{temp} was left behind");
@@ -792,5 +807,40 @@ fn an_extension_only_a_superuser_can_create_is_created_from_the_servers_script()
         .trim(),
         "50\nCREATE INDEX sightings_bloom ON public.sightings USING bloom (a, b)"
     );
+    sb.run(&["verify", "shop"]).assert_code(0);
+}
+
+#[test]
+fn a_createrole_account_loads_through_a_temporary_role_too() {
+    let pg = server();
+    let db = pg.fresh_database("creator");
+    pg.sql_in(
+        &db,
+        "CREATE TABLE notes (id serial PRIMARY KEY, body text); INSERT INTO notes (body) VALUES ('a'), ('b');",
+    );
+    pg.sql(&format!(
+        "DO $$ BEGIN CREATE ROLE rp_creator LOGIN CREATEROLE CREATEDB; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$; ALTER ROLE rp_creator PASSWORD '{}'; GRANT pg_read_all_data TO rp_creator",
+        PASSWORD.replace('\'', "''")
+    ));
+    let sb = sandbox(pg, &format!("[{db}]"), "");
+    sb.config(
+        &profile(pg, &format!("[{db}]"), "{dir}/pg-password", "")
+            .replace("user: rp_admin", "user: rp_creator"),
+    );
+    sb.run(&["backup", "shop"]).assert_code(0);
+    let copy = format!("{db}_copy");
+    let run = sb.run(&["restore", "shop", "--database", "main", "--into", &copy]);
+    run.assert_code(0);
+    assert!(
+        run.all().contains("rp_creator is CREATEROLE"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(
+        pg.sql_in(&copy, "SELECT count(*) || ' ' || pg_get_userbyid(relowner) FROM notes, pg_class WHERE relname = 'notes' GROUP BY relowner").trim(),
+        "2 rp_creator"
+    );
+    let temp = load_role_of(&run).expect("a temporary load role");
+    assert!(!role_exists(pg, &temp), "{temp} was left behind");
     sb.run(&["verify", "shop"]).assert_code(0);
 }

@@ -133,7 +133,13 @@ impl Conn {
     ///
     /// Fails with psql's message; `unreachable` is set when no connection was made.
     pub fn query(&self, db: &str, sql: &str) -> Result<Vec<String>, QueryError> {
-        self.psql(db, sql, None)
+        self.psql(db, sql, None, false)
+    }
+
+    /// [`Conn::query`] for undoing what this run made (a scratch database, a temporary
+    /// role): it still runs while the run is being stopped by a signal.
+    pub fn cleanup_query(&self, db: &str, sql: &str) -> Result<Vec<String>, QueryError> {
+        self.psql(db, sql, None, true)
     }
 
     /// [`Conn::query`] for a statement holding `secret`: the statement goes to psql through
@@ -145,10 +151,16 @@ impl Conn {
         sql: &str,
         secret: &str,
     ) -> Result<Vec<String>, QueryError> {
-        self.psql(db, sql, Some(secret))
+        self.psql(db, sql, Some(secret), false)
     }
 
-    fn psql(&self, db: &str, sql: &str, secret: Option<&str>) -> Result<Vec<String>, QueryError> {
+    fn psql(
+        &self,
+        db: &str,
+        sql: &str,
+        secret: Option<&str>,
+        cleanup: bool,
+    ) -> Result<Vec<String>, QueryError> {
         let psql = tool("psql").map_err(|message| QueryError {
             message,
             unreachable: false,
@@ -158,6 +170,9 @@ impl Conn {
             .command(&psql)
             .arg(format!("--dbname={}", conninfo_dbname(db)))
             .args(["-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1"]);
+        if cleanup {
+            cmd = cmd.cleanup();
+        }
         let mut secrets = Secrets::default();
         if let Some(p) = &self.password {
             secrets.add(p);

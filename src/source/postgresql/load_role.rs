@@ -22,6 +22,8 @@ const VALID_FOR: Duration = Duration::from_secs(15 * 60);
 pub struct LoadRole {
     /// The admin account's name (`current_user`).
     pub admin: String,
+    /// Whether the admin account is a superuser.
+    pub superuser: bool,
     /// The temporary role, when there is one.
     pub temp: Option<Temp>,
 }
@@ -117,7 +119,11 @@ impl LoadRole {
             tracing::info!(
                 "loading the archive as {admin}: it is neither superuser nor CREATEROLE, so the server already confines it"
             );
-            return Ok(LoadRole { admin, temp: None });
+            return Ok(LoadRole {
+                admin,
+                superuser: false,
+                temp: None,
+            });
         }
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!(
@@ -158,6 +164,7 @@ impl LoadRole {
         let temp_conn = conn.as_login(&name, &password)?;
         Ok(LoadRole {
             admin,
+            superuser: sup,
             temp: Some(Temp {
                 name,
                 conn: temp_conn,
@@ -231,7 +238,7 @@ impl LoadRole {
             return Ok(());
         }
         let role = ident(&temp.name);
-        admin.query(
+        admin.cleanup_query(
             "postgres",
             &format!("DROP OWNED BY {role}; DROP ROLE {role}"),
         )?;

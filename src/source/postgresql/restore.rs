@@ -161,8 +161,8 @@ fn state_exists(conn: &Conn, name: &str) -> Result<bool, QueryError> {
 /// The load runs as an unprivileged account (see [`LoadRole`]): a temporary role when the
 /// configured account is a superuser or has CREATEROLE, owning only `scratch`; objects are
 /// loaded without their owners (`--no-owner`), then handed to the configured account, and
-/// tables and views whose archive owner is an unprivileged role of the server go back to
-/// that role.
+/// (when it is a superuser) tables and views whose archive owner is an unprivileged role of
+/// the server go back to that role.
 fn load(
     conn: &Conn,
     archive: &Path,
@@ -241,7 +241,8 @@ fn load(
         } else {
             Vec::new()
         };
-        let relations = if role.temp.is_some() {
+        // Only a superuser may give objects to roles it is not a member of.
+        let relations = if role.temp.is_some() && role.superuser {
             relations(loader, scratch).map_err(|e| e.message)?
         } else {
             Vec::new()
@@ -413,7 +414,7 @@ fn give_back_owners(
 }
 
 fn drop_database(conn: &Conn, name: &str) -> Result<(), QueryError> {
-    conn.query(
+    conn.cleanup_query(
         "postgres",
         &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(name)),
     )
