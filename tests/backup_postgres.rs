@@ -710,6 +710,15 @@ fn a_load_role_that_cannot_log_in_fails_before_loading_and_names_pg_hba() {
     make_shop(&pg, &db);
     let sb = sandbox(&pg, &format!("[{db}]"), "");
     sb.run(&["backup", "shop"]).assert_code(0);
+    // With every statement logged, the temporary role's password stays out of the log.
+    pg.sql("ALTER SYSTEM SET log_statement = 'all'");
+    pg.sql("SELECT pg_reload_conf()");
+    let run = sb.run(&["verify", "shop"]);
+    run.assert_code(0);
+    let temp = load_role_of(&run).expect("a temporary load role");
+    let log = std::fs::read_to_string(pg.dir.join("server.log")).unwrap();
+    assert!(log.contains(&format!("DROP ROLE \"{temp}\"")), "{log}");
+    assert!(!log.contains("PASSWORD"), "{log}");
     // Only the configured account may log in over TCP.
     let hba = pg.dir.join("data").join("pg_hba.conf");
     let text = std::fs::read_to_string(&hba).unwrap();

@@ -132,8 +132,15 @@ impl LoadRole {
             N.fetch_add(1, Ordering::SeqCst)
         );
         let password = random_password()?;
+        // The statement holds the password: a superuser keeps it out of the server's log
+        // whatever `log_statement` says (a CREATEROLE account may not change these).
+        let quiet = if sup {
+            "SET log_statement = 'none'; SET log_min_duration_statement = -1; SET log_min_error_statement = 'panic';\n"
+        } else {
+            ""
+        };
         let sql = format!(
-            "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 3 PASSWORD {} VALID UNTIL {}",
+            "{quiet}CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 3 PASSWORD {} VALID UNTIL {}",
             ident(&name),
             literal(&password),
             literal(
