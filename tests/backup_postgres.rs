@@ -767,7 +767,7 @@ fn expired_load_roles_left_by_a_killed_run_are_dropped_at_the_next_load() {
     pg.sql(&format!(
         "CREATE ROLE {stale} LOGIN VALID UNTIL '2001-01-01'"
     ));
-    pg.sql(&format!("CREATE DATABASE {stale}_scratch OWNER {stale}"));
+    pg.sql(&format!("CREATE DATABASE {db}_rp_new0 OWNER {stale}"));
     let run = sb.run(&["verify", "shop"]);
     run.assert_code(0);
     assert!(
@@ -779,7 +779,7 @@ fn expired_load_roles_left_by_a_killed_run_are_dropped_at_the_next_load() {
     assert!(!role_exists(pg, &stale));
     assert_eq!(
         pg.sql(&format!(
-            "SELECT count(*) FROM pg_database WHERE datname = '{stale}_scratch'"
+            "SELECT count(*) FROM pg_database WHERE datname = '{db}_rp_new0'"
         ))
         .trim(),
         "0"

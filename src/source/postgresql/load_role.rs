@@ -60,7 +60,7 @@ fn random_password() -> Result<String, String> {
 }
 
 /// Drops the temporary roles whose validity ended (left by a run that was killed): the
-/// scratch databases they own first (only when nobody is connected to them), then what they
+/// scratch databases they own first (named as resticpilot names them) (only when nobody is connected to them), then what they
 /// own in `postgres`, then the role. Each is logged; a role that cannot be dropped yet is
 /// left for the next time.
 pub fn drop_stale(conn: &Conn) {
@@ -82,7 +82,7 @@ pub fn drop_stale(conn: &Conn) {
             .query(
                 "postgres",
                 &format!(
-                    "SELECT datname FROM pg_database WHERE datdba = (SELECT oid FROM pg_roles WHERE rolname = {})",
+                    "SELECT datname FROM pg_database WHERE datdba = (SELECT oid FROM pg_roles WHERE rolname = {}) AND (starts_with(datname, 'resticpilot_verify_') OR datname ~ '_rp_new[0-9]+$')",
                     literal(&role)
                 ),
             )

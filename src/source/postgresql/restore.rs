@@ -1,7 +1,9 @@
 //! Restoring a PostgreSQL dump: in place, under another name (`--into`), into a directory
 //! (`--target`), and the drill (`verify`). Each archive is read out of the snapshot into a
 //! private file and read back whole by `pg_restore` before anything reaches the server; it is
-//! then loaded into a new scratch database in one transaction, its tables are compared with
+//! then loaded into a new scratch database in one transaction, as an unprivileged account
+//! (a temporary role when the configured one is privileged: `load_role`, because the
+//! archive's SQL is untrusted), its tables are compared with
 //! the archive's, and only then does the scratch database take the target's name (renames in
 //! one transaction). A failed restore leaves the target as it was; a replaced target is kept
 //! under another name, never dropped.
