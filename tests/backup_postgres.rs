@@ -362,10 +362,20 @@ fn verify_passes_on_a_good_snapshot_and_fails_on_a_truncated_archive() {
         .find(|r| r["table"] == format!("{db}.public.customers"))
         .unwrap();
     assert_eq!(customers["rows"], 3);
-    // The scratch database is gone.
+    // The scratch database is gone (named, since other tests' drills run beside this one).
+    let detail = main["detail"].as_str().unwrap();
+    let at = detail
+        .find("resticpilot_verify_")
+        .expect("the scratch database's name");
+    let scratch: String = detail[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
     assert_eq!(
-        pg.sql("SELECT count(*) FROM pg_database WHERE datname LIKE 'resticpilot_verify%'")
-            .trim(),
+        pg.sql(&format!(
+            "SELECT count(*) FROM pg_database WHERE datname = '{scratch}'"
+        ))
+        .trim(),
         "0"
     );
 
@@ -757,7 +767,8 @@ fn a_load_role_that_cannot_log_in_fails_before_loading_and_names_pg_hba() {
 
 #[test]
 fn expired_load_roles_left_by_a_killed_run_are_dropped_at_the_next_load() {
-    let pg = server();
+    // A server of its own: a run of another test would drop the expired role first.
+    let pg = &private_server();
     let db = pg.fresh_database("stale");
     make_shop(pg, &db);
     let sb = sandbox(pg, &format!("[{db}]"), "");

@@ -201,7 +201,7 @@ fn load(
                 super::client::conninfo_dbname(scratch)
             ))
             .args(["--single-transaction", "--exit-on-error", "--no-owner"]);
-        let mut _use_list = None;
+        let mut use_list = None;
         if role.temp.is_some() {
             let (file, names) = prepare_extensions(conn, &list, scratch, archive)?;
             if !names.is_empty() {
@@ -212,14 +212,17 @@ fn load(
             }
             if let Some(file) = file {
                 cmd = cmd.arg(format!("--use-list={}", file.display()));
-                _use_list = Some(file);
+                use_list = Some(file);
             }
         }
         let out = cmd
             .arg(archive)
             .time_limit(timeout, "restore_timeout")
-            .output()
-            .map_err(|e| conn.redact(&e.to_string()))?;
+            .output();
+        if let Some(file) = &use_list {
+            let _ = std::fs::remove_file(file);
+        }
+        let out = out.map_err(|e| conn.redact(&e.to_string()))?;
         if !out.status.success() {
             return Err(format!(
                 "pg_restore {}: {}",
