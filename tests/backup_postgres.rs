@@ -362,10 +362,20 @@ fn verify_passes_on_a_good_snapshot_and_fails_on_a_truncated_archive() {
         .find(|r| r["table"] == format!("{db}.public.customers"))
         .unwrap();
     assert_eq!(customers["rows"], 3);
-    // The scratch database is gone.
+    // The scratch database is gone (named, since other tests' drills run beside this one).
+    let detail = main["detail"].as_str().unwrap();
+    let at = detail
+        .find("resticpilot_verify_")
+        .expect("the scratch database's name");
+    let scratch: String = detail[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
     assert_eq!(
-        pg.sql("SELECT count(*) FROM pg_database WHERE datname LIKE 'resticpilot_verify%'")
-            .trim(),
+        pg.sql(&format!(
+            "SELECT count(*) FROM pg_database WHERE datname = '{scratch}'"
+        ))
+        .trim(),
         "0"
     );
 
@@ -538,4 +548,319 @@ fn a_truncated_dump_stream_is_refused_before_restic() {
         sb.staging_files("shop")
     );
     assert_no_password(&run);
+}
+
+/// A database whose CHECK constraint calls a function that, once loaded anywhere but in its
+/// own database, tries to run a program on the server, to make the existing role
+/// `<evil_role>_victim` a superuser with a known password, and to create a superuser.
+fn make_forged_source(pg: &Postgres, evil_role: &str, marker: &std::path::Path) -> String {
+    pg.sql(&format!("CREATE ROLE {evil_role}_victim NOLOGIN"));
+    let db = pg.fresh_database("forged_src");
+    pg.sql_in(
+        &db,
+        &format!(
+            "CREATE FUNCTION grab(x int) RETURNS int LANGUAGE plpgsql AS $f$
+             BEGIN
+               IF current_database() <> '{db}' THEN
+                 BEGIN
+                   EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch {marker}''';
+                 EXCEPTION WHEN insufficient_privilege THEN NULL;
+                 END;
+                 BEGIN
+                   EXECUTE 'ALTER ROLE {evil_role}_victim SUPERUSER PASSWORD ''taken''';
+                 EXCEPTION WHEN insufficient_privilege THEN NULL;
+                 END;
+                 EXECUTE 'CREATE ROLE {evil_role} LOGIN SUPERUSER';
+               END IF;
+               RETURN x;
+             END $f$;
+             CREATE TABLE loot (x int CHECK (grab(x) = x));
+             INSERT INTO loot VALUES (1);",
+            marker = marker.display()
+        ),
+    );
+    db
+}
+
+/// Replaces the archive of `db` in the latest snapshot by a pg_dump of `forged`, as anyone
+/// with the repository key could, and writes that as a new snapshot.
+fn forge_snapshot(pg: &Postgres, sb: &Sandbox, db: &str, forged: &str) {
+    let restored = sb.restic_restore_latest("forged");
+    let staging = sb.restored_dump(&restored, "shop", "");
+    let archive = staging.join("main.pgdump").join(format!("{db}.dump"));
+    let out = Command::new("pg_dump")
+        .arg("-h")
+        .arg(&pg.socket_dir)
+        .args(["-p", &pg.port.to_string(), "-U", "postgres", "-Fc", "-Z0"])
+        .arg("-f")
+        .arg(&archive)
+        .arg(forged)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = sb.restic(&[
+        "backup",
+        "--host",
+        "test-host",
+        "--tag",
+        "resticpilot",
+        "--tag",
+        "profile:shop",
+        staging.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The temporary role a run says it loaded as (none when it did not make one).
+fn load_role_of(run: &Run) -> Option<String> {
+    let at = run.all().find("resticpilot_load_")?;
+    Some(
+        run.all()[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect(),
+    )
+}
+
+fn role_exists(pg: &Postgres, role: &str) -> bool {
+    pg.sql(&format!(
+        "SELECT count(*) FROM pg_roles WHERE rolname = '{role}'"
+    ))
+    .trim()
+        != "0"
+}
+
+#[test]
+fn a_forged_archive_cannot_reach_beyond_the_database_restored_or_verified() {
+    let pg = server();
+    let db = pg.fresh_database("victim");
+    make_shop(pg, &db);
+    let sb = sandbox(pg, &format!("[{db}]"), "");
+    sb.run(&["backup", "shop"]).assert_code(0);
+    let evil_role = format!("evil_{db}");
+    let marker = pg.dir.join(format!("pwned-{db}"));
+    let forged = make_forged_source(pg, &evil_role, &marker);
+    let victim = || {
+        pg.sql(&format!(
+            "SELECT rolsuper, rolpassword IS NOT NULL FROM pg_authid WHERE rolname = '{evil_role}_victim'"
+        ))
+        .trim()
+        .to_string()
+    };
+    forge_snapshot(pg, &sb, &db, &forged);
+    let live = fingerprint(pg, &db);
+
+    // restore, in place and under another name: refused by the server, nothing changed.
+    for args in [
+        vec!["restore", "shop", "--database", "main", "--force"],
+        vec![
+            "restore",
+            "shop",
+            "--database",
+            "main",
+            "--into",
+            "forged_copy",
+        ],
+    ] {
+        let run = sb.run(&args);
+        run.assert_code(1);
+        assert!(
+            run.stderr
+                .contains("must be superuser to create superusers")
+                && run.stderr.contains("was left as it was"),
+            "{}",
+            run.all()
+        );
+        assert!(!role_exists(pg, &evil_role), "{}", run.all());
+        assert!(!marker.exists(), "the archive ran a program on the server");
+        assert_eq!(victim(), "f|f", "the archive changed another role");
+        assert_eq!(fingerprint(pg, &db), live);
+        let temp = load_role_of(&run).expect("a temporary load role");
+        assert!(!role_exists(pg, &temp), "{temp} was left behind");
+    }
+    assert_eq!(
+        pg.sql("SELECT count(*) FROM pg_database WHERE datname = 'forged_copy' OR datname LIKE 'victim%rp_new%'")
+            .trim(),
+        "0"
+    );
+
+    // The drill: fails, and the same holds.
+    let run = sb.run(&["verify", "shop", "--json"]);
+    run.assert_code(1);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let main = &report["databases"][0];
+    assert_eq!(main["result"], "failed", "{main}");
+    assert!(
+        main["detail"]
+            .as_str()
+            .unwrap()
+            .contains("must be superuser to create superusers"),
+        "{main}"
+    );
+    assert!(!role_exists(pg, &evil_role), "{}", run.all());
+    assert!(!marker.exists(), "the archive ran a program on the server");
+    assert_eq!(victim(), "f|f", "the archive changed another role");
+    assert_eq!(fingerprint(pg, &db), live);
+    let temp = load_role_of(&run).expect("a temporary load role");
+    assert!(!role_exists(pg, &temp), "{temp} was left behind");
+}
+
+#[test]
+fn a_load_role_that_cannot_log_in_fails_before_loading_and_names_pg_hba() {
+    let pg = private_server();
+    let db = pg.fresh_database("nohba");
+    make_shop(&pg, &db);
+    let sb = sandbox(&pg, &format!("[{db}]"), "");
+    sb.run(&["backup", "shop"]).assert_code(0);
+    // With every statement logged, the temporary role's password stays out of the log.
+    pg.sql("ALTER SYSTEM SET log_statement = 'all'");
+    pg.sql("SELECT pg_reload_conf()");
+    let run = sb.run(&["verify", "shop"]);
+    run.assert_code(0);
+    let temp = load_role_of(&run).expect("a temporary load role");
+    let log = std::fs::read_to_string(pg.dir.join("server.log")).unwrap();
+    assert!(log.contains(&format!("DROP ROLE \"{temp}\"")), "{log}");
+    assert!(!log.contains("PASSWORD"), "{log}");
+    // Only the configured account may log in over TCP.
+    let hba = pg.dir.join("data").join("pg_hba.conf");
+    let text = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!(
+            "local all all trust\nhost all rp_admin 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 reject\n{text}"
+        ),
+    )
+    .unwrap();
+    pg.sql("SELECT pg_reload_conf()");
+    let live = fingerprint(&pg, &db);
+    for args in [
+        vec!["restore", "shop", "--database", "main", "--force"],
+        vec!["verify", "shop"],
+    ] {
+        let run = sb.run(&args);
+        run.assert_code(1);
+        assert!(run.all().contains("pg_hba.conf"), "{}", run.all());
+        assert!(run.all().contains("cannot log in"), "{}", run.all());
+        assert_eq!(fingerprint(&pg, &db), live);
+        assert_eq!(
+            pg.sql("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'resticpilot_load_%'")
+                .trim(),
+            "0"
+        );
+        assert_eq!(
+            pg.sql(&format!(
+                "SELECT count(*) FROM pg_database WHERE datname LIKE '{db}_rp_new%' OR datname LIKE 'resticpilot_verify%'"
+            ))
+            .trim(),
+            "0"
+        );
+    }
+}
+
+#[test]
+fn expired_load_roles_left_by_a_killed_run_are_dropped_at_the_next_load() {
+    // A server of its own: a run of another test would drop the expired role first.
+    let pg = &private_server();
+    let db = pg.fresh_database("stale");
+    make_shop(pg, &db);
+    let sb = sandbox(pg, &format!("[{db}]"), "");
+    sb.run(&["backup", "shop"]).assert_code(0);
+    // What a run killed mid-load leaves: its role, expired, owning its scratch database.
+    let stale = format!("resticpilot_load_1_{db}");
+    pg.sql(&format!(
+        "CREATE ROLE {stale} LOGIN VALID UNTIL '2001-01-01'"
+    ));
+    pg.sql(&format!("CREATE DATABASE {db}_rp_new0 OWNER {stale}"));
+    let run = sb.run(&["verify", "shop"]);
+    run.assert_code(0);
+    assert!(
+        run.all()
+            .contains(&format!("dropped the expired temporary load role {stale}")),
+        "{}",
+        run.all()
+    );
+    assert!(!role_exists(pg, &stale));
+    assert_eq!(
+        pg.sql(&format!(
+            "SELECT count(*) FROM pg_database WHERE datname = '{db}_rp_new0'"
+        ))
+        .trim(),
+        "0"
+    );
+}
+
+#[test]
+fn an_extension_only_a_superuser_can_create_is_created_from_the_servers_script() {
+    let pg = server();
+    let db = pg.fresh_database("ext");
+    // bloom is not a trusted extension: the unprivileged load role could not create it.
+    pg.sql_in(
+        &db,
+        "CREATE EXTENSION bloom;
+         CREATE TABLE sightings (a int, b int);
+         INSERT INTO sightings SELECT i, i * 2 FROM generate_series(1, 50) i;
+         CREATE INDEX sightings_bloom ON sightings USING bloom (a, b);",
+    );
+    let sb = sandbox(pg, &format!("[{db}]"), "");
+    sb.run(&["backup", "shop"]).assert_code(0);
+    let copy = format!("{db}_copy");
+    let run = sb.run(&["restore", "shop", "--database", "main", "--into", &copy]);
+    run.assert_code(0);
+    assert!(
+        run.all().contains("created extensions bloom"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(
+        pg.sql_in(
+            &copy,
+            "SELECT count(*) FROM sightings; SELECT indexdef FROM pg_indexes WHERE indexname = 'sightings_bloom'"
+        )
+        .trim(),
+        "50\nCREATE INDEX sightings_bloom ON public.sightings USING bloom (a, b)"
+    );
+    sb.run(&["verify", "shop"]).assert_code(0);
+}
+
+#[test]
+fn a_createrole_account_loads_through_a_temporary_role_too() {
+    let pg = server();
+    let db = pg.fresh_database("creator");
+    pg.sql_in(
+        &db,
+        "CREATE TABLE notes (id serial PRIMARY KEY, body text); INSERT INTO notes (body) VALUES ('a'), ('b');",
+    );
+    pg.sql(&format!(
+        "DO $$ BEGIN CREATE ROLE rp_creator LOGIN CREATEROLE CREATEDB; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$; ALTER ROLE rp_creator PASSWORD '{}'; GRANT pg_read_all_data TO rp_creator",
+        PASSWORD.replace('\'', "''")
+    ));
+    let sb = sandbox(pg, &format!("[{db}]"), "");
+    sb.config(
+        &profile(pg, &format!("[{db}]"), "{dir}/pg-password", "")
+            .replace("user: rp_admin", "user: rp_creator"),
+    );
+    sb.run(&["backup", "shop"]).assert_code(0);
+    let copy = format!("{db}_copy");
+    let run = sb.run(&["restore", "shop", "--database", "main", "--into", &copy]);
+    run.assert_code(0);
+    assert!(
+        run.all().contains("rp_creator is CREATEROLE"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(
+        pg.sql_in(&copy, "SELECT count(*) || ' ' || pg_get_userbyid(relowner) FROM notes, pg_class WHERE relname = 'notes' GROUP BY relowner").trim(),
+        "2 rp_creator"
+    );
+    let temp = load_role_of(&run).expect("a temporary load role");
+    assert!(!role_exists(pg, &temp), "{temp} was left behind");
+    sb.run(&["verify", "shop"]).assert_code(0);
 }

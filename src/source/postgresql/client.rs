@@ -65,6 +65,23 @@ impl Conn {
         })
     }
 
+    /// The same server, logged in as `user` with `password` (kept in its own in-memory
+    /// passfile like the configured one).
+    ///
+    /// Fails when the passfile cannot be made.
+    pub fn as_login(&self, user: &str, password: &str) -> Result<Conn, String> {
+        let mut source = self.source.clone();
+        source.user = Some(user.to_string());
+        source.password_file = None;
+        let fd = passfile_fd(password)
+            .map_err(|e| format!("cannot create the in-memory passfile: {e}"))?;
+        Ok(Conn {
+            source,
+            passfile: Some(Arc::new(fd)),
+            password: Some(password.to_string()),
+        })
+    }
+
     /// `tool` with the connection's settings: host or socket, port, user, no prompt, the
     /// connect bound, the passfile; the password marked as a secret of the command.
     pub fn command(&self, tool: &Path) -> Cmd {
@@ -116,28 +133,76 @@ impl Conn {
     ///
     /// Fails with psql's message; `unreachable` is set when no connection was made.
     pub fn query(&self, db: &str, sql: &str) -> Result<Vec<String>, QueryError> {
+        self.psql(db, sql, None, false)
+    }
+
+    /// [`Conn::query`] for undoing what this run made (a scratch database, a temporary
+    /// role): it still runs while the run is being stopped by a signal.
+    pub fn cleanup_query(&self, db: &str, sql: &str) -> Result<Vec<String>, QueryError> {
+        self.psql(db, sql, None, true)
+    }
+
+    /// [`Conn::query`] for a statement holding `secret`: the statement goes to psql through
+    /// an in-memory file it inherits (never its argument list), and `secret` is masked in
+    /// whatever psql prints.
+    pub fn query_secret(
+        &self,
+        db: &str,
+        sql: &str,
+        secret: &str,
+    ) -> Result<Vec<String>, QueryError> {
+        self.psql(db, sql, Some(secret), false)
+    }
+
+    fn psql(
+        &self,
+        db: &str,
+        sql: &str,
+        secret: Option<&str>,
+        cleanup: bool,
+    ) -> Result<Vec<String>, QueryError> {
         let psql = tool("psql").map_err(|message| QueryError {
             message,
             unreachable: false,
         })?;
         let bound = self.source.connect_timeout;
-        let out = self
+        let mut cmd = self
             .command(&psql)
             .arg(format!("--dbname={}", conninfo_dbname(db)))
-            .args(["-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1"])
-            .arg("-c")
-            .arg(sql)
+            .args(["-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1"]);
+        if cleanup {
+            cmd = cmd.cleanup();
+        }
+        let mut secrets = Secrets::default();
+        if let Some(p) = &self.password {
+            secrets.add(p);
+        }
+        if let Some(secret) = secret {
+            let fd = sql_fd(sql).map_err(|e| QueryError {
+                message: format!("cannot create an in-memory file for psql: {e}"),
+                unreachable: false,
+            })?;
+            secrets.add(secret);
+            cmd = cmd
+                .arg("-f")
+                .arg(format!("/dev/fd/{}", fd.as_raw_fd()))
+                .inherit_fd(Arc::new(fd))
+                .redact(secret);
+        } else {
+            cmd = cmd.arg("-c").arg(sql);
+        }
+        let out = cmd
             .time_limit(
                 bound * 4 + std::time::Duration::from_secs(60),
                 "connect_timeout",
             )
             .output()
             .map_err(|e| QueryError {
-                message: self.redact(&e.to_string()),
+                message: secrets.mask(&e.to_string()),
                 unreachable: false,
             })?;
         if !out.status.success() {
-            let stderr = self.redact(out.stderr.trim());
+            let stderr = secrets.mask(out.stderr.trim());
             let unreachable = stderr.contains("could not connect")
                 || stderr.contains("Connection refused")
                 || stderr.contains("No such file or directory")
@@ -227,6 +292,17 @@ fn passfile_fd(password: &str) -> std::io::Result<OwnedFd> {
     let mut file = std::fs::File::from(fd);
     let escaped = password.replace('\\', "\\\\").replace(':', "\\:");
     std::io::Write::write_all(&mut file, format!("*:*:*:*:{escaped}\n").as_bytes())?;
+    Ok(OwnedFd::from(file))
+}
+
+/// A memfd holding `sql`, for `psql -f /dev/fd/N`.
+fn sql_fd(sql: &str) -> std::io::Result<OwnedFd> {
+    use rustix::fs::{MemfdFlags, Mode, fchmod, memfd_create};
+    let fd = memfd_create("resticpilot-sql", MemfdFlags::CLOEXEC)?;
+    fchmod(&fd, Mode::from_raw_mode(0o600))?;
+    let mut file = std::fs::File::from(fd);
+    std::io::Write::write_all(&mut file, sql.as_bytes())?;
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))?;
     Ok(OwnedFd::from(file))
 }
 

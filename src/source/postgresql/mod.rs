@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod dump;
+pub mod load_role;
 pub mod restore;
 
 use std::any::Any;

@@ -1,7 +1,9 @@
 //! Restoring a PostgreSQL dump: in place, under another name (`--into`), into a directory
 //! (`--target`), and the drill (`verify`). Each archive is read out of the snapshot into a
 //! private file and read back whole by `pg_restore` before anything reaches the server; it is
-//! then loaded into a new scratch database in one transaction, its tables are compared with
+//! then loaded into a new scratch database in one transaction, as an unprivileged account
+//! (a temporary role when the configured one is privileged: `load_role`, because the
+//! archive's SQL is untrusted), its tables are compared with
 //! the archive's, and only then does the scratch database take the target's name (renames in
 //! one transaction). A failed restore leaves the target as it was; a replaced target is kept
 //! under another name, never dropped.
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::client::{Conn, QueryError, ident, literal, tool};
 use super::dump::read_back;
+use super::load_role::LoadRole;
 use super::{GLOBALS_FILE, PgSource, archive_name};
 use crate::error::Error;
 use crate::restic::Restic;
@@ -154,33 +157,72 @@ fn state_exists(conn: &Conn, name: &str) -> Result<bool, QueryError> {
 }
 
 /// Loads `archive` into the new database `scratch` in one transaction and compares its
-/// tables with the archive's. Drops `scratch` when anything fails.
+/// tables with the archive's (and counts their rows, with `count`). Drops `scratch` when
+/// anything fails.
+///
+/// The load runs as an unprivileged account (see [`LoadRole`]): a temporary role when the
+/// configured account is a superuser or has CREATEROLE, owning only `scratch`; objects are
+/// loaded without their owners (`--no-owner`), then handed to the configured account, and
+/// (when it is a superuser) tables and views whose archive owner is an unprivileged role of
+/// the server go back to that role.
 fn load(
     conn: &Conn,
     archive: &Path,
     tables: &[String],
     scratch: &str,
     timeout: Duration,
-) -> Result<Duration, String> {
+    count: bool,
+) -> Result<(Duration, Vec<(String, i64)>), String> {
     let start = Instant::now();
-    conn.query(
+    let mut role = LoadRole::choose(conn)?;
+    let owner = match &role.temp {
+        Some(t) => format!(" OWNER {}", ident(&t.name)),
+        None => String::new(),
+    };
+    if let Err(e) = conn.query(
         "postgres",
-        &format!("CREATE DATABASE {} TEMPLATE template0", ident(scratch)),
-    )
-    .map_err(|e| format!("cannot create the scratch database {scratch}: {e}"))?;
+        &format!(
+            "CREATE DATABASE {} TEMPLATE template0{owner}",
+            ident(scratch)
+        ),
+    ) {
+        let _ = role.drop_role(conn);
+        return Err(format!("cannot create the scratch database {scratch}: {e}"));
+    }
     let result = (|| {
+        role.check_login(scratch)?;
         let pg_restore = tool("pg_restore")?;
-        let out = conn
+        let list = toc(&pg_restore, archive)?;
+        let mut cmd = role
+            .conn(conn)
             .command(&pg_restore)
             .arg(format!(
                 "--dbname={}",
                 super::client::conninfo_dbname(scratch)
             ))
-            .args(["--single-transaction", "--exit-on-error"])
+            .args(["--single-transaction", "--exit-on-error", "--no-owner"]);
+        let mut use_list = None;
+        if role.temp.is_some() {
+            let (file, names) = prepare_extensions(conn, &list, scratch, archive)?;
+            if !names.is_empty() {
+                tracing::info!(
+                    "created extensions {} in {scratch} from the server's own scripts",
+                    names.join(", ")
+                );
+            }
+            if let Some(file) = file {
+                cmd = cmd.arg(format!("--use-list={}", file.display()));
+                use_list = Some(file);
+            }
+        }
+        let out = cmd
             .arg(archive)
             .time_limit(timeout, "restore_timeout")
-            .output()
-            .map_err(|e| conn.redact(&e.to_string()))?;
+            .output();
+        if let Some(file) = &use_list {
+            let _ = std::fs::remove_file(file);
+        }
+        let out = out.map_err(|e| conn.redact(&e.to_string()))?;
         if !out.status.success() {
             return Err(format!(
                 "pg_restore {}: {}",
@@ -188,7 +230,10 @@ fn load(
                 conn.redact(out.stderr.trim())
             ));
         }
-        let loaded = server_tables(conn, scratch).map_err(|e| e.message)?;
+        // Queried as the account that loaded: the loaded SQL can define functions and
+        // operators that a query in the scratch database might call.
+        let loader = role.conn(conn);
+        let loaded = server_tables(loader, scratch).map_err(|e| e.message)?;
         if loaded != tables {
             return Err(format!(
                 "the loaded tables ({}) differ from the archive's ({})",
@@ -196,16 +241,185 @@ fn load(
                 tables.join(", ")
             ));
         }
-        Ok(start.elapsed())
+        let rows = if count {
+            count_rows(loader, scratch, tables).map_err(|e| e.message)?
+        } else {
+            Vec::new()
+        };
+        // Only a superuser may give objects to roles it is not a member of.
+        let relations = if role.temp.is_some() && role.superuser {
+            relations(loader, scratch).map_err(|e| e.message)?
+        } else {
+            Vec::new()
+        };
+        role.hand_over(conn, scratch)?;
+        if !relations.is_empty() {
+            give_back_owners(conn, scratch, &list, &relations)?;
+        }
+        Ok((start.elapsed(), rows))
     })();
     if result.is_err() {
         let _ = drop_database(conn, scratch);
     }
+    if let Err(e) = role.drop_role(conn) {
+        let name = role
+            .temp
+            .as_ref()
+            .map(|t| t.name.clone())
+            .unwrap_or_default();
+        let e = format!("cannot drop the temporary load role {name}: {e}");
+        return Err(match result {
+            Err(first) => format!("{first}; {e}"),
+            Ok(_) => e,
+        });
+    }
     result
 }
 
+/// The table of contents of `archive` (`pg_restore --list`).
+fn toc(pg_restore: &Path, archive: &Path) -> Result<String, String> {
+    let out = crate::process::Cmd::new(pg_restore)
+        .arg("--list")
+        .arg(archive)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "pg_restore --list {}: {}",
+            crate::process::describe_status(out.status),
+            out.stderr.trim()
+        ));
+    }
+    Ok(out.stdout_string())
+}
+
+/// The name of each extension in the table of contents `list` (`EXTENSION - name`).
+fn toc_extensions(list: &str) -> Vec<String> {
+    list.lines()
+        .filter(|l| !l.starts_with(';'))
+        .filter_map(|l| l.split_once(" EXTENSION - "))
+        .filter(|(head, _)| head.split_whitespace().count() == 3)
+        .map(|(_, rest)| rest.trim().split(' ').next().unwrap_or("").to_string())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// Creates, as the configured account, the extensions the archive lists that the server
+/// offers (by name only, so each comes from the server's own script), and writes a list
+/// for `pg_restore --use-list` without the comments on extensions (only an extension's
+/// owner may set them) when there are any. Returns the list file and the extensions made.
+fn prepare_extensions(
+    conn: &Conn,
+    list: &str,
+    scratch: &str,
+    archive: &Path,
+) -> Result<(Option<PathBuf>, Vec<String>), String> {
+    let mut made = Vec::new();
+    for name in toc_extensions(list) {
+        let available = conn
+            .query(
+                "postgres",
+                &format!(
+                    "SELECT 1 FROM pg_available_extensions WHERE name = {}",
+                    literal(&name)
+                ),
+            )
+            .map_err(|e| e.message)?;
+        if available.is_empty() {
+            // The load fails on it, naming it.
+            continue;
+        }
+        conn.query(
+            scratch,
+            &format!("CREATE EXTENSION IF NOT EXISTS {}", ident(&name)),
+        )
+        .map_err(|e| format!("cannot create extension {name} in {scratch}: {e}"))?;
+        made.push(name);
+    }
+    let comments = |l: &&str| l.contains(" COMMENT - EXTENSION ");
+    if !list.lines().any(|l| comments(&l)) {
+        return Ok((None, made));
+    }
+    let kept: String = list
+        .lines()
+        .filter(|l| !comments(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let file = archive.with_extension("list");
+    let mut f = crate::process::create_private(&file)
+        .map_err(|e| format!("cannot create {}: {e}", file.display()))?;
+    std::io::Write::write_all(&mut f, kept.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    Ok((Some(file), made))
+}
+
+/// The tables, views and foreign tables of `db`: (TOC kind, schema, name).
+fn relations(conn: &Conn, db: &str) -> Result<Vec<(String, String, String)>, QueryError> {
+    let rows = conn.query(
+        db,
+        "SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'm', 'f']::pg_catalog.\"char\"[]) AND n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema']::pg_catalog.name[])",
+    )?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let mut cols = r.split('\t');
+            Some((
+                cols.next()?.to_string(),
+                cols.next()?.to_string(),
+                cols.next()?.to_string(),
+            ))
+        })
+        .collect())
+}
+
+/// Gives each relation of `db` whose owner in the table of contents `list` is an
+/// unprivileged role of the server (no attribute, member of no role, not predefined) back
+/// to that role. Any other owner named by the archive is not trusted with its objects: they
+/// stay with the configured account.
+fn give_back_owners(
+    conn: &Conn,
+    db: &str,
+    list: &str,
+    relations: &[(String, String, String)],
+) -> Result<(), String> {
+    let safe = conn
+        .query(
+            "postgres",
+            &format!(
+                "SELECT rolname FROM pg_roles r WHERE NOT rolsuper AND NOT rolcreaterole AND NOT rolcreatedb AND NOT rolreplication AND NOT rolbypassrls AND NOT starts_with(rolname, 'pg_') AND NOT starts_with(rolname, {}) AND NOT EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = r.oid)",
+                literal(super::load_role::PREFIX)
+            ),
+        )
+        .map_err(|e| e.message)?;
+    let mut sql = Vec::new();
+    for (kind, schema, name) in relations {
+        let needle = format!(" {kind} {schema} {name} ");
+        let owner = list
+            .lines()
+            .filter(|l| !l.starts_with(';'))
+            .filter_map(|l| l.split_once(&needle))
+            .filter(|(head, _)| head.split_whitespace().count() == 3)
+            .map(|(_, owner)| owner.trim())
+            .find(|owner| safe.iter().any(|s| s == owner));
+        if let Some(owner) = owner {
+            sql.push(format!(
+                "ALTER {kind} {}.{} OWNER TO {}",
+                ident(schema),
+                ident(name),
+                ident(owner)
+            ));
+        }
+    }
+    if sql.is_empty() {
+        return Ok(());
+    }
+    conn.query(db, &sql.join("; "))
+        .map(|_| ())
+        .map_err(|e| format!("cannot give the loaded tables back to their owners: {e}"))
+}
+
 fn drop_database(conn: &Conn, name: &str) -> Result<(), QueryError> {
-    conn.query(
+    conn.cleanup_query(
         "postgres",
         &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(name)),
     )
@@ -248,7 +462,15 @@ pub fn restore(
         let (archive, bytes, tables) = fetch(run.restic, run.contents, db, from, work.path())?;
         let scratch =
             unused_name(&conn, to, "rp_new").map_err(|e| RestoreError::failed(&what, e.message))?;
-        let took = load(&conn, &archive, &tables, &scratch, src.restore_timeout).map_err(|e| {
+        let (took, _) = load(
+            &conn,
+            &archive,
+            &tables,
+            &scratch,
+            src.restore_timeout,
+            false,
+        )
+        .map_err(|e| {
             RestoreError::failed(&what, format!("{e}; database {to} was left as it was"))
         })?;
         let _ = std::fs::remove_file(&archive);
@@ -446,8 +668,15 @@ pub fn drill(run: &Drill<'_>, db: &ManifestDatabase, source: Option<&PgSource>) 
                     return check;
                 }
             };
-            let loaded = load(conn, &archive, &toc, &scratch, conn.source.restore_timeout)
-                .and_then(|_| count_rows(conn, &scratch, &toc).map_err(|e| e.message));
+            let loaded = load(
+                conn,
+                &archive,
+                &toc,
+                &scratch,
+                conn.source.restore_timeout,
+                true,
+            )
+            .map(|(_, counted)| counted);
             let _ = drop_database(conn, &scratch);
             match loaded {
                 Ok(counted) => rows.extend(counted.into_iter().map(|(t, n)| TableRows {
@@ -507,4 +736,15 @@ fn count_rows(conn: &Conn, db: &str, tables: &[String]) -> Result<Vec<(String, i
         .filter_map(|r| r.split_once('\t'))
         .map(|(t, n)| (t.to_string(), n.trim().parse().unwrap_or(-1)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::toc_extensions;
+
+    #[test]
+    fn postgresql_extensions_are_read_from_the_table_of_contents_by_name() {
+        let list = ";\n; Archive created at 2026-11-30\n;     EXTENSION - fake\n2; 3079 16385 EXTENSION - bloom \n3; 0 0 COMMENT - EXTENSION bloom \n215; 1259 16390 TABLE public t rp\n";
+        assert_eq!(toc_extensions(list), vec!["bloom".to_string()]);
+    }
 }
