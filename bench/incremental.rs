@@ -84,7 +84,13 @@ profiles:
             Some(db) => self.under_writer(db, &mut cmd, None, true),
             None => (run(&mut cmd, None, true), WriterStats::default()),
         };
-        assert!(t.ok, "resticpilot backup (incremental): {}", t.stderr);
+        // Exit 3 (finished with warnings) is what a rollback-mode copy past half of
+        // writer_hold_limit gives: the run itself succeeded.
+        assert!(
+            t.ok || t.status == "exit 3",
+            "resticpilot backup (incremental): {}",
+            t.stderr
+        );
         (t, w)
     }
 

@@ -998,6 +998,9 @@ fn sync_dir(dir: &Path) {
 
 /// Subtrees up to this size are hashed by one thread.
 const HASH_SPLIT: u64 = 64 << 20;
+/// Splits below the root: at most 2^(1 + this) threads, each with a 1 MiB buffer, so memory
+/// stays flat whatever the size (a split per 64 MiB took 80 MiB at 4 GiB).
+const HASH_DEPTH: u32 = 1;
 
 /// BLAKE3 of the file at `path`: large files are split along BLAKE3's own tree into subtrees
 /// hashed on threads (the same result as hashing the file in one stream, on all cores).
@@ -1018,8 +1021,8 @@ pub fn hash_file(path: &Path) -> Result<blake3::Hash, String> {
     }
     let left = blake3::hazmat::left_subtree_len(len);
     let (l, r) = std::thread::scope(|s| {
-        let l = s.spawn(|| subtree(&f, 0, left));
-        let r = subtree(&f, left, len);
+        let l = s.spawn(|| subtree(&f, 0, left, HASH_DEPTH));
+        let r = subtree(&f, left, len, HASH_DEPTH);
         (l.join().unwrap_or_else(|_| panic!("hash thread")), r)
     });
     Ok(merge_subtrees_root(
@@ -1031,15 +1034,20 @@ pub fn hash_file(path: &Path) -> Result<blake3::Hash, String> {
 
 /// The chaining value of the BLAKE3 subtree of `f` from `start` to `end` (a subtree of the
 /// file's tree: `start` aligned to its size), split over threads while larger than
-/// [`HASH_SPLIT`].
-fn subtree(f: &File, start: u64, end: u64) -> std::io::Result<blake3::hazmat::ChainingValue> {
+/// [`HASH_SPLIT`], `depth` more times at most.
+fn subtree(
+    f: &File,
+    start: u64,
+    end: u64,
+    depth: u32,
+) -> std::io::Result<blake3::hazmat::ChainingValue> {
     use blake3::hazmat::{HasherExt, Mode, merge_subtrees_non_root};
     let len = end - start;
-    if len > HASH_SPLIT {
+    if depth > 0 && len > HASH_SPLIT {
         let mid = start + blake3::hazmat::left_subtree_len(len);
         let (l, r) = std::thread::scope(|s| {
-            let l = s.spawn(|| subtree(f, start, mid));
-            let r = subtree(f, mid, end);
+            let l = s.spawn(|| subtree(f, start, mid, depth - 1));
+            let r = subtree(f, mid, end, depth - 1);
             (l.join().unwrap_or_else(|_| panic!("hash thread")), r)
         });
         return Ok(merge_subtrees_non_root(&l?, &r?, Mode::Hash));
