@@ -38,7 +38,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -619,6 +619,46 @@ impl Cmd {
         consumer: &Cmd,
         filter: &mut LineFilter<'_>,
     ) -> Result<Piped, ProcessError> {
+        self.feed(consumer, |pipe, stdin, passed| {
+            let mut reader = BufReader::with_capacity(256 * 1024, pipe);
+            let mut writer = io::BufWriter::with_capacity(256 * 1024, stdin);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        passed.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(e) => return Err(Transfer::Read(e)),
+                }
+                match filter(&line, &mut writer) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(true),
+                    Err(e) => return Err(Transfer::Feed(e)),
+                }
+            }
+            match writer.flush() {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(true),
+                Err(e) => return Err(Transfer::Feed(e)),
+            }
+            // Dropping the writer closes the consumer's stdin: its end of input.
+            drop(writer.into_inner().ok());
+            Ok(false)
+        })
+    }
+
+    /// The plumbing of [`Cmd::pipe_to`] and [`Cmd::tee_to`]: starts `consumer` (first, so a
+    /// consumer that cannot start never starts the producer), then `self`; `transfer` moves the
+    /// producer's stdout into the consumer's stdin (counting bytes in `passed` for the stall
+    /// bound) and says whether the consumer quit early, in which case the producer is killed.
+    /// The producer's bounds, else the consumer's, cover both.
+    fn feed(
+        &self,
+        consumer: &Cmd,
+        transfer: impl FnOnce(ChildStdout, ChildStdin, &AtomicU64) -> Result<bool, Transfer>,
+    ) -> Result<Piped, ProcessError> {
         let mut sink = consumer.spawn(Stdio::piped(), Stdio::piped())?;
         let sink_stdout = sink.stdout().map(|pipe| {
             std::thread::spawn(move || {
@@ -630,7 +670,6 @@ impl Cmd {
         let stdin = sink.child.as_mut().and_then(|c| c.stdin.take());
         let mut source = self.spawn(Stdio::null(), Stdio::piped())?;
         let passed = Arc::new(AtomicU64::new(0));
-        // The producer's bounds, else the consumer's, cover both.
         let bounds = if self.time_limit.is_some() || self.stall_limit.is_some() {
             self
         } else {
@@ -639,39 +678,15 @@ impl Cmd {
         let watchdog = bounds.watchdog(&[&source, &sink], Some(Progress::Counter(passed.clone())));
         let mut quit_early = false;
         if let (Some(pipe), Some(stdin)) = (source.stdout(), stdin) {
-            let mut reader = BufReader::with_capacity(256 * 1024, pipe);
-            let mut writer = io::BufWriter::with_capacity(256 * 1024, stdin);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match reader.read_until(b'\n', &mut line) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        passed.fetch_add(n as u64, Ordering::Relaxed);
-                    }
-                    Err(source_err) => {
-                        bounds.check_watchdog(watchdog)?;
-                        return Err(source.io_error(source_err));
-                    }
+            match transfer(pipe, stdin, &passed) {
+                Ok(quit) => quit_early = quit,
+                Err(Transfer::Read(e)) => {
+                    bounds.check_watchdog(watchdog)?;
+                    return Err(source.io_error(e));
                 }
-                match filter(&line, &mut writer) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                        quit_early = true;
-                        break;
-                    }
-                    Err(e) => return Err(sink.io_error(e)),
-                }
+                Err(Transfer::Write(e)) => return Err(source.io_error(e)),
+                Err(Transfer::Feed(e)) => return Err(sink.io_error(e)),
             }
-            if !quit_early {
-                match writer.flush() {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => quit_early = true,
-                    Err(e) => return Err(sink.io_error(e)),
-                }
-            }
-            // Dropping the writer closes the consumer's stdin: its end of input.
-            drop(writer.into_inner().ok());
         }
         if quit_early && let Some(child) = source.child.as_mut() {
             let _ = child.kill();
@@ -712,88 +727,48 @@ impl Cmd {
     /// Fails when either program cannot be started, `path` cannot be written, or the
     /// producer's stdout cannot be read.
     pub fn tee_to(&self, path: &Path, checker: &Cmd) -> Result<Piped, ProcessError> {
-        let file = create_private(path).map_err(|source| ProcessError::Io {
+        let mut file = create_private(path).map_err(|source| ProcessError::Io {
             program: self.program_name(),
             source: io::Error::new(
                 source.kind(),
                 format!("cannot create {}: {source}", path.display()),
             ),
         })?;
-        let mut sink = checker.spawn(Stdio::piped(), Stdio::piped())?;
-        let sink_stdout = sink.stdout().map(|pipe| {
-            std::thread::spawn(move || {
-                let mut tail = Tail::new(STDERR_TAIL_BYTES);
-                let _ = io::copy(&mut BufReader::new(pipe), &mut tail);
-                tail.into_string()
-            })
-        });
-        let stdin = sink.child.as_mut().and_then(|c| c.stdin.take());
-        let mut source = self.spawn(Stdio::null(), Stdio::piped())?;
-        let passed = Arc::new(AtomicU64::new(0));
-        let bounds = if self.time_limit.is_some() || self.stall_limit.is_some() {
-            self
-        } else {
-            checker
-        };
-        let watchdog = bounds.watchdog(&[&source, &sink], Some(Progress::Counter(passed.clone())));
-        let mut quit_early = false;
-        if let (Some(mut pipe), Some(mut stdin)) = (source.stdout(), stdin) {
-            let mut file = file;
+        self.feed(checker, |mut pipe, mut stdin, passed| {
             let mut block = vec![0u8; 256 * 1024];
             loop {
                 let n = match pipe.read(&mut block) {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        bounds.check_watchdog(watchdog)?;
-                        return Err(source.io_error(e));
-                    }
+                    Err(e) => return Err(Transfer::Read(e)),
                 };
                 passed.fetch_add(n as u64, Ordering::Relaxed);
                 file.write_all(&block[..n]).map_err(|e| {
-                    source.io_error(io::Error::new(
+                    Transfer::Write(io::Error::new(
                         e.kind(),
                         format!("cannot write {}: {e}", path.display()),
                     ))
                 })?;
                 match stdin.write_all(&block[..n]) {
                     Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                        quit_early = true;
-                        break;
-                    }
-                    Err(e) => return Err(sink.io_error(e)),
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(true),
+                    Err(e) => return Err(Transfer::Feed(e)),
                 }
             }
             // Dropping stdin closes the checker's input: its end of input.
-        }
-        if quit_early && let Some(child) = source.child.as_mut() {
-            let _ = child.kill();
-        }
-        let checker_waited = sink.wait();
-        let checker_stdout = sink_stdout
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default();
-        let producer_waited = source.wait();
-        bounds.check_watchdog(watchdog)?;
-        let (checker_status, checker_stderr) = checker_waited?;
-        let checker_stdout = checker.secrets.mask(&checker_stdout);
-        let (producer_status, producer_stderr) = producer_waited?;
-        Ok(Piped {
-            producer: Output {
-                status: producer_status,
-                stdout: Vec::new(),
-                stderr: producer_stderr,
-            },
-            consumer: Output {
-                status: checker_status,
-                stdout: checker_stdout.into_bytes(),
-                stderr: checker_stderr,
-            },
-            consumer_quit_early: quit_early,
+            Ok(false)
         })
     }
+}
+
+/// Why [`Cmd::feed`]'s transfer stopped: the producer's output could not be read, the
+/// producer's output could not be written where it goes besides the consumer, or the consumer's
+/// input could not be written.
+enum Transfer {
+    Read(io::Error),
+    Write(io::Error),
+    Feed(io::Error),
 }
 
 /// What [`Cmd::pipe_to`] passes each line through: the line (with its newline) and the
