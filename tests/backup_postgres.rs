@@ -385,21 +385,7 @@ fn verify_passes_on_a_good_snapshot_and_fails_on_a_truncated_archive() {
     let archive = staging.join("main.pgdump").join(format!("{db}.dump"));
     let bytes = std::fs::read(&archive).unwrap();
     std::fs::write(&archive, &bytes[..bytes.len() / 2]).unwrap();
-    let out = sb.restic(&[
-        "backup",
-        "--host",
-        "test-host",
-        "--tag",
-        "resticpilot",
-        "--tag",
-        "profile:shop",
-        staging.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sb.snapshot_by_hand("shop", &[&staging]);
     let live = fingerprint(pg, &db);
     let run = sb.run(&["verify", "shop", "--json"]);
     run.assert_code(1);
@@ -602,21 +588,7 @@ fn forge_snapshot(pg: &Postgres, sb: &Sandbox, db: &str, forged: &str) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = sb.restic(&[
-        "backup",
-        "--host",
-        "test-host",
-        "--tag",
-        "resticpilot",
-        "--tag",
-        "profile:shop",
-        staging.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sb.snapshot_by_hand("shop", &[&staging]);
 }
 
 /// The temporary role a run says it loaded as (none when it did not make one).

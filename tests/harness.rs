@@ -313,3 +313,29 @@ pub fn assert_output(kind: &str, value: &serde_json::Value) {
         errors.join("\n")
     );
 }
+
+impl Sandbox {
+    /// A snapshot of `dirs` made with restic directly, tagged as resticpilot tags profile
+    /// `profile`'s snapshots on host `test-host`: how the tests write forged or damaged
+    /// snapshot contents into the repository, as another holder of the key could.
+    #[track_caller]
+    pub fn snapshot_by_hand(&self, profile: &str, dirs: &[&Path]) {
+        let tag = format!("profile:{profile}");
+        let mut args = vec![
+            "backup",
+            "--host",
+            "test-host",
+            "--tag",
+            "resticpilot",
+            "--tag",
+            &tag,
+        ];
+        args.extend(dirs.iter().map(|d| d.to_str().unwrap()));
+        let out = self.restic(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

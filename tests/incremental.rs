@@ -522,22 +522,7 @@ fn a_tampered_delta_fails_restore_and_verify_and_leaves_the_live_file_untouched(
     let last = bytes.len() - 1;
     bytes[last] ^= 0x01;
     std::fs::write(&delta, &bytes).unwrap();
-    let out = sb.restic(&[
-        "backup",
-        "--host",
-        "test-host",
-        "--tag",
-        "resticpilot",
-        "--tag",
-        "profile:app",
-        staging.to_str().unwrap(),
-        sb.path("state/chains/app").to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sb.snapshot_by_hand("app", &[&staging, &sb.path("state/chains/app")]);
 
     let before = std::fs::read(&db).unwrap();
     let run = sb.run(&["restore", "app", "--database", "app", "--force"]);
@@ -777,21 +762,7 @@ fn restore_check_modes_and_a_sound_database_that_is_not_the_one_backed_up() {
         .unwrap();
     drop(conn);
     std::fs::copy(&other, staging.join("app.sqlite3")).unwrap();
-    let out = sb.restic(&[
-        "backup",
-        "--host",
-        "test-host",
-        "--tag",
-        "resticpilot",
-        "--tag",
-        "profile:app",
-        staging.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sb.snapshot_by_hand("app", &[&staging]);
     let before = std::fs::read(&db).unwrap();
     let run = sb.run(&["restore", "app", "--database", "app", "--force"]);
     run.assert_code(1);

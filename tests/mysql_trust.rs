@@ -110,21 +110,7 @@ fn plant(sb: &Sandbox, dump: &str, databases: &[&str]) {
         manifest.to_string(),
     )
     .unwrap();
-    let out = sb.restic(&[
-        "backup",
-        "--host",
-        "test-host",
-        "--tag",
-        "resticpilot",
-        "--tag",
-        "profile:shop",
-        staging.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sb.snapshot_by_hand("shop", &[&staging]);
 }
 
 /// `dump` with `sql` inserted right after its `USE` line.

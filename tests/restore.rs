@@ -191,22 +191,7 @@ pub fn snapshot_with_a_corrupt_copy(sb: &Sandbox) {
         manifest.to_string(),
     )
     .unwrap();
-    let out = sb.restic(&[
-        "backup",
-        "--host",
-        "test-host",
-        "--tag",
-        "resticpilot",
-        "--tag",
-        "profile:app",
-        staging.to_str().unwrap(),
-        sb.path("data/etc").to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sb.snapshot_by_hand("app", &[&staging, &sb.path("data/etc")]);
 }
 
 #[test]

@@ -77,17 +77,7 @@ fn an_ambiguous_snapshot_id_lists_the_snapshots_it_could_mean() {
         assert!(ids.len() <= 17, "{ids:?}");
         std::fs::write(sb.path("data/etc/app.toml"), format!("x = {}\n", ids.len())).unwrap();
         // A restic snapshot without a manifest is enough to be a candidate.
-        let out = sb.restic(&[
-            "backup",
-            "--host",
-            "test-host",
-            "--tag",
-            "resticpilot",
-            "--tag",
-            "profile:app",
-            sb.path("data/etc").to_str().unwrap(),
-        ]);
-        assert!(out.status.success());
+        sb.snapshot_by_hand("app", &[&sb.path("data/etc")]);
     };
     let matching: Vec<String> = short_ids(&sb)
         .into_iter()
