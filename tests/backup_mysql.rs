@@ -248,7 +248,10 @@ fn all_databases_over_the_socket_skips_the_system_schemas() {
          CREATE TABLE `{b}`.u (id INT PRIMARY KEY); INSERT INTO `{b}`.u VALUES (3);
          CREATE USER IF NOT EXISTS 'alltest'@'localhost' IDENTIFIED BY 'all-pass-9';
          GRANT SELECT, SHOW VIEW, TRIGGER, LOCK TABLES, EVENT ON `{a}`.* TO 'alltest'@'localhost';
-         GRANT SELECT, SHOW VIEW, TRIGGER, LOCK TABLES, EVENT ON `{b}`.* TO 'alltest'@'localhost';"
+         GRANT SELECT, SHOW VIEW, TRIGGER, LOCK TABLES, EVENT ON `{b}`.* TO 'alltest'@'localhost';
+         CREATE DATABASE IF NOT EXISTS resticpilot_verify_4242_0;
+         CREATE TABLE IF NOT EXISTS resticpilot_verify_4242_0.half (id INT);
+         GRANT SELECT, SHOW VIEW, TRIGGER, LOCK TABLES, EVENT ON `resticpilot\\_verify\\_4242\\_0`.* TO 'alltest'@'localhost';"
     ));
     let sb = Sandbox::new();
     std::fs::write(sb.path("db-password"), "all-pass-9").unwrap();
@@ -273,6 +276,11 @@ fn all_databases_over_the_socket_skips_the_system_schemas() {
     assert!(dump.contains(&format!("USE `{a}`;")), "database {a} dumped");
     assert!(dump.contains(&format!("USE `{b}`;")), "database {b} dumped");
     assert!(!dump.contains("USE `mysql`;"), "system schema skipped");
+    // A verify's half-loaded scratch database beside this backup is not one of the user's.
+    assert!(
+        !dump.contains("USE `resticpilot_verify_4242_0`;"),
+        "scratch database skipped"
+    );
     assert!(!dump.contains("USE `information_schema`;"));
     let manifest = std::fs::read_to_string(sb.restored_dump(
         &restored,

@@ -438,7 +438,8 @@ fn verify_says_when_the_server_is_unreachable() {
 
 #[test]
 fn all_databases_with_globals_and_validate_describes_it() {
-    let pg = server();
+    // A server of its own: `all` would also dump what the tests beside it create and drop.
+    let pg = &private_server();
     let db = pg.fresh_database("every");
     make_shop(pg, &db);
     let sb = sandbox(pg, "all", "");
@@ -474,6 +475,100 @@ fn all_databases_with_globals_and_validate_describes_it() {
             .unwrap()
             .contains("CREATE ROLE shop_clerk")
     );
+}
+
+#[test]
+fn all_leaves_out_the_scratch_databases_of_a_drill_or_restore_in_progress() {
+    let pg = &private_server();
+    let db = pg.fresh_database("kept");
+    make_shop(pg, &db);
+    // What a verify and a restore --into beside this backup have half loaded on the server:
+    // partial copies, dropped or renamed under a backup that would dump them.
+    let scratch = ["resticpilot_verify_4242_0", "kept_0_rp_new0"];
+    for name in scratch {
+        pg.sql(&format!("CREATE DATABASE {name}"));
+        pg.sql_in(name, "CREATE TABLE half (x int)");
+    }
+    // A user's database whose name only looks alike is dumped.
+    pg.sql("CREATE DATABASE kept_rp_newest");
+    let sb = sandbox(pg, "all", "");
+    let run = sb.run(&["backup", "shop"]);
+    run.assert_code(0);
+    for name in scratch {
+        assert!(
+            run.stderr
+                .contains(&format!("not dumping {name}: the scratch database")),
+            "{}",
+            run.stderr
+        );
+    }
+    let restored = sb.restic_restore_latest("restored");
+    let dir = sb.restored_dump(&restored, "shop", "main.pgdump");
+    let mut archives: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    archives.sort();
+    let mut expected = [
+        format!("{db}.dump"),
+        "globals.sql".into(),
+        "kept_rp_newest.dump".into(),
+    ];
+    expected.sort();
+    assert_eq!(archives, expected);
+}
+
+#[test]
+fn a_database_dropped_while_all_is_dumped_is_a_warning_and_the_rest_is_kept() {
+    let pg = &private_server();
+    let stays = pg.fresh_database("stays");
+    make_shop(pg, &stays);
+    pg.sql("CREATE DATABASE going");
+    let sb = sandbox(pg, "all", "");
+    // The real pg_dump, but the application drops database `going` just before it is dumped
+    // (after resticpilot listed it): as a DROP DATABASE between the two would.
+    let bin = sb.path("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = crate::harness::require("pg_dump");
+    std::fs::write(
+        bin.join("pg_dump"),
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *going*) psql -h '{sock}' -p {port} -U postgres -X -q -d postgres -c 'DROP DATABASE going' >&2 ;; esac\nexec '{real}' \"$@\"\n",
+            sock = pg.socket_dir.display(),
+            port = pg.port,
+            real = real.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        bin.join("pg_dump"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = sb
+        .command(&sb.path("config.yaml"), &["backup", "shop"])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let run = crate::harness::to_run(out);
+    run.assert_code(3);
+    run.assert_stderr_has(&["database going was dropped while the backup ran"]);
+    assert_eq!(sb.snapshots().len(), 1, "{}", run.all());
+    let restored = sb.restic_restore_latest("restored");
+    let dir = sb.restored_dump(&restored, "shop", "main.pgdump");
+    assert!(dir.join(format!("{stays}.dump")).is_file());
+    assert!(!dir.join("going.dump").exists());
+    // A database named in the profile is never skipped: gone is a failed run.
+    pg.sql("CREATE DATABASE going");
+    pg.sql_in("going", "CREATE TABLE t (x int)");
+    let named = sandbox(pg, "[going]", "");
+    named.run(&["backup", "shop"]).assert_code(0);
+    pg.sql("DROP DATABASE going");
+    let run = named.run(&["backup", "shop"]);
+    run.assert_code(1);
+    run.assert_stderr_has(&["going"]);
+    assert_eq!(named.snapshots().len(), 1);
 }
 
 #[test]

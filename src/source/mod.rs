@@ -624,9 +624,54 @@ pub fn dump_options(
     out
 }
 
+/// The name of a scratch database a drill loads on a server (`resticpilot_verify_PID_N`).
+pub fn verify_scratch_name(n: u32) -> String {
+    format!("resticpilot_verify_{}_{n}", std::process::id())
+}
+
+/// The tag of the scratch database a restore loads before it takes the target's name
+/// (`TARGET_rp_newN`).
+pub const RESTORE_SCRATCH_TAG: &str = "rp_new";
+
+/// Whether database `name` is a scratch database of a resticpilot drill or restore: half
+/// loaded while that runs, dropped or renamed when it ends. `databases: all` leaves them out,
+/// so that a backup beside a drill on the same server neither copies one nor fails when it
+/// is dropped under it.
+pub fn is_scratch_database(name: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some(rest) = name.strip_prefix("resticpilot_verify_") {
+        return rest
+            .split_once('_')
+            .is_some_and(|(pid, n)| digits(pid) && digits(n));
+    }
+    name.rsplit_once(&format!("_{RESTORE_SCRATCH_TAG}"))
+        .is_some_and(|(base, n)| !base.is_empty() && digits(n))
+}
+
 #[cfg(test)]
 mod tests {
     use super::REGISTRY;
+
+    #[test]
+    fn scratch_databases_are_told_from_the_users_by_their_whole_name() {
+        use super::is_scratch_database as scratch;
+        assert!(scratch("resticpilot_verify_4242_0"));
+        assert!(scratch(&super::verify_scratch_name(7)));
+        assert!(scratch("shop_rp_new0"));
+        assert!(scratch("creator_0_copy_rp_new12"));
+        for user in [
+            "shop",
+            "resticpilot_verify_",
+            "resticpilot_verify_12",
+            "resticpilot_verify_x_1",
+            "shop_rp_new",
+            "shop_rp_newest",
+            "_rp_new1",
+            "shop_rp_old0",
+        ] {
+            assert!(!scratch(user), "{user}");
+        }
+    }
 
     #[test]
     fn options_guards_refuse_what_would_leak_or_reshape_a_dump() {

@@ -86,7 +86,7 @@ fn scratch_names(
     let mut n = 0;
     for original in restore::target_map(db, None)?.into_iter().map(|(o, _)| o) {
         loop {
-            let name = format!("resticpilot_verify_{}_{n}", std::process::id());
+            let name = crate::source::verify_scratch_name(n);
             n += 1;
             if conn.contents(&name)?.is_none() {
                 map.push((original, name));

@@ -355,6 +355,15 @@ fn list_databases(
         .lines()
         .map(str::trim)
         .filter(|db| !db.is_empty() && !SYSTEM_DATABASES.contains(db))
+        .filter(|db| {
+            let scratch = crate::source::is_scratch_database(db);
+            if scratch {
+                tracing::info!(
+                    "not dumping {db}: the scratch database of a resticpilot verify in progress"
+                );
+            }
+            !scratch
+        })
         .map(str::to_string)
         .collect())
 }

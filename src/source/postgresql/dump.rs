@@ -12,10 +12,10 @@
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
-use super::client::{Conn, QueryError, tool, tool_version};
+use super::client::{Conn, QueryError, literal, tool, tool_version};
 use super::{GLOBALS_FILE, PgSelection, PgSource, archive_name, check_name};
 use crate::process::{Cmd, describe_status};
-use crate::source::Done;
+use crate::source::{Done, Extra};
 
 /// The flags every database dump gets: custom format (a table of contents that
 /// `pg_restore` checks, a restore that never goes through psql's meta-commands),
@@ -30,7 +30,7 @@ const GLOBALS_TRAILER: &str = "-- PostgreSQL database cluster dump complete";
 ///
 /// Fails when the server cannot be reached, refuses the login, is newer than the client, or
 /// a tool fails or its output does not read back.
-pub fn dump(src: &PgSource, out: &Path) -> Result<Done, String> {
+pub fn dump(src: &PgSource, out: &Path) -> Result<(Done, Extra), String> {
     let result = dump_into(src, out);
     if result.is_err() {
         let _ = std::fs::remove_dir_all(out);
@@ -38,7 +38,7 @@ pub fn dump(src: &PgSource, out: &Path) -> Result<Done, String> {
     result
 }
 
-fn dump_into(src: &PgSource, out: &Path) -> Result<Done, String> {
+fn dump_into(src: &PgSource, out: &Path) -> Result<(Done, Extra), String> {
     let pg_dump = tool("pg_dump")?;
     let pg_restore = tool("pg_restore")?;
     let conn = Conn::new(src)?;
@@ -52,6 +52,8 @@ fn dump_into(src: &PgSource, out: &Path) -> Result<Done, String> {
         .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let mut tables = Vec::new();
     let mut client_version = None;
+    let mut dumped = Vec::new();
+    let mut warnings = Vec::new();
     for db in &databases {
         let file = out.join(archive_name(db));
         // pg_dump writes to stdout (the archive then has no data offsets: pg_restore reads it
@@ -72,6 +74,17 @@ fn dump_into(src: &PgSource, out: &Path) -> Result<Done, String> {
             .map_err(|e| conn.redact(&e.to_string()))?;
         if !piped.producer.status.success() {
             let stderr = conn.redact(piped.producer.stderr.trim());
+            if matches!(src.databases, PgSelection::All) && dropped_since_listed(&conn, db) {
+                // `all` means the databases there are: one dropped since the list was read
+                // is not there to lose. Named ones are never skipped.
+                let w = format!(
+                    "database {db} was dropped while the backup ran (it was listed for `databases: all`, then pg_dump found it gone): not in this snapshot"
+                );
+                tracing::warn!("{w}");
+                warnings.push(w);
+                let _ = std::fs::remove_file(&file);
+                continue;
+            }
             return Err(match version_mismatch(&stderr) {
                 Some((server, client)) => older_client(&client, &server, src),
                 None => format!(
@@ -96,7 +109,15 @@ fn dump_into(src: &PgSource, out: &Path) -> Result<Done, String> {
             list_archive(&pg_restore, &file).map_err(|e| format!("database {db}: {e}"))?;
         client_version = client_version.or(version);
         tables.extend(toc.into_iter().map(|t| format!("{db}.{t}")));
+        dumped.push(db.clone());
     }
+    if dumped.is_empty() && !databases.is_empty() {
+        return Err(format!(
+            "every database listed for `databases: all` ({}) was dropped before it could be dumped",
+            databases.join(", ")
+        ));
+    }
+    let databases = dumped;
     let client_version = match client_version {
         Some(v) => v,
         None => tool_version(&pg_dump)?.1,
@@ -119,12 +140,29 @@ fn dump_into(src: &PgSource, out: &Path) -> Result<Done, String> {
             ));
         }
     }
-    Ok(Done {
+    let done = Done {
         source: format!("{} on {}", databases.join(", "), src.server()),
         method: format!("pg_dump {client_version} (custom format, uncompressed)"),
         tables,
         databases,
-    })
+    };
+    Ok((
+        done,
+        Extra {
+            warnings,
+            ..Extra::default()
+        },
+    ))
+}
+
+/// Whether database `db` is gone from the server (asked after its dump failed). A server
+/// that cannot be asked counts as "not dropped": the dump's own error stands.
+fn dropped_since_listed(conn: &Conn, db: &str) -> bool {
+    conn.query(
+        "postgres",
+        &format!("SELECT 1 FROM pg_database WHERE datname = {}", literal(db)),
+    )
+    .is_ok_and(|rows| rows.is_empty())
 }
 
 /// The server's and the client's versions in the message of a tool that refused a server
@@ -165,8 +203,9 @@ fn run(cmd: &Cmd, conn: &Conn, what: &str, src: &PgSource) -> Result<(), String>
     Ok(())
 }
 
-/// The databases of `databases: all`: every one that accepts connections, but the templates
-/// and `postgres` (the server's maintenance database).
+/// The databases of `databases: all`: every one that accepts connections, but the templates,
+/// `postgres` (the server's maintenance database) and the scratch databases of a resticpilot
+/// drill or restore running beside this backup.
 ///
 /// Fails when the server cannot be asked, or holds a name resticpilot cannot dump to a file.
 pub fn list_databases(conn: &Conn) -> Result<Vec<String>, QueryError> {
@@ -174,6 +213,14 @@ pub fn list_databases(conn: &Conn) -> Result<Vec<String>, QueryError> {
         "postgres",
         "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate AND datname <> 'postgres' ORDER BY datname",
     )?;
+    let (scratch, rows): (Vec<String>, Vec<String>) = rows
+        .into_iter()
+        .partition(|name| crate::source::is_scratch_database(name));
+    for name in &scratch {
+        tracing::info!(
+            "not dumping {name}: the scratch database of a resticpilot verify or restore in progress"
+        );
+    }
     for name in &rows {
         if let Err(why) = check_name(name) {
             return Err(QueryError {

@@ -82,14 +82,17 @@ pub fn drop_stale(conn: &Conn) {
             .query(
                 "postgres",
                 &format!(
-                    "SELECT datname FROM pg_database WHERE datdba = (SELECT oid FROM pg_roles WHERE rolname = {}) AND (starts_with(datname, 'resticpilot_verify_') OR datname ~ '_rp_new[0-9]+$')",
+                    "SELECT datname FROM pg_database WHERE datdba = (SELECT oid FROM pg_roles WHERE rolname = {})",
                     literal(&role)
                 ),
             )
             .unwrap_or_default();
-        for db in dbs {
+        for db in dbs
+            .iter()
+            .filter(|db| crate::source::is_scratch_database(db))
+        {
             // Without FORCE: a database someone still uses is left alone.
-            if let Err(e) = conn.query("postgres", &format!("DROP DATABASE {}", ident(&db))) {
+            if let Err(e) = conn.query("postgres", &format!("DROP DATABASE {}", ident(db))) {
                 tracing::warn!("stale role {role}: cannot drop its scratch database {db}: {e}");
             }
         }

@@ -290,7 +290,7 @@ impl Source for PgSource {
     }
 
     fn dump(&self, out: &Path) -> Result<(Done, Extra), String> {
-        dump::dump(self, out).map(|d| (d, Extra::default()))
+        dump::dump(self, out)
     }
 
     fn space_needed(&self) -> String {

@@ -460,8 +460,8 @@ pub fn restore(
     let mut out = Restored::default();
     for ((from, to), state) in map.iter().zip(states) {
         let (archive, bytes, tables) = fetch(run.restic, run.contents, db, from, work.path())?;
-        let scratch =
-            unused_name(&conn, to, "rp_new").map_err(|e| RestoreError::failed(&what, e.message))?;
+        let scratch = unused_name(&conn, to, crate::source::RESTORE_SCRATCH_TAG)
+            .map_err(|e| RestoreError::failed(&what, e.message))?;
         let (took, _) = load(
             &conn,
             &archive,
