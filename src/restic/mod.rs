@@ -1029,6 +1029,28 @@ impl Restic {
         }
     }
 
+    /// What [`ensure_repository`](Self::ensure_repository) proves, in the same restic call that
+    /// lists one profile's snapshots (oldest first; none for a repository just created): a
+    /// backup opens the repository once before its dumps instead of twice. The listing takes
+    /// no repository lock, as `cat config` takes none.
+    ///
+    /// Fails as `ensure_repository` does.
+    pub fn open_and_list(
+        &self,
+        host: &str,
+        profile_tag: &str,
+    ) -> Result<Vec<Snapshot>, ResticError> {
+        let mut args = args::snapshots(host, profile_tag);
+        args.push("--no-lock".into());
+        match self.run_json(&args) {
+            Err(ResticError::NoRepository { .. }) if self.repo.init => {
+                self.ensure_repository()?;
+                Ok(Vec::new())
+            }
+            other => other,
+        }
+    }
+
     /// Checks the profile's restic knobs against this restic and this repository before
     /// anything is dumped; returns warnings for knobs that will have no effect.
     ///

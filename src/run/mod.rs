@@ -207,7 +207,13 @@ fn attempt(
 ) -> Result<RunReport, Error> {
     let plan = Plan::of(&ctx.config, profile);
     let restic = ctx.restic(profile)?;
-    restic.ensure_repository()?;
+    // Before any dump: a missing repository or a wrong password fails here. The listing
+    // counts the snapshots after this run without another restic call (see `listed`).
+    let before: Vec<String> = restic
+        .open_and_list(&profile.host, &profile.profile_tag())?
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
     let option_warnings = restic.check_options()?;
     clear_stale_locks(&restic, profile, job);
     signals::check("the before hooks")?;
@@ -382,9 +388,17 @@ fn attempt(
         None => None,
     };
     let forgotten = retained.as_ref().map_or(0, |r| r.removed);
-    // forget has just listed every snapshot of the profile; without it, ask restic.
+    // forget has just listed every snapshot of the profile. Without it, restic 0.17 and later
+    // named the new snapshot in full: the profile's snapshots are the ones listed before the
+    // dumps plus it (the profile's lock kept this host's other runs out meanwhile). restic
+    // 0.14 gave a short id, which only a listing resolves.
     let listed = match retained {
         Some(r) => Some(r.kept_ids),
+        None if is_full_id(&summary.snapshot_id) => {
+            let mut ids = before;
+            ids.push(summary.snapshot_id.clone());
+            Some(ids)
+        }
         None => match restic.snapshots(&profile.host, &profile.profile_tag()) {
             Ok(list) => Some(list.into_iter().map(|s| s.id).collect()),
             Err(e) => {
@@ -425,6 +439,11 @@ fn attempt(
         phases,
         snapshot_count,
     })
+}
+
+/// Whether `id` is a whole snapshot id (64 hex digits), not restic 0.14's short one.
+fn is_full_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// The full id of the snapshot restic reported as `reported` (restic 0.14's backup summary
