@@ -10,8 +10,8 @@
 
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::units::human_bytes;
@@ -115,36 +115,41 @@ impl Drop for Line {
 
 /// Shows "`label`: 1.2 GiB written" while the file at `path` grows; stops when dropped.
 pub struct FileWatch {
-    stop: Arc<AtomicBool>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Watches `path` (a dump being written): a status line, or a heartbeat in the log.
 pub fn watch_file(label: String, path: PathBuf) -> Option<FileWatch> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let thread = std::thread::spawn(move || {
         let started = Instant::now();
         let mut line = Line::new();
-        while !flag.load(Ordering::SeqCst) {
+        loop {
             let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             line.set(&format!(
                 "{label}: {} written, {:.0}s",
                 human_bytes(size),
                 started.elapsed().as_secs_f64()
             ));
-            std::thread::sleep(Duration::from_millis(250));
+            // Woken at once when the watch is dropped (the sender goes), not at the next tick.
+            if !matches!(
+                stopped.recv_timeout(Duration::from_millis(250)),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+            ) {
+                break;
+            }
         }
     });
     Some(FileWatch {
-        stop,
+        stop: Some(stop),
         thread: Some(thread),
     })
 }
 
 impl Drop for FileWatch {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        drop(self.stop.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
