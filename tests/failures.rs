@@ -348,23 +348,38 @@ fn a_locked_repository_is_waited_for_then_named_when_it_stays_locked() {
         .replace("lock_wait: 3s", "lock_wait: 60s");
     std::fs::write(sb.path("config.yaml"), text).unwrap();
     let mut holder = hold_exclusive_lock(&sb);
-    let waiting = sb
+    let mut waiting = sb
         .command(&sb.path("config.yaml"), &["backup"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // The holder lets go once the run says it waits for the lock (not after a guessed time:
+    // the run may still be clearing stale locks then).
+    let (said, heard) = std::sync::mpsc::channel();
+    let stderr = waiting.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let line = line.unwrap_or_default();
+            if line.contains("retrying") || line.contains("the repository is locked") {
+                let _ = said.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let waited = heard
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .is_ok();
     let _ = std::process::Command::new("kill")
         .args(["-CONT", &holder.id().to_string()])
         .status();
     assert!(holder.wait().unwrap().success());
-    let run = crate::harness::to_run(waiting.wait_with_output().unwrap());
-    run.assert_code(0);
-    assert!(
-        run.stderr.contains("retrying") || run.stderr.contains("the repository is locked"),
-        "{}",
-        run.stderr
-    );
+    let status = waiting.wait().unwrap();
+    let stderr = reader.join().unwrap();
+    assert!(waited, "the run never said it waits for the lock: {stderr}");
+    assert_eq!(status.code(), Some(0), "{stderr}");
     assert_eq!(sb.snapshots().len(), 2);
 }
 
