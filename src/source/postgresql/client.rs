@@ -249,6 +249,21 @@ pub fn conninfo_dbname(db: &str) -> String {
     format!("dbname='{}'", db.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
+/// Whether database `name` exists on the server of `conn`.
+///
+/// Fails when the server cannot be asked.
+pub fn database_exists(conn: &Conn, name: &str) -> Result<bool, QueryError> {
+    Ok(!conn
+        .query(
+            "postgres",
+            &format!(
+                "SELECT 1 FROM pg_database WHERE datname = {}",
+                literal(name)
+            ),
+        )?
+        .is_empty())
+}
+
 /// `name` as an SQL identifier: `"name"`, quotes doubled.
 pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

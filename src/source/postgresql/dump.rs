@@ -12,7 +12,7 @@
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
-use super::client::{Conn, QueryError, literal, tool, tool_version};
+use super::client::{Conn, QueryError, database_exists, tool, tool_version};
 use super::{GLOBALS_FILE, PgSelection, PgSource, archive_name, check_name};
 use crate::process::{Cmd, describe_status};
 use crate::source::{Done, Extra};
@@ -158,11 +158,7 @@ fn dump_into(src: &PgSource, out: &Path) -> Result<(Done, Extra), String> {
 /// Whether database `db` is gone from the server (asked after its dump failed). A server
 /// that cannot be asked counts as "not dropped": the dump's own error stands.
 fn dropped_since_listed(conn: &Conn, db: &str) -> bool {
-    conn.query(
-        "postgres",
-        &format!("SELECT 1 FROM pg_database WHERE datname = {}", literal(db)),
-    )
-    .is_ok_and(|rows| rows.is_empty())
+    matches!(database_exists(conn, db), Ok(false))
 }
 
 /// The server's and the client's versions in the message of a tool that refused a server

@@ -12,7 +12,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::client::{Conn, QueryError, ident, literal, tool};
+use super::client::{Conn, QueryError, database_exists, ident, literal, tool};
 use super::dump::read_back;
 use super::load_role::LoadRole;
 use super::{GLOBALS_FILE, PgSource, archive_name};
@@ -103,14 +103,7 @@ fn server_tables(conn: &Conn, db: &str) -> Result<Vec<String>, QueryError> {
 /// Whether database `name` exists, and how many relations (tables, views, sequences...) of
 /// its own it holds.
 fn state(conn: &Conn, name: &str) -> Result<Option<u64>, QueryError> {
-    let rows = conn.query(
-        "postgres",
-        &format!(
-            "SELECT 1 FROM pg_database WHERE datname = {}",
-            literal(name)
-        ),
-    )?;
-    if rows.is_empty() {
+    if !database_exists(conn, name)? {
         return Ok(None);
     }
     let rows = conn.query(
@@ -133,7 +126,7 @@ fn unused_name(conn: &Conn, base: &str, tag: &str) -> Result<String, QueryError>
             keep -= 1;
         }
         let name = format!("{}{suffix}", &base[..keep]);
-        if state_exists(conn, &name)? {
+        if database_exists(conn, &name)? {
             continue;
         }
         return Ok(name);
@@ -142,18 +135,6 @@ fn unused_name(conn: &Conn, base: &str, tag: &str) -> Result<String, QueryError>
         message: format!("no free database name like {base}_{tag}N"),
         unreachable: false,
     })
-}
-
-fn state_exists(conn: &Conn, name: &str) -> Result<bool, QueryError> {
-    Ok(!conn
-        .query(
-            "postgres",
-            &format!(
-                "SELECT 1 FROM pg_database WHERE datname = {}",
-                literal(name)
-            ),
-        )?
-        .is_empty())
 }
 
 /// Loads `archive` into the new database `scratch` in one transaction and compares its
