@@ -37,6 +37,24 @@ fn sandbox(pg: &Postgres, databases: &str, extra: &str) -> Sandbox {
     sb
 }
 
+/// `backup shop` with a wrapper named pg_dump first on PATH: a shell script whose body
+/// `body(real pg_dump)` gives (what no real pg_dump does on purpose).
+fn backup_with_pg_dump(sb: &Sandbox, body: impl Fn(&std::path::Path) -> String) -> Run {
+    let bin = sb.path("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = crate::harness::require("pg_dump");
+    let fake = bin.join("pg_dump");
+    std::fs::write(&fake, format!("#!/bin/sh\n{}", body(&real))).unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = sb
+        .command(&sb.path("config.yaml"), &["backup", "shop"])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    crate::harness::to_run(out)
+}
+
 /// A table with an index, a sequence, a view, a function, a trigger, and a role owning a table.
 fn make_shop(pg: &Postgres, db: &str) {
     // Tests run in parallel on one server: another may create the role at the same moment.
@@ -527,31 +545,14 @@ fn a_database_dropped_while_all_is_dumped_is_a_warning_and_the_rest_is_kept() {
     let sb = sandbox(pg, "all", "");
     // The real pg_dump, but the application drops database `going` just before it is dumped
     // (after resticpilot listed it): as a DROP DATABASE between the two would.
-    let bin = sb.path("fake-bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let real = crate::harness::require("pg_dump");
-    std::fs::write(
-        bin.join("pg_dump"),
+    let run = backup_with_pg_dump(&sb, |real| {
         format!(
-            "#!/bin/sh\ncase \"$*\" in *going*) psql -h '{sock}' -p {port} -U postgres -X -q -d postgres -c 'DROP DATABASE going' >&2 ;; esac\nexec '{real}' \"$@\"\n",
+            "case \"$*\" in *going*) psql -h '{sock}' -p {port} -U postgres -X -q -d postgres -c 'DROP DATABASE going' >&2 ;; esac\nexec '{real}' \"$@\"\n",
             sock = pg.socket_dir.display(),
             port = pg.port,
             real = real.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        bin.join("pg_dump"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let out = sb
-        .command(&sb.path("config.yaml"), &["backup", "shop"])
-        .env("PATH", path)
-        .output()
-        .unwrap();
-    let run = crate::harness::to_run(out);
+        )
+    });
     run.assert_code(3);
     run.assert_stderr_has(&["database going was dropped while the backup ran"]);
     assert_eq!(sb.snapshots().len(), 1, "{}", run.all());
@@ -594,26 +595,12 @@ fn a_truncated_dump_stream_is_refused_before_restic() {
     let sb = sandbox(pg, &format!("[{db}]"), "");
     // A fake pg_dump: what no real one does on purpose, the real pg_dump's stream cut to its
     // first half and exit status 0.
-    let bin = sb.path("fake-bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let real = crate::harness::require("pg_dump");
-    let fake = bin.join("pg_dump");
-    std::fs::write(
-        &fake,
+    let run = backup_with_pg_dump(&sb, |real| {
         format!(
-            "#!/bin/sh\nset -e\nout=$(mktemp)\n'{}' \"$@\" > \"$out\"\nhead -c $(( $(stat -c %s \"$out\") / 2 )) \"$out\"\nrm -f \"$out\"\n",
+            "set -e\nout=$(mktemp)\n'{}' \"$@\" > \"$out\"\nhead -c $(( $(stat -c %s \"$out\") / 2 )) \"$out\"\nrm -f \"$out\"\n",
             real.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let out = sb
-        .command(&sb.path("config.yaml"), &["backup", "shop"])
-        .env("PATH", path)
-        .output()
-        .unwrap();
-    let run = crate::harness::to_run(out);
+        )
+    });
     run.assert_code(1);
     assert!(
         run.stderr.contains("does not read back whole"),
