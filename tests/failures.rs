@@ -28,6 +28,55 @@ fn wrong_restic_password_is_named_and_makes_no_snapshot() {
     assert_eq!(sb.snapshots().len(), 1);
 }
 
+/// The repository check runs beside the dumps: when a dump fails too, the repository's error is
+/// the one the run ends with (the cause to fix first), and there is still no snapshot.
+#[test]
+fn a_wrong_password_is_the_error_even_when_a_dump_fails_beside_it() {
+    let sb = Sandbox::new();
+    drop(make_sqlite(&sb.path("data/app.db"), 10));
+    sb.config(APP);
+    sb.run(&["backup"]).assert_code(0);
+    std::fs::write(sb.path("data/app.db"), vec![b'x'; 64 << 10]).unwrap();
+    std::fs::write(sb.path("restic-password"), "not it").unwrap();
+    let run = sb.run(&["backup"]);
+    run.assert_code(1);
+    let error = run.stderr.lines().last().unwrap_or_default();
+    assert!(
+        error.contains("wrong password for repository local"),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(sb.path("restic-password"), crate::harness::RESTIC_PASSWORD).unwrap();
+    assert_eq!(sb.snapshots().len(), 1);
+    // The dump's own failure, with the repository fine, is the error again.
+    let run = sb.run(&["backup"]);
+    run.assert_code(1);
+    assert!(!run.stderr.contains("wrong password"), "{}", run.stderr);
+    assert!(run.stderr.contains("app"), "{}", run.stderr);
+    assert_eq!(sb.snapshots().len(), 1);
+}
+
+/// With a before hook the repository is checked first: a hook never runs (an application
+/// never stopped, say) for a run that cannot make a snapshot.
+#[test]
+fn a_before_hook_does_not_run_when_the_repository_cannot_be_opened() {
+    let sb = Sandbox::new();
+    drop(make_sqlite(&sb.path("data/app.db"), 10));
+    sb.config(&format!("{APP}    hooks:\n      before: ['touch {{dir}}/hook-ran']\n"));
+    sb.run(&["backup"]).assert_code(0);
+    std::fs::remove_file(sb.path("hook-ran")).unwrap();
+    std::fs::write(sb.path("restic-password"), "not it").unwrap();
+    let run = sb.run(&["backup"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("wrong password for repository local"),
+        "{}",
+        run.stderr
+    );
+    assert!(!sb.path("hook-ran").exists(), "{}", run.stderr);
+    assert!(!run.stderr.contains("dumping"), "{}", run.stderr);
+}
+
 #[test]
 fn unreachable_repository_is_named() {
     let sb = Sandbox::new();

@@ -4,6 +4,8 @@
 //! lock -> repository check -> before hooks -> staging -> dumps (each verified; any failure
 //! stops here, before restic) -> one restic snapshot -> retention -> after hooks -> staging
 //! cleared. On failure: staging cleared (unless kept for debugging), on_failure hooks run.
+//! Without before hooks or a maintenance window the repository check runs beside the dumps
+//! ([`RepoCheck`]), and is waited for before restic backup.
 
 use std::cell::OnceCell;
 use std::path::PathBuf;
@@ -207,14 +209,18 @@ fn attempt(
 ) -> Result<RunReport, Error> {
     let plan = Plan::of(&ctx.config, profile);
     let restic = ctx.restic(profile)?;
-    // Before any dump: a missing repository or a wrong password fails here. The listing
-    // counts the snapshots after this run without another restic call (see `listed`).
-    let before: Vec<String> = restic
-        .open_and_list(&profile.host, &profile.profile_tag())?
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
-    let option_warnings = restic.check_options()?;
+    // A missing repository or a wrong password fails the run before restic backup, and before
+    // any dump when something before the dumps depends on the repository (see `RepoCheck`).
+    // The listing counts the snapshots after this run without another restic call (`listed`).
+    let mut repo_check = if RepoCheck::beside_dumps(profile, job) {
+        RepoCheck::start(ctx, profile)?
+    } else {
+        RepoCheck(Some(Checking::Done(RepoCheck::check(
+            &restic,
+            &profile.host,
+            &profile.profile_tag(),
+        )?)))
+    };
     clear_stale_locks(&restic, profile, job);
     signals::check("the before hooks")?;
     hooks::run(HookKind::Before, &profile.hooks.before, &profile.name, None)?;
@@ -232,12 +238,9 @@ fn attempt(
         None => None,
     };
     let mut dumps = Vec::new();
-    let mut warnings = option_warnings;
-    for w in &warnings {
-        tracing::warn!(profile = %profile.name, "{w}");
-    }
     for source in &profile.databases {
-        signals::check(&format!("the dump of {}", source.name))?;
+        signals::check(&format!("the dump of {}", source.name))
+            .map_err(|e| repo_check.rather(e.into()))?;
         tracing::info!(profile = %profile.name, database = %source.name, "dumping {} database", source.type_name());
         let watch = report::progress::watch_file(
             format!("dumping {}", source.name),
@@ -245,7 +248,7 @@ fn attempt(
         );
         let report = crate::source::dump(source, staging.path());
         drop(watch);
-        let report = report?;
+        let report = report.map_err(|e| repo_check.rather(e.into()))?;
         tracing::info!(
             profile = %profile.name,
             database = %report.name,
@@ -255,9 +258,13 @@ fn attempt(
             report.duration.as_secs_f64(),
             dump_notes(&report)
         );
-        warnings.extend(report.warnings.iter().cloned());
         dumps.push(report);
     }
+    let (before, mut warnings) = repo_check.wait()?;
+    for w in &warnings {
+        tracing::warn!(profile = %profile.name, "{w}");
+    }
+    warnings.extend(dumps.iter().flat_map(|d| d.warnings.iter().cloned()));
     // The dumps are whole: a container that won't start again fails the run, after the
     // snapshot is taken.
     let restart_failed = window.and_then(|w| w.close().err());
@@ -439,6 +446,98 @@ fn attempt(
         phases,
         snapshot_count,
     })
+}
+
+/// The repository check of a run: `restic snapshots` of the profile (it proves that the
+/// repository exists, or creates it with `init: true`, and that the password opens it) and the
+/// check of the profile's restic knobs. What it gives: the profile's snapshot ids before the
+/// run, and the knobs' warnings.
+///
+/// It runs on a thread beside the dumps (restic's key derivation, ~0.5 s of one core, overlaps
+/// the copy) unless something before the dumps must not happen against a repository that cannot
+/// be used: a before hook, a maintenance window (containers stopped), stale locks to clear.
+/// Either way a failed check fails the run before `restic backup`, and its error wins over a
+/// dump's (it is the cause to fix first).
+struct RepoCheck(Option<Checking>);
+
+/// What a repository check gives: the profile's snapshot ids before the run, the knobs' warnings.
+type Checked = (Vec<String>, Vec<String>);
+
+enum Checking {
+    Done(Checked),
+    Running(std::thread::JoinHandle<Result<Checked, Error>>),
+}
+
+impl RepoCheck {
+    fn beside_dumps(profile: &Profile, job: &JobRun) -> bool {
+        !profile.databases.is_empty()
+            && profile.hooks.before.is_empty()
+            && profile.maintenance.is_none()
+            && !job.unlock_pending()
+    }
+
+    fn check(restic: &Restic, host: &str, tag: &str) -> Result<Checked, Error> {
+        let ids = restic
+            .open_and_list(host, tag)?
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        Ok((ids, restic.check_options()?))
+    }
+
+    fn start(ctx: &Context, profile: &Profile) -> Result<RepoCheck, Error> {
+        let (restic, host, tag) = (
+            ctx.restic(profile)?,
+            profile.host.clone(),
+            profile.profile_tag(),
+        );
+        let handle = std::thread::Builder::new()
+            .name("repository-check".into())
+            .spawn(move || RepoCheck::check(&restic, &host, &tag));
+        Ok(RepoCheck(Some(match handle {
+            Ok(h) => Checking::Running(h),
+            Err(e) => {
+                tracing::debug!(
+                    "no thread for the repository check ({e}): it runs before the dumps"
+                );
+                Checking::Done(RepoCheck::check(
+                    &ctx.restic(profile)?,
+                    &profile.host,
+                    &profile.profile_tag(),
+                )?)
+            }
+        })))
+    }
+
+    /// The check's result, once it has finished (an error once only: then nothing).
+    fn wait(&mut self) -> Result<Checked, Error> {
+        match self.0.take() {
+            None => Ok((Vec::new(), Vec::new())),
+            Some(Checking::Done(r)) => Ok(r),
+            Some(Checking::Running(h)) => h.join().unwrap_or_else(|_| {
+                Err(Error::Failed("the repository check panicked".to_string()))
+            }),
+        }
+    }
+
+    /// The error that ends the run when a dump failed with `dump`: the repository's, when its
+    /// check failed too.
+    fn rather(&mut self, dump: Error) -> Error {
+        match self.wait() {
+            Err(repository) => {
+                tracing::debug!("the dump failed too: {dump}");
+                repository
+            }
+            Ok(_) => dump,
+        }
+    }
+}
+
+impl Drop for RepoCheck {
+    /// A run that ends early still waits for its restic call: nothing runs on unseen.
+    fn drop(&mut self) {
+        let _ = self.wait();
+    }
 }
 
 /// Whether `id` is a whole snapshot id (64 hex digits), not restic 0.14's short one.
