@@ -62,7 +62,9 @@ fn a_wrong_password_is_the_error_even_when_a_dump_fails_beside_it() {
 fn a_before_hook_does_not_run_when_the_repository_cannot_be_opened() {
     let sb = Sandbox::new();
     drop(make_sqlite(&sb.path("data/app.db"), 10));
-    sb.config(&format!("{APP}    hooks:\n      before: ['touch {{dir}}/hook-ran']\n"));
+    sb.config(&format!(
+        "{APP}    hooks:\n      before: ['touch {{dir}}/hook-ran']\n"
+    ));
     sb.run(&["backup"]).assert_code(0);
     std::fs::remove_file(sb.path("hook-ran")).unwrap();
     std::fs::write(sb.path("restic-password"), "not it").unwrap();

@@ -484,6 +484,81 @@ fn shrinking_a_new_page_size_an_old_base_or_big_deltas_take_a_new_base() {
     }
 }
 
+/// How many `restic restore` calls a run's debug log shows.
+fn restic_restores(stderr: &str) -> usize {
+    stderr
+        .lines()
+        .filter(|l| l.contains("restic command=") && l.contains(" restore "))
+        .count()
+}
+
+/// A one-database restore fetches the chain in the same restic call as the manifest, into the
+/// destination's directory, and leaves nothing there but the database; when the profile's
+/// state directory moved since the backup (the chain is not where the profile predicts), the
+/// chain is fetched by itself, as before, and the restore is just as exact.
+#[test]
+fn the_chain_comes_with_the_manifest_and_a_moved_state_dir_still_restores() {
+    let sb = Sandbox::new();
+    let db = sb.path("data/app.db");
+    make_db(&db, 10_000);
+    sb.config(&profile(""));
+    sb.run(&["backup", "app"]).assert_code(0);
+    touch(&db, 300, 2);
+    let print = fingerprint(&db);
+    sb.run(&["backup", "app"]).assert_code(0);
+
+    // In place: one restic restore for the manifest and the chain.
+    touch(&db, 7, 1);
+    let run = sb.run(&["-v", "restore", "app", "--database", "app", "--force"]);
+    run.assert_code(0);
+    assert_eq!(restic_restores(&run.stderr), 1, "{}", run.stderr);
+    assert!(run.stdout.contains("base + 1 delta"), "{}", run.stdout);
+    assert_eq!(fingerprint(&db), print);
+    let names = |dir: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let data = names(&sb.path("data"));
+    assert!(
+        data.iter()
+            .all(|n| n.starts_with("app.db") && !n.contains("resticpilot")),
+        "left in data/: {data:?}"
+    );
+
+    // Into an existing --target directory: the same, and only the copy is left there.
+    std::fs::create_dir(sb.path("out")).unwrap();
+    let out = sb.path("out");
+    let run = sb.run(&[
+        "-v",
+        "restore",
+        "app",
+        "--database",
+        "app",
+        "--target",
+        out.to_str().unwrap(),
+    ]);
+    run.assert_code(0);
+    assert_eq!(restic_restores(&run.stderr), 1, "{}", run.stderr);
+    assert_eq!(fingerprint(&out.join("app.sqlite3")), print);
+    assert_eq!(names(&out), vec!["app.sqlite3".to_string()]);
+
+    // The state directory moved: the manifest is read first, then the chain fetched.
+    let config = std::fs::read_to_string(sb.path("config.yaml"))
+        .unwrap()
+        .replace("/state\n", "/state-moved\n");
+    assert!(config.contains("/state-moved\n"), "{config}");
+    let moved = sb.write_config("moved.yaml", &config);
+    std::fs::remove_file(&db).unwrap();
+    let run = sb.run_with(&moved, &["-v", "restore", "app", "--database", "app"]);
+    run.assert_code(0);
+    assert_eq!(restic_restores(&run.stderr), 2, "{}", run.stderr);
+    assert_eq!(fingerprint(&db), print);
+}
+
 #[test]
 fn a_tampered_delta_fails_restore_and_verify_and_leaves_the_live_file_untouched() {
     let sb = Sandbox::new();

@@ -62,8 +62,29 @@ pub fn run(ctx: &Context, args: &Args) -> Result<Status, Error> {
     let profile = ctx.profile(&args.profile)?;
     let selected = check_args(profile, args)?;
     let restic = ctx.restic(profile)?;
+    // The whole restore's time, as the operator waits for it (the snapshot's selection too).
+    let start = Instant::now();
+    // Held from before anything is fetched (the chain may come with the manifest) to the end.
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(ProfileLock::acquire(&ctx.config.state_dir, &profile.name)?)
+    };
     let snapshot = restore::select(&restic, profile, &args.snapshot)?;
-    let contents = restore::open(&restic, snapshot)?;
+    // One database (the common case after a disk died): its chain may come in the same
+    // restic call as the manifest. Not for a plan, nor for a --target file that is refused.
+    let prefetch = match selected.as_slice() {
+        [one] if !args.dry_run => one
+            .source
+            .restore_prefetch(args.target.as_deref(), args.force)
+            .filter(|_| {
+                args.target
+                    .as_ref()
+                    .is_none_or(|t| !t.join(one.dump_file_name()).exists())
+            }),
+        _ => None,
+    };
+    let contents = restore::open(&restic, snapshot, prefetch.as_ref())?;
     let mut pairs = Vec::new();
     for source in &selected {
         let db = contents
@@ -107,8 +128,6 @@ pub fn run(ctx: &Context, args: &Args) -> Result<Status, Error> {
         print_plan(ctx, &restic, profile, &contents, &pairs, args)?;
         return Ok(Status::Success);
     }
-    let _lock = ProfileLock::acquire(&ctx.config.state_dir, &profile.name)?;
-    let start = Instant::now();
     println!(
         "restoring from snapshot {} of profile {} ({}, host {})",
         contents.short(),

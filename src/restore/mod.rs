@@ -11,6 +11,8 @@ pub mod files;
 pub mod progress;
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::config::Profile;
 use crate::error::Error;
@@ -27,6 +29,30 @@ pub struct Contents {
     pub manifest: Manifest,
     /// The snapshot's other paths: the profile's files at backup time.
     pub files: Vec<String>,
+    /// An incremental chain fetched with the manifest (see [`Prefetch`]), until a rebuild takes it.
+    prefetched: Option<Arc<Prefetched>>,
+}
+
+/// What [`open`] may fetch in the same `restic restore` as the manifest: the chain directory a
+/// restore of one incremental SQLite database will need, predicted from the profile
+/// (`<state_dir>/chains/<profile>/<database>`), into a scratch directory made in `dir`, the
+/// destination's directory (the base is renamed from there into place). Each restic call pays
+/// restic's key derivation and index load: this saves one. A prediction the manifest does not
+/// confirm is thrown away, and the chain is fetched by itself as before.
+#[derive(Debug, Clone)]
+pub struct Prefetch {
+    pub dir: PathBuf,
+    pub chain: String,
+}
+
+/// A chain fetched by [`open`]: the scratch directory holding it (removed when dropped).
+#[derive(Debug)]
+pub struct Prefetched {
+    /// The chain directory's path in the snapshot.
+    pub chain: String,
+    scratch: Mutex<Option<tempfile::TempDir>>,
+    /// How long the restic call took (it fetched the manifest too, a small part of it).
+    pub fetch_time: Duration,
 }
 
 impl Contents {
@@ -41,6 +67,14 @@ impl Contents {
     /// The path of a dump file inside the snapshot.
     pub fn dump_path(&self, db: &ManifestDatabase) -> String {
         format!("{}/{}", self.staging.trim_end_matches('/'), db.file)
+    }
+
+    /// The scratch directory holding the chain directory `chain` (under the chain's own path,
+    /// relative to the root), when [`open`] fetched it; once only: the rebuild consumes it.
+    pub fn take_chain(&self, chain: &str) -> Option<(tempfile::TempDir, Duration)> {
+        let p = self.prefetched.as_ref().filter(|p| p.chain == chain)?;
+        let scratch = p.scratch.lock().ok()?.take()?;
+        Some((scratch, p.fetch_time))
     }
 
     pub fn database(&self, name: &str) -> Option<&ManifestDatabase> {
@@ -191,33 +225,87 @@ const MAX_MANIFEST: u64 = 16 << 20;
 /// Finds the staging directory in `snapshot` and reads its manifest: one `restic restore` of
 /// `<path>/resticpilot-manifest.json` for each of the snapshot's paths into a private scratch
 /// directory (each restic call pays restic's key derivation and index load, so the listing
-/// and the dump this used to take are one call now).
+/// and the dump this used to take are one call now). With `prefetch`, the same call fetches
+/// that chain too, when the snapshot has its parent directory among its paths.
 ///
 /// Fails when restic fails, or the snapshot holds no resticpilot manifest or an unreadable one.
-pub fn open(restic: &Restic, snapshot: Snapshot) -> Result<Contents, RestoreError> {
+pub fn open(
+    restic: &Restic,
+    snapshot: Snapshot,
+    prefetch: Option<&Prefetch>,
+) -> Result<Contents, RestoreError> {
+    let prefetch = prefetch.filter(|p| {
+        clean_absolute(&p.chain)
+            && Path::new(&p.chain)
+                .parent()
+                .is_some_and(|root| snapshot.paths.iter().any(|sp| Path::new(sp) == root))
+    });
+    if let Some(p) = prefetch {
+        match private_scratch(Some(&p.dir), ".resticpilot-chain-") {
+            Ok(scratch) => match open_into(restic, &snapshot, scratch, Some(&p.chain)) {
+                Ok(contents) => return Ok(contents),
+                Err(e) => tracing::debug!(
+                    "fetching the manifest with the chain {} failed ({e}): the manifest alone",
+                    p.chain
+                ),
+            },
+            Err(e) => tracing::debug!(
+                "no scratch directory in {} for the chain ({e}): the manifest alone",
+                p.dir.display()
+            ),
+        }
+    }
+    match private_scratch(None, ".resticpilot-manifest-") {
+        Ok(scratch) => open_into(restic, &snapshot, scratch, None),
+        Err(e) => {
+            tracing::debug!("no scratch directory for the manifest ({e}): listing the snapshot");
+            open_by_listing(restic, snapshot)
+        }
+    }
+}
+
+/// A new directory of mode 0700 in `dir` (the system's temporary directory without one).
+fn private_scratch(dir: Option<&Path>, prefix: &str) -> std::io::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut b = tempfile::Builder::new();
+    b.prefix(prefix);
+    let scratch = match dir {
+        Some(d) => b.tempdir_in(d)?,
+        None => b.tempdir()?,
+    };
+    std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o700))?;
+    Ok(scratch)
+}
+
+/// [`open`]'s restic call into `scratch`: the manifest of each of the snapshot's paths, and
+/// with `chain` that chain's base and deltas (kept in `scratch` for the rebuild).
+fn open_into(
+    restic: &Restic,
+    snapshot: &Snapshot,
+    scratch: tempfile::TempDir,
+    chain: Option<&str>,
+) -> Result<Contents, RestoreError> {
     let bad = |reason: String| RestoreError::Snapshot {
         snapshot: snapshot.short().to_string(),
         reason,
     };
-    let scratch = match tempfile::Builder::new()
-        .prefix(".resticpilot-manifest-")
-        .tempdir()
-    {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::debug!("no scratch directory for the manifest ({e}): listing the snapshot");
-            return open_by_listing(restic, snapshot);
-        }
-    };
-    let includes: Vec<String> = snapshot
+    let mut includes: Vec<String> = snapshot
         .paths
         .iter()
         .filter(|p| clean_absolute(p))
         .map(|p| restic_pattern(&format!("{}/{MANIFEST}", p.trim_end_matches('/'))))
         .collect();
+    if let Some(c) = chain {
+        // The chain's files only (`base-*`, `delta-*`): what a backup writes there.
+        for kind in ["base-", "delta-"] {
+            includes.push(format!("{}/{kind}*", restic_pattern(c)));
+        }
+    }
+    let started = Instant::now();
     if !includes.is_empty() {
         restic.restore(&snapshot.id, scratch.path(), &includes, false)?;
     }
+    let fetch_time = started.elapsed();
     let root = scratch
         .path()
         .canonicalize()
@@ -253,8 +341,30 @@ pub fn open(restic: &Restic, snapshot: Snapshot) -> Result<Contents, RestoreErro
     }
     let text =
         std::fs::read(&local).map_err(|e| bad(format!("cannot read its {manifest_path}: {e}")))?;
-    drop(scratch);
-    contents(snapshot, staging, &manifest_path, &text)
+    let _ = std::fs::remove_file(&local);
+    let mut contents = contents(snapshot.clone(), staging, &manifest_path, &text)?;
+    // The chain stays for the rebuild only when the manifest names it (otherwise the scratch
+    // directory and whatever it holds go now).
+    if let Some(c) = chain {
+        let named = contents
+            .manifest
+            .databases
+            .iter()
+            .filter_map(|d| d.incremental.as_ref())
+            .any(|inc| inc.dir == c);
+        if named {
+            contents.prefetched = Some(Arc::new(Prefetched {
+                chain: c.to_string(),
+                scratch: Mutex::new(Some(scratch)),
+                fetch_time,
+            }));
+        } else {
+            tracing::debug!(
+                "the manifest does not name the chain {c}: it is fetched again if needed"
+            );
+        }
+    }
+    Ok(contents)
 }
 
 /// [`open`] without a scratch directory: `restic ls` finds the manifest, `restic dump` reads
@@ -325,6 +435,7 @@ fn contents(
         staging,
         manifest,
         files,
+        prefetched: None,
     })
 }
 

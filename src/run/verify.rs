@@ -61,7 +61,7 @@ pub fn drill_profile(
 ) -> Result<drill::Report, Error> {
     let restic = ctx.restic(profile)?;
     let snapshot = restore::select(&restic, profile, snapshot)?;
-    let contents = restore::open(&restic, snapshot)?;
+    let contents = restore::open(&restic, snapshot, None)?;
     let default_scratch = ctx.config.state_dir.join("scratch");
     let scratch = scratch.unwrap_or(&default_scratch);
     drill::run(&restic, profile, &contents, scratch, &ctx.config.state_dir)

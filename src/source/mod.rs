@@ -28,7 +28,7 @@ use crate::config::{DatabaseSource, MAX_FILE_NAME, Resolver, is_safe_name};
 use crate::error::Error;
 use crate::restic::Restic;
 use crate::restore::drill::DatabaseCheck;
-use crate::restore::{Contents, ManifestDatabase};
+use crate::restore::{Contents, ManifestDatabase, Prefetch};
 
 /// Every engine, in the order `validate` names them. Adding an engine is one module and one
 /// line here.
@@ -321,6 +321,15 @@ pub trait Source: fmt::Debug + Send + Sync {
         db: &ManifestDatabase,
         dest: &Path,
     ) -> Result<String, Error>;
+
+    /// What `restore` of this database alone may fetch in the same restic call as the
+    /// snapshot's manifest (one call fewer; see [`Prefetch`]): `target` is `--target DIR`,
+    /// `force` is `--force`. None when nothing is worth fetching early, or when the restore
+    /// would be refused before it fetched anything.
+    fn restore_prefetch(&self, target: Option<&Path>, force: bool) -> Option<Prefetch> {
+        let _ = (target, force);
+        None
+    }
 
     /// Whether `restore --into NAME` applies; `Some(Err)` when `name` cannot be used.
     fn check_into(&self, name: &str) -> Option<Result<(), String>> {

@@ -19,7 +19,7 @@ use crate::config::Resolver;
 use crate::error::Error;
 use crate::restic::Restic;
 use crate::restore::drill::DatabaseCheck;
-use crate::restore::{Contents, ManifestDatabase, count};
+use crate::restore::{Contents, ManifestDatabase, Prefetch, count};
 use crate::units::human_bytes;
 
 /// The engine of `type: sqlite`.
@@ -315,6 +315,26 @@ impl Source for SqliteSource {
 
     fn named_paths(&self) -> Vec<(PathBuf, &'static str)> {
         vec![(self.path.clone(), "file")]
+    }
+
+    /// An incremental chain, fetched with the manifest into a scratch directory in the
+    /// destination's directory; not when the live file is in use and `--force` is not given
+    /// (the restore is refused before anything is fetched).
+    fn restore_prefetch(&self, target: Option<&Path>, force: bool) -> Option<Prefetch> {
+        let inc = self.incremental.as_ref()?;
+        let dir = match target {
+            Some(t) => t.to_path_buf(),
+            None => {
+                if !force && !restore::in_use(&self.path).is_empty() {
+                    return None;
+                }
+                self.path.parent()?.to_path_buf()
+            }
+        };
+        dir.is_dir().then(|| Prefetch {
+            dir,
+            chain: inc.chain_dir.display().to_string(),
+        })
     }
 
     fn restore(&self, run: &Restore<'_>, db: &ManifestDatabase) -> Result<Restored, Error> {

@@ -14,9 +14,10 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
 use crate::restic::Restic;
-use crate::restore::{Contents, ManifestDatabase, RestoreError};
+use crate::restore::{Contents, ManifestDatabase, RestoreError, restic_pattern};
 use crate::source::sqlite::incremental::{
     Chain, ChainFile, DELTA_HEADER, DELTA_MAGIC, DELTA_VERSION, DELTA_VERSION_PAGES, RECORD_HEADER,
     hash_text, id_bytes,
@@ -32,6 +33,9 @@ pub struct Rebuilt {
     pub chain_length: usize,
     /// Bytes read out of the repository (base and deltas).
     pub read: u64,
+    /// How long fetching them took before this rebuild began, when `restore::open` fetched
+    /// them with the manifest (zero otherwise: the fetch is part of the rebuild's own time).
+    pub fetched_before: Duration,
 }
 
 /// Checks `chain` (from an untrusted manifest) against the snapshot `contents`.
@@ -95,19 +99,6 @@ fn plain(name: &str) -> bool {
             .any(|c| c == '/' || c.is_control() || "*?[]\\".contains(c))
 }
 
-/// restic's `--include` treats `*?[\` as pattern characters: escape them (the chain
-/// directory comes from the operator's state_dir, which may hold them).
-fn include_pattern(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for c in path.chars() {
-        if "*?[\\".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Puts the database of `db`'s chain together at `dest` (a new file) and checks its hash.
 ///
 /// Fails when the chain is not valid, restic fails, a file is not what the manifest says, or
@@ -131,26 +122,53 @@ pub fn rebuild(
     };
     validate(contents, chain).map_err(damaged)?;
     let dir = dest.parent().unwrap_or(Path::new("."));
-    let scratch = tempfile::Builder::new()
-        .prefix(".resticpilot-chain-")
-        .tempdir_in(dir)
-        .map_err(|e| {
-            RestoreError::failed(
-                &what,
-                format!(
-                    "cannot create a scratch directory in {}: {e}",
-                    dir.display()
-                ),
-            )
-        })?;
-    std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| RestoreError::failed(&what, e.to_string()))?;
     let files: Vec<&ChainFile> = std::iter::once(&chain.base).chain(&chain.deltas).collect();
-    let includes: Vec<String> = files
-        .iter()
-        .map(|f| include_pattern(&format!("{}/{}", chain.dir, f.name)))
-        .collect();
-    restic.restore(contents.id(), scratch.path(), &includes, false)?;
+    // Fetched with the manifest into a scratch directory beside `dest` (restore::Prefetch),
+    // or now.
+    let fetched = contents.take_chain(&chain.dir).filter(|(s, _)| {
+        let real = |p: &Path| p.canonicalize().ok();
+        let beside = s
+            .path()
+            .parent()
+            .and_then(real)
+            .is_some_and(|p| Some(p) == real(dir));
+        if !beside {
+            tracing::debug!(
+                "the chain fetched with the manifest is not beside {}: fetched again",
+                dest.display()
+            );
+        }
+        beside
+    });
+    let mut fetched_before = Duration::ZERO;
+    let scratch = match fetched {
+        Some((s, took)) => {
+            fetched_before = took;
+            s
+        }
+        None => {
+            let scratch = tempfile::Builder::new()
+                .prefix(".resticpilot-chain-")
+                .tempdir_in(dir)
+                .map_err(|e| {
+                    RestoreError::failed(
+                        &what,
+                        format!(
+                            "cannot create a scratch directory in {}: {e}",
+                            dir.display()
+                        ),
+                    )
+                })?;
+            std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| RestoreError::failed(&what, e.to_string()))?;
+            let includes: Vec<String> = files
+                .iter()
+                .map(|f| restic_pattern(&format!("{}/{}", chain.dir, f.name)))
+                .collect();
+            restic.restore(contents.id(), scratch.path(), &includes, false)?;
+            scratch
+        }
+    };
     let root = scratch
         .path()
         .canonicalize()
@@ -220,6 +238,7 @@ pub fn rebuild(
     Ok(Rebuilt {
         chain_length: files.len(),
         read,
+        fetched_before,
     })
 }
 
@@ -377,7 +396,7 @@ mod tests {
             assert!(!plain(bad), "{bad:?} accepted");
         }
         assert!(plain("delta-0123456789abcdef-000001.rpdelta"));
-        assert_eq!(include_pattern("/s/a*b[c]/d"), "/s/a\\*b\\[c]/d");
+        assert_eq!(restic_pattern("/s/a*b[c]/d"), "/s/a\\*b\\[c]/d");
     }
 }
 

@@ -109,12 +109,12 @@ fn extract_inner(
         ));
     }
     let guard = Scratch::new(dest.to_path_buf());
-    let (bytes, chain_length) = match &db.incremental {
+    let (bytes, chain_length, fetched_before) = match &db.incremental {
         Some(chain) => {
             let r = super::rebuild::rebuild(restic, contents, db, chain, dest)?;
-            (chain.bytes(), Some(r.chain_length))
+            (chain.bytes(), Some(r.chain_length), r.fetched_before)
         }
-        None => (stream(restic, contents, db, dest)?, None),
+        None => (stream(restic, contents, db, dest)?, None, Duration::ZERO),
     };
     let damaged = |reason: String| {
         RestoreError::failed(
@@ -135,7 +135,7 @@ fn extract_inner(
     guard.keep();
     Ok(Extracted {
         bytes,
-        duration: start.elapsed(),
+        duration: start.elapsed() + fetched_before,
         tables,
         check: done,
         chain_length,
