@@ -119,20 +119,27 @@ fn state(conn: &Conn, name: &str) -> Result<Option<u64>, QueryError> {
 
 /// A database name `base` + `tag` that does not exist yet, at most 63 bytes.
 fn unused_name(conn: &Conn, base: &str, tag: &str) -> Result<String, QueryError> {
-    for n in 0..100 {
+    first_free(conn, &format!("{base}_{tag}N"), |n| {
         let suffix = format!("_{tag}{n}");
         let mut keep = base.len().min(63 - suffix.len());
         while !base.is_char_boundary(keep) {
             keep -= 1;
         }
-        let name = format!("{}{suffix}", &base[..keep]);
-        if database_exists(conn, &name)? {
-            continue;
+        format!("{}{suffix}", &base[..keep])
+    })
+}
+
+/// The first of `name(0)`, `name(1)`, ... (up to 100) that names no database on the server;
+/// `like` describes them for the error.
+fn first_free(conn: &Conn, like: &str, name: impl Fn(u32) -> String) -> Result<String, QueryError> {
+    for n in 0..100 {
+        let candidate = name(n);
+        if !database_exists(conn, &candidate)? {
+            return Ok(candidate);
         }
-        return Ok(name);
     }
     Err(QueryError {
-        message: format!("no free database name like {base}_{tag}N"),
+        message: format!("no free database name like {like}"),
         unreachable: false,
     })
 }
@@ -638,10 +645,11 @@ pub fn drill(run: &Drill<'_>, db: &ManifestDatabase, source: Option<&PgSource>) 
         bytes += size;
         tables += toc.len();
         if let (None, Some(conn)) = (&skip, &conn) {
-            let scratch = match unused_name(
+            // The name `databases: all` knows to leave out (`source::is_scratch_database`).
+            let scratch = match first_free(
                 conn,
-                &format!("resticpilot_verify_{}", std::process::id()),
-                "",
+                "resticpilot_verify_PID_N",
+                crate::source::verify_scratch_name,
             ) {
                 Ok(s) => s,
                 Err(e) => {
