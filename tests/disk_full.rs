@@ -155,6 +155,42 @@ fn a_full_disk_under_the_live_database_on_restore_is_named_and_the_live_file_kep
     assert_eq!(names, ["app.db"], "no temporary copy left");
 }
 
+/// The same with `method: incremental`, whose one-database restore fetches the chain with the
+/// manifest into the live database's directory: the full disk is named just the same, and
+/// nothing is left there.
+#[test]
+fn a_full_disk_under_an_incremental_database_on_restore_is_named_and_the_live_file_kept() {
+    let sb = Sandbox::new();
+    let fs = SmallFs::mount(&sb, "small", "3m");
+    let size = two_megabytes(&sb.path("data/made.db"));
+    let db = fs.path("app.db");
+    std::fs::copy(sb.path("data/made.db"), &db).unwrap();
+    sb.config(&profile(&db, None).replace("' }", "', method: incremental }"));
+    sb.run(&["backup", "app"]).assert_code(0);
+    let before = std::fs::read(&db).unwrap();
+
+    let run = sb.run(&["restore", "app", "--database", "app", "--force"]);
+    run.assert_code(1);
+    let err = &run.stderr;
+    assert!(
+        err.contains(&format!(
+            "no space left in {} for the restored copy",
+            fs.dir.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("it needs {size} (its size at backup)")),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), before, "live file untouched");
+    let names: Vec<String> = std::fs::read_dir(&fs.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["app.db"], "nothing left beside it");
+}
+
 #[test]
 fn a_full_local_repository_is_named_with_its_key() {
     let sb = Sandbox::new();

@@ -263,6 +263,23 @@ pub fn make_sqlite(path: &Path, rows: i64) -> rusqlite::Connection {
     conn
 }
 
+/// The child processes of process `pid`, spawned from any of its threads (a process's
+/// `/proc/PID/task/TID/children` lists only the children of thread TID).
+pub fn children(pid: u32) -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| t.ok())
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect()
+}
+
 pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")

@@ -1503,7 +1503,15 @@ pub fn summarize_stderr(stderr: &str) -> String {
         .iter()
         .find_map(|l| l.find("Fatal: ").map(|i| &l[i + "Fatal: ".len()..]))
     {
-        Some(fatal) => parts.push(shorten(fatal)),
+        Some(fatal) => {
+            // "There were 1811 errors" says nothing of what they were (a restore onto a full
+            // disk: "ignoring error for PATH: write PATH: no space left on device"): the first
+            // one, its end, where the reason is.
+            if let Some(first) = lines.iter().find(|l| l.starts_with("ignoring error for ")) {
+                parts.push(shorten_tail(first));
+            }
+            parts.push(shorten(fatal))
+        }
         None => {
             let tail: Vec<&str> = lines
                 .iter()
@@ -1533,6 +1541,17 @@ fn shorten(line: &str) -> String {
     } else {
         let cut: String = line.chars().take(DETAIL_LINE_CHARS).collect();
         format!("{cut}...")
+    }
+}
+
+/// `line` cut to its last [`DETAIL_LINE_CHARS`] characters (where a reason is, after paths).
+fn shorten_tail(line: &str) -> String {
+    let n = line.chars().count();
+    if n <= DETAIL_LINE_CHARS {
+        line.to_string()
+    } else {
+        let tail: String = line.chars().skip(n - DETAIL_LINE_CHARS).collect();
+        format!("...{tail}")
     }
 }
 
@@ -1603,6 +1622,29 @@ mod tests {
             s.contains("restic retried 400 failed requests; the last: Save(<data/018f>)"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn stderr_summary_of_a_restore_says_what_its_errors_were() {
+        // restic 0.14 and 0.18 restoring onto a full disk (their own words).
+        let path = format!(
+            "/srv/state/chains/p/{}/base-d6ecf4c5867aa91a.sqlite3",
+            "d".repeat(150)
+        );
+        let line = format!(
+            "ignoring error for {path}: write /mnt/small/.resticpilot-chain-x{path}: no space left on device\n"
+        );
+        let stderr = format!(
+            "{}Summary: Restored 7 / 1 files/dirs (1.011 GiB / 1.011 GiB) in 0:01\nFatal: There were 1811 errors\n",
+            line.repeat(3)
+        );
+        let s = summarize_stderr(&stderr);
+        assert!(
+            s.ends_with("no space left on device; There were 1811 errors"),
+            "{s}"
+        );
+        assert!(crate::space::is_full_text(&s), "{s}");
+        assert!(s.len() < 700, "{} bytes: {s}", s.len());
     }
 
     #[test]

@@ -243,11 +243,14 @@ pub fn open(
     if let Some(p) = prefetch {
         match private_scratch(Some(&p.dir), ".resticpilot-chain-") {
             Ok(scratch) => match open_into(restic, &snapshot, scratch, Some(&p.chain)) {
-                Ok(contents) => return Ok(contents),
-                Err(e) => tracing::debug!(
-                    "fetching the manifest with the chain {} failed ({e}): the manifest alone",
+                // The destination's disk filled up with the chain: the manifest alone, and
+                // the chain's own fetch then says how much room it needs. Any other failure
+                // would only come again.
+                Err(e) if crate::space::is_full_text(&e.to_string()) => tracing::debug!(
+                    "fetching the manifest with the chain {} filled the disk ({e}): the manifest alone",
                     p.chain
                 ),
+                other => return other,
             },
             Err(e) => tracing::debug!(
                 "no scratch directory in {} for the chain ({e}): the manifest alone",
