@@ -492,8 +492,9 @@ fn restic_restores(stderr: &str) -> usize {
         .count()
 }
 
-/// A one-database restore fetches the chain in the same restic call as the manifest, into the
-/// destination's directory, and leaves nothing there but the database; when the profile's
+/// A one-database restore (and the drill of a profile with one incremental database) fetches
+/// the chain in the same restic call as the manifest, into the destination's directory, and
+/// leaves nothing there but the database; when the profile's
 /// state directory moved since the backup (the chain is not where the profile predicts), the
 /// chain is fetched by itself, as before, and the restore is just as exact.
 #[test]
@@ -545,6 +546,12 @@ fn the_chain_comes_with_the_manifest_and_a_moved_state_dir_still_restores() {
     assert_eq!(restic_restores(&run.stderr), 1, "{}", run.stderr);
     assert_eq!(fingerprint(&out.join("app.sqlite3")), print);
     assert_eq!(names(&out), vec!["app.sqlite3".to_string()]);
+
+    // The restore drill: the same one call, into its scratch space.
+    let run = sb.run(&["-v", "verify", "app"]);
+    run.assert_code(0);
+    assert_eq!(restic_restores(&run.stderr), 1, "{}", run.stderr);
+    assert!(run.stdout.contains("base + 1 delta"), "{}", run.stdout);
 
     // The state directory moved: the manifest is read first, then the chain fetched.
     let config = std::fs::read_to_string(sb.path("config.yaml"))

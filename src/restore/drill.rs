@@ -111,24 +111,16 @@ pub fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
-/// Runs the drill of `profile` on `contents` in a new directory under `scratch`, removed
-/// afterwards. Failures of the items are results in the report, not errors.
+/// The drill's own space: a fresh directory (mode 0700) made inside `scratch`, removed when
+/// dropped.
 ///
 /// `scratch` under `state_dir` (the default) is resticpilot's own directory there. Any other
 /// `scratch` is the operator's (`verify --scratch DIR`): created when missing, otherwise used
 /// as it is (its mode is never changed; `/tmp` stays `/tmp`), but refused when another user
-/// could replace what the drill creates in it. The drill's own space is always a fresh
-/// directory (mode 0700) made inside it.
+/// could replace what the drill creates in it.
 ///
-/// Fails only when the scratch directory cannot be created or is not safe to use.
-pub fn run(
-    restic: &Restic,
-    profile: &Profile,
-    contents: &Contents,
-    scratch: &Path,
-    state_dir: &Path,
-) -> Result<Report, Error> {
-    let start = Instant::now();
+/// Fails when the scratch directory cannot be created or is not safe to use.
+pub fn space(scratch: &Path, state_dir: &Path) -> Result<tempfile::TempDir, Error> {
     if crate::dirs::lexical(scratch).starts_with(crate::dirs::lexical(state_dir)) {
         crate::dirs::private_dir(state_dir, scratch, &Fix::key("state_dir"))?;
     } else if scratch.exists() {
@@ -140,7 +132,7 @@ pub fn run(
             &Fix(" (or choose another --scratch DIR)".into()),
         )?;
     }
-    let dir = tempfile::Builder::new()
+    tempfile::Builder::new()
         .prefix("verify-")
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir_in(scratch)
@@ -149,7 +141,18 @@ pub fn run(
                 format!("cannot create a scratch directory in {}", scratch.display()),
                 e,
             )
-        })?;
+        })
+}
+
+/// Runs the drill of `profile` on `contents` in `dir` (from [`space`]), removed afterwards.
+/// Failures of the items are results in the report, not errors.
+pub fn run(
+    restic: &Restic,
+    profile: &Profile,
+    contents: &Contents,
+    dir: tempfile::TempDir,
+) -> Result<Report, Error> {
+    let start = Instant::now();
     let mut databases = Vec::new();
     for db in &contents.manifest.databases {
         tracing::info!(profile = %profile.name, database = %db.name, "restoring {} into scratch space", db.name);
