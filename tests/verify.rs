@@ -242,6 +242,42 @@ fn configured_path_missing_from_the_snapshot_fails_the_drill() {
     assert_eq!(r["files"]["paths"][1]["present"], false);
 }
 
+/// Paths relative to the config file (`../data/etc` in `profiles/app.yaml`, as the demo's
+/// profile has them) are checked where restic put them: the drill once looked for
+/// `profiles/../data/etc` inside the restored tree, which has no `profiles` directory, and
+/// failed every drill of such a profile.
+#[test]
+fn paths_relative_to_the_config_file_are_found_in_the_restored_tree() {
+    let sb = Sandbox::new();
+    drop(make_sqlite(&sb.path("data/app.db"), 10));
+    std::fs::create_dir_all(sb.path("data/etc")).unwrap();
+    std::fs::write(sb.path("data/etc/app.toml"), "x = 1\n").unwrap();
+    std::fs::create_dir(sb.path("profiles")).unwrap();
+    let config = sb.write_config(
+        "profiles/app.yaml",
+        "state_dir: ../state
+repositories:
+  local:
+    url: ../repo
+    password_file: ../restic-password
+    init: true
+profiles:
+  app:
+    repository: local
+    host: test-host
+    databases:
+      - { name: app, type: sqlite, path: ../data/app.db }
+    paths: ['../data/etc']
+",
+    );
+    sb.run_with(&config, &["backup", "app"]).assert_code(0);
+    let run = sb.run_with(&config, &["verify", "app", "--json"]);
+    run.assert_code(0);
+    let r = report(&run);
+    assert_eq!(r["files"]["paths"][0]["present"], true, "{r}");
+    assert_eq!(r["files"]["files"], 1, "{r}");
+}
+
 /// A drill run by hand counts like the daemon's: it waits for no backup (it takes the
 /// profile's lock, so a running backup refuses it) and it is recorded in the status file.
 #[test]

@@ -271,7 +271,11 @@ fn check_files(restic: &Restic, profile: &Profile, contents: &Contents, dir: &Pa
     }
     let mut missing = Vec::new();
     for path in &profile.paths {
-        let rel = path.strip_prefix("/").unwrap_or(path);
+        // As restic records it: `..` and `.` resolved in the text (`profiles/../demo/data`, a
+        // path relative to the config file, is `demo/data` in the snapshot; joined as it is,
+        // it would need a `profiles` directory in the restored tree).
+        let clean = crate::dirs::lexical(path);
+        let rel = clean.strip_prefix("/").unwrap_or(&clean);
         let present = dir.join(rel).symlink_metadata().is_ok();
         if !present {
             missing.push(path.display().to_string());
