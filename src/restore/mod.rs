@@ -267,8 +267,9 @@ pub fn open(
     }
 }
 
-/// A new directory of mode 0700 in `dir` (the system's temporary directory without one).
-fn private_scratch(dir: Option<&Path>, prefix: &str) -> std::io::Result<tempfile::TempDir> {
+/// A new directory of mode 0700 in `dir` (the system's temporary directory without one),
+/// removed when dropped.
+pub fn private_scratch(dir: Option<&Path>, prefix: &str) -> std::io::Result<tempfile::TempDir> {
     use std::os::unix::fs::PermissionsExt;
     let mut b = tempfile::Builder::new();
     b.prefix(prefix);

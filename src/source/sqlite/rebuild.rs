@@ -140,16 +140,10 @@ pub fn rebuild(
         }
         beside
     });
-    let mut fetched_before = Duration::ZERO;
-    let scratch = match fetched {
-        Some((s, took)) => {
-            fetched_before = took;
-            s
-        }
+    let (scratch, fetched_before) = match fetched {
+        Some(prefetched) => prefetched,
         None => {
-            let scratch = tempfile::Builder::new()
-                .prefix(".resticpilot-chain-")
-                .tempdir_in(dir)
+            let scratch = crate::restore::private_scratch(Some(dir), ".resticpilot-chain-")
                 .map_err(|e| {
                     RestoreError::failed(
                         &what,
@@ -159,14 +153,12 @@ pub fn rebuild(
                         ),
                     )
                 })?;
-            std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| RestoreError::failed(&what, e.to_string()))?;
             let includes: Vec<String> = files
                 .iter()
                 .map(|f| restic_pattern(&format!("{}/{}", chain.dir, f.name)))
                 .collect();
             restic.restore(contents.id(), scratch.path(), &includes, false)?;
-            scratch
+            (scratch, Duration::ZERO)
         }
     };
     let root = scratch
