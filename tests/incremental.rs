@@ -639,6 +639,111 @@ fn a_tampered_delta_fails_restore_and_verify_and_leaves_the_live_file_untouched(
         .assert_code(0);
 }
 
+/// Free bytes on the filesystem of `path` (as `df` reports them).
+fn free_bytes(path: &Path) -> u64 {
+    let out = std::process::Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.lines().nth(1).unwrap().trim().parse().unwrap()
+}
+
+/// A snapshot whose manifest and delta (hashes and all, as only a holder of the repository key
+/// can write them) claim a database larger than the free space: a 48-byte delta with no page
+/// could otherwise grow the restored file into a sparse giant that takes hours to hash. It is
+/// refused before anything is written beside the live file, naming the size and the space.
+#[test]
+fn a_chain_claiming_more_than_the_free_space_is_refused_before_it_is_written() {
+    let sb = Sandbox::new();
+    let db = sb.path("data/app.db");
+    make_db(&db, 10_000);
+    sb.config(&profile(""));
+    sb.run(&["backup", "app"]).assert_code(0);
+    touch(&db, 400, 1);
+    sb.run(&["backup", "app"]).assert_code(0);
+    let good = snapshot_ids(&sb).pop().unwrap();
+    let staging = sb.path("state/staging/app");
+    let manifest_path = staging.join("resticpilot-manifest.json");
+    let out = sb.restic(&[
+        "restore",
+        &good,
+        "--target",
+        "/",
+        "--include",
+        manifest_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    let chain = &mut manifest["databases"][0]["incremental"];
+    let page_size = chain["page_size"].as_u64().unwrap();
+    // Past the free space by 2 GiB, in whole pages.
+    let claimed = (free_bytes(&sb.path("data")) + (2 << 30)) / page_size + 1;
+    let id = chain["id"].as_str().unwrap().to_string();
+    let mut delta = Vec::new();
+    delta.extend_from_slice(b"RPDELTA1");
+    delta.extend_from_slice(&2u32.to_le_bytes());
+    delta.extend_from_slice(&(page_size as u32).to_le_bytes());
+    delta.extend_from_slice(&claimed.to_le_bytes());
+    delta.extend_from_slice(&0u64.to_le_bytes());
+    delta.extend_from_slice(&1u32.to_le_bytes());
+    delta.extend_from_slice(&[0u8; 4]);
+    for i in 0..8 {
+        delta.push(u8::from_str_radix(&id[i * 2..i * 2 + 2], 16).unwrap());
+    }
+    let name = chain["deltas"][0]["name"].as_str().unwrap().to_string();
+    std::fs::write(chain_dir(&sb).join(&name), &delta).unwrap();
+    chain["page_count"] = claimed.into();
+    chain["deltas"][0]["bytes"] = (delta.len() as u64).into();
+    chain["deltas"][0]["pages"] = 0.into();
+    chain["deltas"][0]["hash"] = format!("blake3:{}", blake3::hash(&delta).to_hex()).into();
+    let before = std::fs::read(&db).unwrap();
+
+    // The manifest's size of the database disagrees with its chain's.
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    sb.snapshot_by_hand("app", &[&staging, &sb.path("state/chains/app")]);
+    let run = sb.run(&["restore", "app", "--database", "app", "--force"]);
+    run.assert_code(1);
+    assert!(run.stderr.contains("two different sizes"), "{}", run.stderr);
+
+    // Both agree on the giant.
+    manifest["databases"][0]["bytes"] = (claimed * page_size).into();
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    sb.snapshot_by_hand("app", &[&staging, &sb.path("state/chains/app")]);
+    let run = sb.run(&["restore", "app", "--database", "app", "--force"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("no space left in")
+            && run.stderr.contains("free there now")
+            && run.stderr.contains("its size at backup"),
+        "{}",
+        run.stderr
+    );
+
+    assert_eq!(std::fs::read(&db).unwrap(), before, "live file untouched");
+    let leftovers: Vec<String> = std::fs::read_dir(sb.path("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "app.db" && !n.starts_with("app.db-"))
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+    // The drill refuses it the same way.
+    let run = sb.run(&["verify", "app"]);
+    run.assert_code(1);
+    assert!(
+        run.stdout.contains("no space left in") || run.stderr.contains("no space left in"),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+}
+
 #[test]
 fn the_drill_reports_the_chain_length_and_restore_time() {
     let sb = Sandbox::new();

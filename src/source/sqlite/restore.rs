@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags};
 
 use super::RestoreCheck;
+use super::incremental::Chain;
 use crate::restic::Restic;
 use crate::restore::progress::{Counting, Progress};
 use crate::restore::{Contents, ManifestDatabase, RestoreError};
@@ -56,10 +57,11 @@ pub fn extract_checked(
 ) -> Result<Extracted, RestoreError> {
     let dir = dest.parent().unwrap_or(Path::new("/"));
     let full = |reason: String| -> RestoreError {
-        let needed = if db.bytes > 0 {
+        let size = db.incremental.as_ref().map_or(db.bytes, Chain::bytes);
+        let needed = if size > 0 {
             format!(
                 "it needs {} (its size at backup)",
-                crate::units::human_bytes(db.bytes)
+                crate::units::human_bytes(size)
             )
         } else {
             "its size is not recorded".to_string()
@@ -75,7 +77,10 @@ pub fn extract_checked(
     };
     let result = extract_inner(restic, contents, db, dest, check);
     match result {
-        Err(e) if crate::space::is_full_text(&e.to_string()) => Err(full(e.to_string())),
+        Err(e) if crate::space::is_full_text(&e.to_string()) => Err(full(match e {
+            RestoreError::Failed { reason, .. } => reason,
+            other => other.to_string(),
+        })),
         other => other,
     }
 }
@@ -96,6 +101,17 @@ fn extract_inner(
                 format!(
                     "the manifest of snapshot {} gives two different hashes for it",
                     contents.short()
+                ),
+            ));
+        }
+        (Some(chain), _) if db.bytes != 0 && db.bytes != chain.bytes() => {
+            return Err(RestoreError::failed(
+                &what,
+                format!(
+                    "the manifest of snapshot {} gives two different sizes for it ({} and {} bytes)",
+                    contents.short(),
+                    db.bytes,
+                    chain.bytes()
                 ),
             ));
         }
