@@ -244,6 +244,17 @@ pub fn to_run(out: Output) -> Run {
     }
 }
 
+/// Free bytes on the filesystem of `path` (as `df` reports them).
+pub fn free_bytes(path: &Path) -> u64 {
+    let out = std::process::Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.lines().nth(1).unwrap().trim().parse().unwrap()
+}
+
 /// Makes a WAL-mode SQLite database with `rows` rows in table `t`.
 pub fn make_sqlite(path: &Path, rows: i64) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(path).unwrap();

@@ -639,17 +639,6 @@ fn a_tampered_delta_fails_restore_and_verify_and_leaves_the_live_file_untouched(
         .assert_code(0);
 }
 
-/// Free bytes on the filesystem of `path` (as `df` reports them).
-fn free_bytes(path: &Path) -> u64 {
-    let out = std::process::Command::new("df")
-        .args(["--output=avail", "-B1"])
-        .arg(path)
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.lines().nth(1).unwrap().trim().parse().unwrap()
-}
-
 /// A snapshot whose manifest and delta (hashes and all, as only a holder of the repository key
 /// can write them) claim a database larger than the free space: a 48-byte delta with no page
 /// could otherwise grow the restored file into a sparse giant that takes hours to hash. It is
@@ -684,7 +673,7 @@ fn a_chain_claiming_more_than_the_free_space_is_refused_before_it_is_written() {
     let chain = &mut manifest["databases"][0]["incremental"];
     let page_size = chain["page_size"].as_u64().unwrap();
     // Past the free space by 2 GiB, in whole pages.
-    let claimed = (free_bytes(&sb.path("data")) + (2 << 30)) / page_size + 1;
+    let claimed = (crate::harness::free_bytes(&sb.path("data")) + (2 << 30)) / page_size + 1;
     let id = chain["id"].as_str().unwrap().to_string();
     let mut delta = Vec::new();
     delta.extend_from_slice(b"RPDELTA1");

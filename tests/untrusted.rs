@@ -143,6 +143,60 @@ fn entry(file: &str) -> serde_json::Value {
                         "duration": 0.1, "source": "x", "method": "online", "tables": ["t"]}])
 }
 
+/// A dump file in the snapshot larger than its manifest records (restic keeps a sparse giant
+/// in a few bytes) is cut off at the recorded size, and a recorded size past the free space is
+/// refused before anything is written: the live database's disk is never filled by a snapshot.
+#[test]
+fn a_dump_larger_than_its_manifest_or_the_free_space_is_stopped_before_it_fills_the_disk() {
+    let sb = sandbox();
+    sb.run(&["backup", "app"]).assert_code(0);
+    let copy = sb.path("fake/staging/app/app.sqlite3");
+    sqlite_copy(&copy);
+    let real = std::fs::metadata(&copy).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&copy)
+        .unwrap()
+        .set_len(real + (64 << 20))
+        .unwrap();
+    let mut db = entry("app.sqlite3");
+    db[0]["bytes"] = real.into();
+    hostile_snapshot(&sb, db.clone(), &[]);
+    let live = std::fs::read(sb.path("data/app.db")).unwrap();
+    let left_behind = || -> Vec<String> {
+        std::fs::read_dir(sb.path("data"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "app.db" && n != "etc" && !n.starts_with("app.db-"))
+            .collect()
+    };
+
+    let run = sb.run(&["restore", "app", "--database", "app", "--force"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains(&format!(
+            "is larger than the {real} bytes its manifest records"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read(sb.path("data/app.db")).unwrap(), live);
+    assert!(left_behind().is_empty(), "{:?}", left_behind());
+
+    // A recorded size past the free space: refused before a byte is written.
+    db[0]["bytes"] = (crate::harness::free_bytes(&sb.path("data")) + (2 << 30)).into();
+    hostile_snapshot(&sb, db, &[]);
+    let run = sb.run(&["restore", "app", "--database", "app", "--force"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("no space left in") && run.stderr.contains("found before writing it"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read(sb.path("data/app.db")).unwrap(), live);
+    assert!(left_behind().is_empty(), "{:?}", left_behind());
+}
+
 #[test]
 fn a_manifest_file_name_with_dot_dot_cannot_make_restore_write_outside_the_target() {
     let sb = sandbox();

@@ -10,6 +10,7 @@
 //! nothing: the live file is never opened as a database before it is replaced).
 
 use std::fs::File;
+use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -165,6 +166,20 @@ fn stream(
     db: &ManifestDatabase,
     dest: &Path,
 ) -> Result<u64, RestoreError> {
+    let what = || format!("database {}", db.name);
+    // The manifest's size bounds what is written beside the live database: a file in the
+    // snapshot larger than that is not the one backed up (restic stores a sparse giant in a
+    // few bytes), and must not fill the disk the application writes to.
+    let limit = (db.bytes > 0).then_some(db.bytes);
+    if let Some(need) = limit {
+        let dir = dest.parent().unwrap_or(Path::new("/"));
+        if crate::space::free_bytes(dir).is_some_and(|free| need > free) {
+            return Err(RestoreError::failed(
+                what(),
+                "found before writing it: no space left on device",
+            ));
+        }
+    }
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -178,11 +193,27 @@ fn stream(
         })?;
     let mut progress = Progress::new(format!("extracting {}", db.name), Some(db.bytes));
     let mut sink = Counting {
-        inner: std::io::BufWriter::with_capacity(1 << 20, file),
+        inner: Bounded {
+            inner: std::io::BufWriter::with_capacity(1 << 20, file),
+            left: limit.unwrap_or(u64::MAX),
+            over: false,
+        },
         progress: &mut progress,
     };
-    restic.dump(contents.id(), &contents.dump_path(db), &mut sink)?;
-    let file = sink.inner.into_inner().map_err(|e| {
+    let dumped = restic.dump(contents.id(), &contents.dump_path(db), &mut sink);
+    if sink.inner.over {
+        return Err(RestoreError::failed(
+            what(),
+            format!(
+                "the file {} in snapshot {} is larger than the {} bytes its manifest records: it is not the copy that was backed up (stopped there)",
+                contents.dump_path(db),
+                contents.short(),
+                db.bytes
+            ),
+        ));
+    }
+    dumped?;
+    let file = sink.inner.inner.into_inner().map_err(|e| {
         RestoreError::failed(format!("database {}", db.name), e.error().to_string())
     })?;
     file.sync_all().map_err(|e| {
@@ -194,6 +225,37 @@ fn stream(
     let bytes = progress.done();
     progress.finish();
     Ok(bytes)
+}
+
+/// A writer that takes at most `left` more bytes, then fails (and says so in `over`).
+struct Bounded<W: Write> {
+    inner: W,
+    left: u64,
+    over: bool,
+}
+
+impl<W: Write> Write for Bounded<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            self.over = true;
+            return Err(std::io::Error::other(
+                "more bytes than the manifest records",
+            ));
+        }
+        let take = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.write(&buf[..take])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The copy at `path` must hash to `expected` (`blake3:<hex>`); then `check`'s SQLite check,
