@@ -6,6 +6,7 @@
 //! among the snapshot's paths), never through the profile's current `staging_dir`, which may
 //! have changed since the backup.
 
+pub mod bound;
 pub mod drill;
 pub mod files;
 pub mod progress;

@@ -18,6 +18,7 @@ use super::load_role::LoadRole;
 use super::{GLOBALS_FILE, PgSource, archive_name};
 use crate::error::Error;
 use crate::restic::Restic;
+use crate::restore::bound::{self, Bounded};
 use crate::restore::drill::{DatabaseCheck, Outcome, TableRows, secs};
 use crate::restore::{Contents, ManifestDatabase, RestoreError, count};
 use crate::source::{Drill, Restore, Restored};
@@ -54,11 +55,34 @@ fn fetch(
     let what = format!("database {}", db.name);
     let file = dir.join(archive_name(name));
     let path = format!("{}/{}", contents.dump_path(db), archive_name(name));
+    // The manifest's size (of all the dump's archives) bounds what this one may write.
+    let limit = (db.bytes > 0).then_some(db.bytes);
+    if let Some(need) = limit {
+        bound::room(dir, need).map_err(|e| {
+            RestoreError::failed(
+                &what,
+                format!(
+                    "no space left in {} for the archive of {name}: {e}{}",
+                    dir.display(),
+                    crate::space::free_note(dir)
+                ),
+            )
+        })?;
+    }
     let sink = crate::process::create_private(&file)
         .map_err(|e| Error::io(format!("cannot create {}", file.display()), e))?;
-    let mut sink = std::io::BufWriter::new(sink);
-    restic.dump(contents.id(), &path, &mut sink)?;
+    let mut sink = Bounded::new(std::io::BufWriter::new(sink), limit);
+    let dumped = restic.dump(contents.id(), &path, &mut sink);
+    if sink.over() {
+        return Err(RestoreError::failed(
+            &what,
+            bound::larger_than_recorded(&path, contents.short(), db.bytes),
+        )
+        .into());
+    }
+    dumped?;
     let sink = sink
+        .into_inner()
         .into_inner()
         .map_err(|e| Error::io(format!("cannot write {}", file.display()), e.into_error()))?;
     sink.sync_all()

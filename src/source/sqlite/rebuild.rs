@@ -87,18 +87,6 @@ pub fn validate(contents: &Contents, chain: &Chain) -> Result<(), String> {
     Ok(())
 }
 
-/// Fails, in the words of a full disk (the caller names the place, the need and the fix), when
-/// `need` bytes are more than `dir`'s filesystem has free.
-fn room(dir: &Path, need: u64) -> Result<(), String> {
-    match crate::space::free_bytes(dir) {
-        Some(free) if need > free => Err(format!(
-            "found before writing it: its chain needs {} more there: no space left on device",
-            crate::units::human_bytes(need)
-        )),
-        _ => Ok(()),
-    }
-}
-
 /// A plain file name: no separator, not `.` or `..`, no glob characters restic would read as
 /// a pattern, no control characters.
 fn plain(name: &str) -> bool {
@@ -157,7 +145,7 @@ pub fn rebuild(
         None => {
             // Base, deltas, and what the deltas add to the base, before restic writes any.
             let growth = chain.bytes().saturating_sub(chain.base.bytes);
-            room(dir, chain.base.bytes + chain.delta_bytes() + growth)
+            crate::restore::bound::room(dir, chain.base.bytes + chain.delta_bytes() + growth)
                 .map_err(|e| RestoreError::failed(&what, e))?;
             let scratch = crate::restore::private_scratch(Some(dir), ".resticpilot-chain-")
                 .map_err(|e| {
@@ -208,7 +196,8 @@ pub fn rebuild(
     // The deltas' pages past the base's end must fit now: a chain that claims a giant (a
     // header's page count costs nothing) would otherwise become a sparse file that takes
     // hours to hash, or fill the disk halfway through.
-    room(dir, chain.bytes().saturating_sub(size)).map_err(|e| RestoreError::failed(&what, e))?;
+    crate::restore::bound::room(dir, chain.bytes().saturating_sub(size))
+        .map_err(|e| RestoreError::failed(&what, e))?;
     std::fs::rename(&base, dest).map_err(|e| {
         RestoreError::failed(
             &what,

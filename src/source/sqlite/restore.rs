@@ -10,7 +10,6 @@
 //! nothing: the live file is never opened as a database before it is replaced).
 
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -20,6 +19,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::RestoreCheck;
 use super::incremental::Chain;
 use crate::restic::Restic;
+use crate::restore::bound::{self, Bounded};
 use crate::restore::progress::{Counting, Progress};
 use crate::restore::{Contents, ManifestDatabase, RestoreError};
 
@@ -172,13 +172,8 @@ fn stream(
     // few bytes), and must not fill the disk the application writes to.
     let limit = (db.bytes > 0).then_some(db.bytes);
     if let Some(need) = limit {
-        let dir = dest.parent().unwrap_or(Path::new("/"));
-        if crate::space::free_bytes(dir).is_some_and(|free| need > free) {
-            return Err(RestoreError::failed(
-                what(),
-                "found before writing it: no space left on device",
-            ));
-        }
+        bound::room(dest.parent().unwrap_or(Path::new("/")), need)
+            .map_err(|e| RestoreError::failed(what(), e))?;
     }
     let file = std::fs::OpenOptions::new()
         .write(true)
@@ -193,27 +188,18 @@ fn stream(
         })?;
     let mut progress = Progress::new(format!("extracting {}", db.name), Some(db.bytes));
     let mut sink = Counting {
-        inner: Bounded {
-            inner: std::io::BufWriter::with_capacity(1 << 20, file),
-            left: limit.unwrap_or(u64::MAX),
-            over: false,
-        },
+        inner: Bounded::new(std::io::BufWriter::with_capacity(1 << 20, file), limit),
         progress: &mut progress,
     };
     let dumped = restic.dump(contents.id(), &contents.dump_path(db), &mut sink);
-    if sink.inner.over {
+    if sink.inner.over() {
         return Err(RestoreError::failed(
             what(),
-            format!(
-                "the file {} in snapshot {} is larger than the {} bytes its manifest records: it is not the copy that was backed up (stopped there)",
-                contents.dump_path(db),
-                contents.short(),
-                db.bytes
-            ),
+            bound::larger_than_recorded(&contents.dump_path(db), contents.short(), db.bytes),
         ));
     }
     dumped?;
-    let file = sink.inner.inner.into_inner().map_err(|e| {
+    let file = sink.inner.into_inner().into_inner().map_err(|e| {
         RestoreError::failed(format!("database {}", db.name), e.error().to_string())
     })?;
     file.sync_all().map_err(|e| {
@@ -225,37 +211,6 @@ fn stream(
     let bytes = progress.done();
     progress.finish();
     Ok(bytes)
-}
-
-/// A writer that takes at most `left` more bytes, then fails (and says so in `over`).
-struct Bounded<W: Write> {
-    inner: W,
-    left: u64,
-    over: bool,
-}
-
-impl<W: Write> Write for Bounded<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        if self.left == 0 {
-            self.over = true;
-            return Err(std::io::Error::other(
-                "more bytes than the manifest records",
-            ));
-        }
-        let take = buf
-            .len()
-            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        let n = self.inner.write(&buf[..take])?;
-        self.left -= n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 /// The copy at `path` must hash to `expected` (`blake3:<hex>`); then `check`'s SQLite check,
