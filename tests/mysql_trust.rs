@@ -92,6 +92,11 @@ fn dump_of_latest(sb: &Sandbox) -> String {
 /// Puts `dump` into the repository as a new snapshot of profile `shop` on `test-host`, with a
 /// manifest saying it holds `databases`: what anyone with the repository key could do.
 fn plant(sb: &Sandbox, dump: &str, databases: &[&str]) {
+    plant_recorded(sb, dump, databases, dump.len());
+}
+
+/// [`plant`] with a manifest recording `bytes` as the dump's size.
+fn plant_recorded(sb: &Sandbox, dump: &str, databases: &[&str], bytes: usize) {
     let staging = sb.path(&format!("planted-{}/shop", sb.snapshots().len()));
     std::fs::create_dir_all(&staging).unwrap();
     std::fs::write(staging.join("main.sql"), dump).unwrap();
@@ -102,7 +107,7 @@ fn plant(sb: &Sandbox, dump: &str, databases: &[&str]) {
         "created": "2026-11-22T23:00:00Z",
         "staging_dir": staging,
         "databases": [{"name": "main", "type": "mysql", "file": "main.sql",
-                       "bytes": dump.len(), "duration": 0.1, "source": databases.join(", "),
+                       "bytes": bytes, "duration": 0.1, "source": databases.join(", "),
                        "databases": databases, "method": "mariadb-dump", "tables": []}]
     });
     std::fs::write(
@@ -145,6 +150,50 @@ fn a_dump_without_its_trailer_never_reaches_the_live_database() {
         "{}",
         run.stderr
     );
+}
+
+/// A dump of another size than its manifest records is not the one backed up: refused before
+/// anything is loaded, and a longer one is not read past that size (restic keeps a padded
+/// giant in a few bytes).
+#[test]
+fn a_dump_of_another_size_than_its_manifest_records_never_reaches_the_live_database() {
+    let db = server();
+    let (sb, name) = setup(db, "size", "");
+    sb.run(&["backup", "shop"]).assert_code(0);
+    let dump = dump_of_latest(&sb);
+    db.sql(&format!("INSERT INTO `{name}`.t VALUES (4, 'four')"));
+    let before = fingerprint(db, &name);
+    // Comments after USE pass every rule of the check: only the size gives them away.
+    let padded = with_after_use(&dump, &name, &"-- padding\n".repeat(100_000));
+    plant_recorded(&sb, &padded, &[&name], dump.len());
+    let run = sb.run(&["restore", "shop", "--database", "main", "--force"]);
+    assert_eq!(
+        fingerprint(db, &name),
+        before,
+        "the live database was touched"
+    );
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains(&format!(
+            "larger than the {} bytes its manifest records",
+            dump.len()
+        )),
+        "{}",
+        run.stderr
+    );
+    // Shorter than recorded (one blank line removed): refused the same way.
+    let shorter = dump.replacen("\n\n", "\n", 1);
+    assert!(shorter.len() < dump.len());
+    plant_recorded(&sb, &shorter, &[&name], dump.len());
+    let run = sb.run(&["verify", "shop"]);
+    run.assert_code(1);
+    assert!(
+        run.stdout.contains("its manifest records") || run.stderr.contains("its manifest records"),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+    assert_eq!(fingerprint(db, &name), before);
 }
 
 #[test]

@@ -296,10 +296,22 @@ struct CheckSink<'a> {
     progress: &'a mut Progress,
     line: Vec<u8>,
     refusal: Option<String>,
+    /// The size the manifest records (when it does): a dump of another size is not the one
+    /// backed up, and a longer one is not read past it.
+    limit: Option<u64>,
+    seen: u64,
 }
 
 impl Write for CheckSink<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.seen += buf.len() as u64;
+        if let Some(limit) = self.limit.filter(|l| self.seen > *l) {
+            let e = format!(
+                "it is larger than the {limit} bytes its manifest records: it is not the dump that was backed up"
+            );
+            self.refusal = Some(e.clone());
+            return Err(io::Error::other(e));
+        }
         self.progress.add(buf.len() as u64);
         let mut rest = buf;
         while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
@@ -344,8 +356,11 @@ pub fn check(
         progress: &mut progress,
         line: Vec::new(),
         refusal: None,
+        limit: (db.bytes > 0).then_some(db.bytes),
+        seen: 0,
     };
     let read = restic.dump(contents.id(), &contents.dump_path(db), &mut sink);
+    let (seen, limit) = (sink.seen, sink.limit);
     let (refusal, last) = (sink.refusal.take(), std::mem::take(&mut sink.line));
     progress.finish();
     if let Some(refusal) = refusal {
@@ -355,6 +370,12 @@ pub fn check(
         ));
     }
     read.map_err(|e| format!("reading the dump from the snapshot failed: {e}"))?;
+    if let Some(limit) = limit.filter(|l| *l != seen) {
+        return Err(format!(
+            "the dump in snapshot {} was refused before anything was loaded: it has {seen} bytes, its manifest records {limit}: it is not the dump that was backed up",
+            contents.short()
+        ));
+    }
     if !last.is_empty() {
         scanner
             .line(&last, &mut io::sink())
