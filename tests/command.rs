@@ -52,6 +52,45 @@ fn a_command_dump_is_backed_up_verified_restored_and_drilled() {
     assert_eq!(rows(&sb.path("data/restored.db")), 500);
 }
 
+/// A dump of another size than its manifest records (here padded with comment lines the verify
+/// command and the restore would take) is not the one backed up: refused before the restore
+/// command sees it.
+#[test]
+fn a_dump_of_another_size_than_its_manifest_records_is_not_restored() {
+    require("sqlite3");
+    let sb = Sandbox::new();
+    drop(make_sqlite(&sb.path("data/app.db"), 50));
+    sb.config(&profile(
+        r#"dump: "sqlite3 {dir}/data/app.db .dump", restore: "sqlite3 {dir}/data/restored.db", verify: "tail -n 1 \"$1\" | grep -qx 'COMMIT;'""#,
+    ));
+    sb.run(&["backup", "app"]).assert_code(0);
+    let restored = sb.restic_restore_latest("restored");
+    let staging = sb.restored_dump(&restored, "app", "");
+    let dump = staging.join("app.sql");
+    let text = std::fs::read_to_string(&dump).unwrap();
+    std::fs::write(&dump, format!("{}{text}", "-- padding\n".repeat(10_000))).unwrap();
+    sb.snapshot_by_hand("app", &[&staging]);
+
+    let run = sb.run(&["restore", "app", "--database", "app"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("bytes its manifest records"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        !sb.path("data/restored.db").exists(),
+        "the restore command ran"
+    );
+    let drill = sb.run(&["verify", "app"]);
+    drill.assert_code(1);
+    assert!(
+        drill.all().contains("bytes its manifest records"),
+        "{}",
+        drill.all()
+    );
+}
+
 /// Runs a backup of a command source with `keys`; asserts it failed with exit 1, made no
 /// snapshot, and said `expected`.
 #[track_caller]

@@ -14,6 +14,7 @@ use crate::config::Resolver;
 use crate::error::{Error, RestoreError};
 use crate::process::{Cmd, ProcessError};
 use crate::restic::Restic;
+use crate::restore::bound::{self, Bounded};
 use crate::restore::drill::{DatabaseCheck, Outcome, secs};
 use crate::restore::{Contents, ManifestDatabase};
 use crate::units::human_bytes;
@@ -182,13 +183,32 @@ fn extract(
     db: &ManifestDatabase,
     dest: &Path,
 ) -> Result<u64, String> {
+    // The manifest's size bounds what is written, and must be what was read.
+    let limit = (db.bytes > 0).then_some(db.bytes);
+    if let Some(need) = limit {
+        let dir = dest.parent().unwrap_or(Path::new("/"));
+        bound::room(dir, need).map_err(|e| {
+            format!(
+                "no space left in {}: {e}{}",
+                dir.display(),
+                crate::space::free_note(dir)
+            )
+        })?;
+    }
     let file = crate::process::create_private(dest)
         .map_err(|e| format!("cannot create {}: {e}", dest.display()))?;
-    let mut sink = std::io::BufWriter::new(file);
-    restic
-        .dump(contents.id(), &contents.dump_path(db), &mut sink)
-        .map_err(|e| e.to_string())?;
+    let mut sink = Bounded::new(std::io::BufWriter::new(file), limit);
+    let dumped = restic.dump(contents.id(), &contents.dump_path(db), &mut sink);
+    if sink.over() {
+        return Err(bound::larger_than_recorded(
+            &contents.dump_path(db),
+            contents.short(),
+            db.bytes,
+        ));
+    }
+    dumped.map_err(|e| e.to_string())?;
     let file = sink
+        .into_inner()
         .into_inner()
         .map_err(|e| format!("cannot write {}: {}", dest.display(), e.error()))?;
     file.sync_all()
@@ -196,6 +216,12 @@ fn extract(
     let bytes = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
     if bytes == 0 {
         return Err("the dump in the snapshot is empty".into());
+    }
+    if let Some(limit) = limit.filter(|l| *l != bytes) {
+        return Err(format!(
+            "the dump in snapshot {} has {bytes} bytes, its manifest records {limit}: it is not the dump that was backed up",
+            contents.short()
+        ));
     }
     Ok(bytes)
 }
