@@ -566,8 +566,10 @@ fn the_chain_comes_with_the_manifest_and_a_moved_state_dir_still_restores() {
     assert_eq!(fingerprint(&db), print);
 }
 
-#[test]
-fn a_tampered_delta_fails_restore_and_verify_and_leaves_the_live_file_untouched() {
+/// A base and one delta of a 10,000-row database, then the newest snapshot's manifest put back
+/// in staging (where a hand-made snapshot takes it from). Returns the sandbox, the live file,
+/// the good snapshot and the manifest's path.
+fn base_delta_and_manifest() -> (Sandbox, PathBuf, String, PathBuf) {
     let sb = Sandbox::new();
     let db = sb.path("data/app.db");
     make_db(&db, 10_000);
@@ -576,23 +578,38 @@ fn a_tampered_delta_fails_restore_and_verify_and_leaves_the_live_file_untouched(
     touch(&db, 400, 1);
     sb.run(&["backup", "app"]).assert_code(0);
     let good = snapshot_ids(&sb).pop().unwrap();
-
-    // A snapshot of the same chain whose delta differs in one byte of page data: its manifest
-    // (from the good snapshot) and everything else as resticpilot wrote them.
-    let staging = sb.path("state/staging/app");
+    let manifest = sb.path("state/staging/app/resticpilot-manifest.json");
     let out = sb.restic(&[
         "restore",
         &good,
         "--target",
         "/",
         "--include",
-        staging.join("resticpilot-manifest.json").to_str().unwrap(),
+        manifest.to_str().unwrap(),
     ]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    (sb, db, good, manifest)
+}
+
+/// What a failed restore left in the live file's directory besides the live file.
+fn left_beside_live(sb: &Sandbox) -> Vec<String> {
+    std::fs::read_dir(sb.path("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "app.db" && !n.starts_with("app.db-"))
+        .collect()
+}
+
+#[test]
+fn a_tampered_delta_fails_restore_and_verify_and_leaves_the_live_file_untouched() {
+    let (sb, db, good, _) = base_delta_and_manifest();
+    // A snapshot of the same chain whose delta differs in one byte of page data: its manifest
+    // (from the good snapshot) and everything else as resticpilot wrote them.
+    let staging = sb.path("state/staging/app");
     let delta = chain_dir(&sb).join(
         chain_files(&sb)
             .into_iter()
@@ -615,12 +632,11 @@ fn a_tampered_delta_fails_restore_and_verify_and_leaves_the_live_file_untouched(
         run.stderr
     );
     assert_eq!(std::fs::read(&db).unwrap(), before, "live file untouched");
-    let leftovers: Vec<String> = std::fs::read_dir(sb.path("data"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "app.db" && !n.starts_with("app.db-"))
-        .collect();
-    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+    assert!(
+        left_beside_live(&sb).is_empty(),
+        "left behind: {:?}",
+        left_beside_live(&sb)
+    );
 
     let run = sb.run(&["verify", "app", "--json"]);
     run.assert_code(1);
@@ -645,29 +661,8 @@ fn a_tampered_delta_fails_restore_and_verify_and_leaves_the_live_file_untouched(
 /// refused before anything is written beside the live file, naming the size and the space.
 #[test]
 fn a_chain_claiming_more_than_the_free_space_is_refused_before_it_is_written() {
-    let sb = Sandbox::new();
-    let db = sb.path("data/app.db");
-    make_db(&db, 10_000);
-    sb.config(&profile(""));
-    sb.run(&["backup", "app"]).assert_code(0);
-    touch(&db, 400, 1);
-    sb.run(&["backup", "app"]).assert_code(0);
-    let good = snapshot_ids(&sb).pop().unwrap();
+    let (sb, db, _, manifest_path) = base_delta_and_manifest();
     let staging = sb.path("state/staging/app");
-    let manifest_path = staging.join("resticpilot-manifest.json");
-    let out = sb.restic(&[
-        "restore",
-        &good,
-        "--target",
-        "/",
-        "--include",
-        manifest_path.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let mut manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
     let chain = &mut manifest["databases"][0]["incremental"];
@@ -716,12 +711,11 @@ fn a_chain_claiming_more_than_the_free_space_is_refused_before_it_is_written() {
     );
 
     assert_eq!(std::fs::read(&db).unwrap(), before, "live file untouched");
-    let leftovers: Vec<String> = std::fs::read_dir(sb.path("data"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "app.db" && !n.starts_with("app.db-"))
-        .collect();
-    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+    assert!(
+        left_beside_live(&sb).is_empty(),
+        "left behind: {:?}",
+        left_beside_live(&sb)
+    );
     // The drill refuses it the same way.
     let run = sb.run(&["verify", "app"]);
     run.assert_code(1);
