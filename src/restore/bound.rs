@@ -6,6 +6,14 @@
 use std::io::Write;
 use std::path::Path;
 
+use crate::restic::{Restic, ResticError};
+use crate::restore::Contents;
+
+/// The size a manifest records for a dump, when it records one (older manifests: 0).
+pub fn recorded(bytes: u64) -> Option<u64> {
+    (bytes > 0).then_some(bytes)
+}
+
 /// Fails, in the words of a full disk (callers name the place, the size and the fix), when
 /// `need` bytes are more than `dir`'s filesystem has free.
 pub fn room(dir: &Path, need: u64) -> Result<(), String> {
@@ -22,7 +30,8 @@ pub fn room(dir: &Path, need: u64) -> Result<(), String> {
 /// [`Bounded::over`].
 pub struct Bounded<W: Write> {
     inner: W,
-    left: u64,
+    limit: Option<u64>,
+    written: u64,
     over: bool,
 }
 
@@ -30,7 +39,8 @@ impl<W: Write> Bounded<W> {
     pub fn new(inner: W, limit: Option<u64>) -> Bounded<W> {
         Bounded {
             inner,
-            left: limit.unwrap_or(u64::MAX),
+            limit,
+            written: 0,
             over: false,
         }
     }
@@ -38,6 +48,11 @@ impl<W: Write> Bounded<W> {
     /// Whether more than the limit was offered.
     pub fn over(&self) -> bool {
         self.over
+    }
+
+    /// Bytes taken so far.
+    pub fn written(&self) -> u64 {
+        self.written
     }
 
     pub fn into_inner(self) -> W {
@@ -50,17 +65,16 @@ impl<W: Write> Write for Bounded<W> {
         if buf.is_empty() {
             return Ok(0);
         }
-        if self.left == 0 {
+        let left = self.limit.map_or(u64::MAX, |l| l - self.written);
+        if left == 0 {
             self.over = true;
             return Err(std::io::Error::other(
                 "more bytes than the manifest records",
             ));
         }
-        let take = buf
-            .len()
-            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let n = self.inner.write(&buf[..take])?;
-        self.left -= n as u64;
+        self.written += n as u64;
         Ok(n)
     }
 
@@ -69,11 +83,35 @@ impl<W: Write> Write for Bounded<W> {
     }
 }
 
-/// The reason for a file that [`Bounded`] stopped.
-pub fn larger_than_recorded(path: &str, snapshot: &str, recorded: u64) -> String {
-    format!(
-        "the file {path} in snapshot {snapshot} is larger than the {recorded} bytes its manifest records: it is not what was backed up (stopped there)"
-    )
+/// Why [`dump`] stopped.
+#[derive(Debug)]
+pub enum Stop {
+    /// The file is larger than its manifest records (the reason, naming it).
+    Larger(String),
+    Restic(ResticError),
+}
+
+/// `restic dump` of the snapshot's `path` into `sink`, stopped past the `bytes` the manifest
+/// records for it (0: not recorded, no bound). Returns the sink.
+///
+/// Fails when the file is larger than recorded, or restic fails.
+pub fn dump<W: Write>(
+    restic: &Restic,
+    contents: &Contents,
+    path: &str,
+    bytes: u64,
+    sink: W,
+) -> Result<W, Stop> {
+    let mut bounded = Bounded::new(sink, recorded(bytes));
+    let dumped = restic.dump(contents.id(), path, &mut bounded);
+    if bounded.over() {
+        return Err(Stop::Larger(format!(
+            "the file {path} in snapshot {} is larger than the {bytes} bytes its manifest records: it is not what was backed up (stopped there)",
+            contents.short()
+        )));
+    }
+    dumped.map_err(Stop::Restic)?;
+    Ok(bounded.into_inner())
 }
 
 #[cfg(test)]
@@ -86,11 +124,13 @@ mod tests {
         assert_eq!(w.write(b"abc").unwrap(), 3);
         assert_eq!(w.write(b"defg").unwrap(), 2);
         assert!(!w.over());
+        assert_eq!(w.written(), 5);
         assert!(w.write(b"h").is_err());
         assert!(w.over());
         assert_eq!(w.into_inner(), b"abcde");
         let mut open = Bounded::new(Vec::new(), None);
         open.write_all(&[0u8; 1 << 16]).unwrap();
         assert!(!open.over());
+        assert_eq!(open.written(), 1 << 16);
     }
 }

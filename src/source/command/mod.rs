@@ -14,7 +14,7 @@ use crate::config::Resolver;
 use crate::error::{Error, RestoreError};
 use crate::process::{Cmd, ProcessError};
 use crate::restic::Restic;
-use crate::restore::bound::{self, Bounded};
+use crate::restore::bound;
 use crate::restore::drill::{DatabaseCheck, Outcome, secs};
 use crate::restore::{Contents, ManifestDatabase};
 use crate::units::human_bytes;
@@ -184,7 +184,7 @@ fn extract(
     dest: &Path,
 ) -> Result<u64, String> {
     // The manifest's size bounds what is written, and must be what was read.
-    let limit = (db.bytes > 0).then_some(db.bytes);
+    let limit = bound::recorded(db.bytes);
     if let Some(need) = limit {
         let dir = dest.parent().unwrap_or(Path::new("/"));
         bound::room(dir, need).map_err(|e| {
@@ -197,18 +197,18 @@ fn extract(
     }
     let file = crate::process::create_private(dest)
         .map_err(|e| format!("cannot create {}: {e}", dest.display()))?;
-    let mut sink = Bounded::new(std::io::BufWriter::new(file), limit);
-    let dumped = restic.dump(contents.id(), &contents.dump_path(db), &mut sink);
-    if sink.over() {
-        return Err(bound::larger_than_recorded(
-            &contents.dump_path(db),
-            contents.short(),
-            db.bytes,
-        ));
-    }
-    dumped.map_err(|e| e.to_string())?;
+    let sink = bound::dump(
+        restic,
+        contents,
+        &contents.dump_path(db),
+        db.bytes,
+        std::io::BufWriter::new(file),
+    )
+    .map_err(|e| match e {
+        bound::Stop::Larger(reason) => reason,
+        bound::Stop::Restic(e) => e.to_string(),
+    })?;
     let file = sink
-        .into_inner()
         .into_inner()
         .map_err(|e| format!("cannot write {}: {}", dest.display(), e.error()))?;
     file.sync_all()

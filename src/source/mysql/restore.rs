@@ -24,6 +24,7 @@ use super::sqlcheck::Scanner;
 use super::{MysqlSelection, MysqlSource};
 use crate::process::{Cmd, describe_status};
 use crate::restic::Restic;
+use crate::restore::bound::{self, Bounded};
 use crate::restore::progress::Progress;
 use crate::restore::{Contents, ManifestDatabase, RestoreError};
 use crate::source::mysql::dump::{Credentials, client_tool, dump_tool, is_disk_full};
@@ -296,22 +297,10 @@ struct CheckSink<'a> {
     progress: &'a mut Progress,
     line: Vec<u8>,
     refusal: Option<String>,
-    /// The size the manifest records (when it does): a dump of another size is not the one
-    /// backed up, and a longer one is not read past it.
-    limit: Option<u64>,
-    seen: u64,
 }
 
 impl Write for CheckSink<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.seen += buf.len() as u64;
-        if let Some(limit) = self.limit.filter(|l| self.seen > *l) {
-            let e = format!(
-                "it is larger than the {limit} bytes its manifest records: it is not the dump that was backed up"
-            );
-            self.refusal = Some(e.clone());
-            return Err(io::Error::other(e));
-        }
         self.progress.add(buf.len() as u64);
         let mut rest = buf;
         while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
@@ -356,11 +345,19 @@ pub fn check(
         progress: &mut progress,
         line: Vec::new(),
         refusal: None,
-        limit: (db.bytes > 0).then_some(db.bytes),
-        seen: 0,
     };
-    let read = restic.dump(contents.id(), &contents.dump_path(db), &mut sink);
-    let (seen, limit) = (sink.seen, sink.limit);
+    // The size the manifest records bounds the read: a dump of another size is not the one
+    // backed up, and a longer one is not read past it.
+    let limit = bound::recorded(db.bytes);
+    let mut bounded = Bounded::new(&mut sink, limit);
+    let read = restic.dump(contents.id(), &contents.dump_path(db), &mut bounded);
+    let (over, seen) = (bounded.over(), bounded.written());
+    if over && sink.refusal.is_none() {
+        sink.refusal = Some(format!(
+            "it is larger than the {} bytes its manifest records: it is not the dump that was backed up",
+            db.bytes
+        ));
+    }
     let (refusal, last) = (sink.refusal.take(), std::mem::take(&mut sink.line));
     progress.finish();
     if let Some(refusal) = refusal {

@@ -18,7 +18,7 @@ use super::load_role::LoadRole;
 use super::{GLOBALS_FILE, PgSource, archive_name};
 use crate::error::Error;
 use crate::restic::Restic;
-use crate::restore::bound::{self, Bounded};
+use crate::restore::bound;
 use crate::restore::drill::{DatabaseCheck, Outcome, TableRows, secs};
 use crate::restore::{Contents, ManifestDatabase, RestoreError, count};
 use crate::source::{Drill, Restore, Restored};
@@ -56,8 +56,7 @@ fn fetch(
     let file = dir.join(archive_name(name));
     let path = format!("{}/{}", contents.dump_path(db), archive_name(name));
     // The manifest's size (of all the dump's archives) bounds what this one may write.
-    let limit = (db.bytes > 0).then_some(db.bytes);
-    if let Some(need) = limit {
+    if let Some(need) = bound::recorded(db.bytes) {
         bound::room(dir, need).map_err(|e| {
             RestoreError::failed(
                 &what,
@@ -71,18 +70,18 @@ fn fetch(
     }
     let sink = crate::process::create_private(&file)
         .map_err(|e| Error::io(format!("cannot create {}", file.display()), e))?;
-    let mut sink = Bounded::new(std::io::BufWriter::new(sink), limit);
-    let dumped = restic.dump(contents.id(), &path, &mut sink);
-    if sink.over() {
-        return Err(RestoreError::failed(
-            &what,
-            bound::larger_than_recorded(&path, contents.short(), db.bytes),
-        )
-        .into());
-    }
-    dumped?;
+    let sink = bound::dump(
+        restic,
+        contents,
+        &path,
+        db.bytes,
+        std::io::BufWriter::new(sink),
+    )
+    .map_err(|e| match e {
+        bound::Stop::Larger(reason) => Error::from(RestoreError::failed(&what, reason)),
+        bound::Stop::Restic(e) => e.into(),
+    })?;
     let sink = sink
-        .into_inner()
         .into_inner()
         .map_err(|e| Error::io(format!("cannot write {}", file.display()), e.into_error()))?;
     sink.sync_all()

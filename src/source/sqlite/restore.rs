@@ -19,7 +19,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::RestoreCheck;
 use super::incremental::Chain;
 use crate::restic::Restic;
-use crate::restore::bound::{self, Bounded};
+use crate::restore::bound;
 use crate::restore::progress::{Counting, Progress};
 use crate::restore::{Contents, ManifestDatabase, RestoreError};
 
@@ -170,8 +170,7 @@ fn stream(
     // The manifest's size bounds what is written beside the live database: a file in the
     // snapshot larger than that is not the one backed up (restic stores a sparse giant in a
     // few bytes), and must not fill the disk the application writes to.
-    let limit = (db.bytes > 0).then_some(db.bytes);
-    if let Some(need) = limit {
+    if let Some(need) = bound::recorded(db.bytes) {
         bound::room(dest.parent().unwrap_or(Path::new("/")), need)
             .map_err(|e| RestoreError::failed(what(), e))?;
     }
@@ -187,19 +186,17 @@ fn stream(
             )
         })?;
     let mut progress = Progress::new(format!("extracting {}", db.name), Some(db.bytes));
-    let mut sink = Counting {
-        inner: Bounded::new(std::io::BufWriter::with_capacity(1 << 20, file), limit),
+    let sink = Counting {
+        inner: std::io::BufWriter::with_capacity(1 << 20, file),
         progress: &mut progress,
     };
-    let dumped = restic.dump(contents.id(), &contents.dump_path(db), &mut sink);
-    if sink.inner.over() {
-        return Err(RestoreError::failed(
-            what(),
-            bound::larger_than_recorded(&contents.dump_path(db), contents.short(), db.bytes),
-        ));
-    }
-    dumped?;
-    let file = sink.inner.into_inner().into_inner().map_err(|e| {
+    let sink = bound::dump(restic, contents, &contents.dump_path(db), db.bytes, sink).map_err(
+        |e| match e {
+            bound::Stop::Larger(reason) => RestoreError::failed(what(), reason),
+            bound::Stop::Restic(e) => e.into(),
+        },
+    )?;
+    let file = sink.inner.into_inner().map_err(|e| {
         RestoreError::failed(format!("database {}", db.name), e.error().to_string())
     })?;
     file.sync_all().map_err(|e| {
