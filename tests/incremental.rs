@@ -1108,3 +1108,153 @@ fn a_lost_or_altered_previous_copy_stores_whole_pages_says_so_and_restores_bit_i
     let (file, _) = restore_to(&sb, ids.last().unwrap(), "last");
     assert_eq!(fingerprint(&file), fingerprint(&db));
 }
+
+fn inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().ino()
+}
+
+/// Runs after the first two of a WAL database read it in place, inside one read transaction
+/// of the live file: no copy as large as the database is written (the previous copy kept to
+/// diff against is brought up to date where it lies, same inode), a writer keeps committing,
+/// and every snapshot restores bit-identical to one consistent state of the database.
+/// `read_live: false` and rollback-journal databases (whose writers a long read would hold
+/// out) are copied every run.
+#[test]
+fn later_runs_read_a_wal_database_in_place_and_write_no_copy_of_it() {
+    let sb = Sandbox::new();
+    let db = sb.path("data/app.db");
+    let rows = 30_000;
+    make_db(&db, rows);
+    sb.config(&profile(", max_delta_share: 50"));
+    let previous = sb.path("state/page-index/app/app.previous");
+    // The base, then a delta whose copy is kept as the previous copy.
+    for every in [7, 11] {
+        let run = sb.run(&["backup", "app"]);
+        run.assert_code(0);
+        assert!(run.stderr.contains("online backup"), "{}", run.stderr);
+        touch(&db, every, 1);
+    }
+    let kept = inode(&previous);
+
+    let writer = Writer::start(db.clone(), rows, Duration::from_millis(5));
+    for _ in 0..3 {
+        let run = sb.run(&["backup", "app"]);
+        run.assert_code(0);
+        assert!(
+            run.stderr
+                .contains("read in place (one read transaction, no copy)")
+                && !run.stderr.contains("online backup"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(
+            inode(&previous),
+            kept,
+            "the previous copy was replaced by a new copy of the database"
+        );
+        assert!(!chain_dir(&sb).join(".copy.partial").exists());
+    }
+    assert!(writer.stop() > 0);
+    sb.run(&["backup", "app"]).assert_code(0);
+
+    let ids = snapshot_ids(&sb);
+    assert_eq!(ids.len(), 6);
+    let mut last_count = -1;
+    let mut last = PathBuf::new();
+    for (i, id) in ids.iter().enumerate() {
+        let (file, out) = restore_to(&sb, id, &format!("r{i}"));
+        assert!(
+            out.contains("hash ok (bit-identical to the backup), quick_check ok"),
+            "{out}"
+        );
+        assert_eq!(integrity(&file), "ok");
+        let n = consistent(&file);
+        assert!(n >= last_count, "snapshot {i} is older than the one before");
+        last_count = n;
+        last = file;
+    }
+    assert_eq!(fingerprint(&last), fingerprint(&db));
+    // The previous copy is now the newest snapshot's database, byte for byte.
+    assert!(
+        std::fs::read(&previous).unwrap() == std::fs::read(&last).unwrap(),
+        "the previous copy is not the database the last run stored"
+    );
+
+    // read_live: false copies every run.
+    sb.config(&profile(", max_delta_share: 50, read_live: false"));
+    touch(&db, 13, 2);
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("online backup") && !run.stderr.contains("read in place"),
+        "{}",
+        run.stderr
+    );
+    assert_ne!(inode(&previous), kept);
+
+    // Rollback-journal mode: copied (its writers wait only for the copy).
+    Connection::open(&db)
+        .unwrap()
+        .pragma_update(None, "journal_mode", "DELETE")
+        .unwrap();
+    sb.config(&profile(", max_delta_share: 50"));
+    for every in [17, 19] {
+        touch(&db, every, 3);
+        let run = sb.run(&["backup", "app"]);
+        run.assert_code(0);
+        assert!(
+            run.stderr.contains("online backup") && !run.stderr.contains("read in place"),
+            "{}",
+            run.stderr
+        );
+    }
+    let id = snapshot_ids(&sb).pop().unwrap();
+    let (file, _) = restore_to(&sb, &id, "rollback");
+    assert_eq!(fingerprint(&file), fingerprint(&db));
+}
+
+/// A live database that fails its check when read in place fails the run: no snapshot, the
+/// chain and its index as they were, the error naming the check and the live database.
+#[test]
+fn a_damaged_live_database_read_in_place_fails_the_run_and_stores_nothing() {
+    let sb = Sandbox::new();
+    let db = sb.path("data/app.db");
+    make_db(&db, 20_000);
+    sb.config(&profile(""));
+    sb.run(&["backup", "app"]).assert_code(0);
+    touch(&db, 7, 1);
+    sb.run(&["backup", "app"]).assert_code(0);
+    let before = chain_files(&sb);
+    let index = std::fs::read(sb.path("state/page-index/app/app.json")).unwrap();
+    let snapshots = snapshot_ids(&sb).len();
+
+    // Fold the WAL into the file, then break a table leaf page's cell count: the schema
+    // still reads, quick_check does not pass.
+    Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    let mut bytes = std::fs::read(&db).unwrap();
+    let page = 4096;
+    let leaf = (2..bytes.len() / page)
+        .find(|p| bytes[p * page] == 0x0D)
+        .expect("a table leaf page");
+    bytes[leaf * page + 3] = 0xFF;
+    bytes[leaf * page + 4] = 0xFF;
+    std::fs::write(&db, &bytes).unwrap();
+
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("quick_check") && run.stderr.contains("on the live database"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(snapshot_ids(&sb).len(), snapshots);
+    assert_eq!(chain_files(&sb), before);
+    assert_eq!(
+        std::fs::read(sb.path("state/page-index/app/app.json")).unwrap(),
+        index
+    );
+}

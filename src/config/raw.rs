@@ -304,6 +304,9 @@ pub struct RawDatabase {
     /// `method: incremental`: a new base once the base is this old.
     #[serde(default)]
     pub rebase_after: Option<S>,
+    /// `method: incremental`, WAL databases: read the pages in place instead of copying.
+    #[serde(default)]
+    pub read_live: Option<Spanned<bool>>,
     // mysql
     #[serde(default)]
     pub host: Option<S>,
@@ -364,6 +367,7 @@ impl RawDatabase {
             ("writer_hold_limit", self.writer_hold_limit.is_some()),
             ("max_delta_share", self.max_delta_share.is_some()),
             ("rebase_after", self.rebase_after.is_some()),
+            ("read_live", self.read_live.is_some()),
             ("host", self.host.is_some()),
             ("port", self.port.is_some()),
             ("socket", self.socket.is_some()),

@@ -743,6 +743,7 @@ mod tests {
             "writer_hold_limit",
             "max_delta_share",
             "rebase_after",
+            "read_live",
             "host",
             "port",
             "socket",

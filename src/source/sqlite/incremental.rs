@@ -258,6 +258,8 @@ struct Pass {
     pages_hash: blake3::Hash,
     /// The previous index did not hash to its record: its comparison cannot be trusted.
     index_damaged: bool,
+    /// The changed pages were written into the previous copy (read in place: no copy).
+    mirrored: bool,
 }
 
 /// One incremental dump in progress: what the previous run left, and the files this run
@@ -354,57 +356,52 @@ impl Session {
     /// The copy the chain's last state was made from, opened, when it is still the one the
     /// index names: `<database>.previous`, or the base while the chain has no delta. None
     /// (logged) when it is missing or changed: changed pages are then stored whole.
-    fn previous_copy(&self) -> Option<(File, PathBuf)> {
-        let s = self.previous.as_ref().ok()?;
-        let (path, expected) = match &s.previous {
-            Some(fid) => (self.previous_path(), fid.clone()),
-            None if s.chain.deltas.is_empty() => (
-                self.inc.chain_dir.join(&s.chain.base.name),
-                s.files.first()?.clone(),
-            ),
-            None => {
+    fn previous_copy(&self) -> Option<File> {
+        match self.open_previous(false) {
+            Ok(f) => Some(f),
+            Err(why) => {
                 tracing::warn!(
                     database = %self.source.display(),
-                    "incremental: no previous copy was kept at {} (an older resticpilot, or it could not be kept): this delta stores its changed pages whole",
-                    self.previous_path().display()
-                );
-                return None;
-            }
-        };
-        let fid = match FileId::of(&path) {
-            Ok(fid) => fid,
-            Err(e) => {
-                tracing::warn!(
-                    database = %self.source.display(),
-                    "incremental: the previous copy {} is missing ({e}): this delta stores its changed pages whole",
-                    path.display()
-                );
-                return None;
-            }
-        };
-        if fid != expected || fid.bytes != s.chain.bytes() {
-            tracing::warn!(
-                database = %self.source.display(),
-                "incremental: the previous copy {} does not match the page index (size, time or inode changed): this delta stores its changed pages whole",
-                path.display()
-            );
-            return None;
-        }
-        match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&path)
-        {
-            Ok(f) => Some((f, path)),
-            Err(e) => {
-                tracing::warn!(
-                    database = %self.source.display(),
-                    "incremental: cannot open the previous copy {} ({e}): this delta stores its changed pages whole",
-                    path.display()
+                    "incremental: {why}: this delta stores its changed pages whole"
                 );
                 None
             }
         }
+    }
+
+    /// [`Session::previous_copy`] without the log: the file, or why it cannot be used. With
+    /// `write`, only `<database>.previous` (a base is never written), opened for writing.
+    fn open_previous(&self, write: bool) -> Result<File, String> {
+        let s = self
+            .previous
+            .as_ref()
+            .map_err(|_| "there is no previous chain".to_string())?;
+        let (path, expected) = match (&s.previous, s.files.first()) {
+            (Some(fid), _) => (self.previous_path(), fid.clone()),
+            (None, Some(base)) if !write && s.chain.deltas.is_empty() => {
+                (self.inc.chain_dir.join(&s.chain.base.name), base.clone())
+            }
+            (None, _) => {
+                return Err(format!(
+                    "no previous copy was kept at {} (the run after a new base, an older resticpilot, or it could not be kept)",
+                    self.previous_path().display()
+                ));
+            }
+        };
+        let fid = FileId::of(&path)
+            .map_err(|e| format!("the previous copy {} is missing ({e})", path.display()))?;
+        if fid != expected || fid.bytes != s.chain.bytes() {
+            return Err(format!(
+                "the previous copy {} does not match the page index (size, time or inode changed)",
+                path.display()
+            ));
+        }
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(write)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| format!("cannot open the previous copy {} ({e})", path.display()))
     }
 
     fn pages_partial(&self) -> PathBuf {
@@ -572,6 +569,29 @@ impl Session {
             ));
         }
         let page_count = len / u64::from(page_size);
+        self.pages_pass(page_size, page_count, None, |number, page| {
+            let start = if number == 1 {
+                page[..100].copy_from_slice(&header);
+                100
+            } else {
+                0
+            };
+            reader
+                .read_exact(&mut page[start..])
+                .map_err(|e| format!("cannot read the copy: {e}"))
+        })
+    }
+
+    /// The pass over `page_count` pages of `page_size` bytes that `next` fills in order (page
+    /// numbers from 1). With `mirror` (the previous copy, open for writing), every changed
+    /// page is also written into it, so it ends as a copy of this run's database.
+    fn pages_pass(
+        &self,
+        page_size: u32,
+        page_count: u64,
+        mirror: Option<File>,
+        mut next: impl FnMut(u64, &mut [u8]) -> Result<(), String>,
+    ) -> Result<Pass, String> {
         // Compare with the previous index only where pages line up.
         let mut old = match &self.previous {
             Ok(s) if s.chain.page_size == page_size && s.chain.page_count <= page_count => {
@@ -615,33 +635,25 @@ impl Session {
             None => None,
         };
         let mut whole = blake3::Hasher::new();
-        whole.update(&header);
         let mut page = vec![0u8; page_size as usize];
-        page[..100].copy_from_slice(&header);
         let mut changed = 0u64;
         let mut delta_bytes = if delta.is_some() {
             DELTA_HEADER as u64
         } else {
             0
         };
-        let previous_copy = if delta.is_some() {
-            self.previous_copy()
-        } else {
-            None
+        let mirrored = mirror.is_some();
+        let previous_copy = match mirror {
+            Some(f) => Some(f),
+            None if delta.is_some() => self.previous_copy(),
+            None => None,
         };
         let mut old_page = vec![0u8; page_size as usize];
         let mut runs = Vec::new();
         let mut stale = 0u64;
         for number in 1..=page_count {
-            let start = if number == 1 { 100 } else { 0 };
-            reader
-                .read_exact(&mut page[start..])
-                .map_err(|e| format!("cannot read the copy: {e}"))?;
-            if number > 1 {
-                whole.update(&page);
-            } else {
-                whole.update(&page[100..]);
-            }
+            next(number, &mut page)?;
+            whole.update(&page);
             let h = xxhash_rust::xxh3::xxh3_128(&page).to_le_bytes();
             write_all(&mut pages_out, &mut pages_hasher, &h, "the page index")?;
             let prev = match &mut old {
@@ -660,7 +672,7 @@ impl Session {
                 // The page as the previous run stored it, when its copy is at hand and still
                 // holds it (its hash is the index's): then only the changed bytes are written.
                 let before = match (&previous_copy, prev) {
-                    (Some((f, _)), Some(prev)) => {
+                    (Some(f), Some(prev)) => {
                         f.read_exact_at(&mut old_page, (number - 1) * u64::from(page_size))
                             .map_err(|e| format!("cannot read the previous copy: {e}"))?;
                         if xxhash_rust::xxh3::xxh3_128(&old_page).to_le_bytes() == prev {
@@ -675,10 +687,24 @@ impl Session {
                 delta_bytes += write_record(w, number as u32, &page, before, &mut runs)
                     .map_err(|e| format!("cannot write the delta: {e}"))?;
                 changed += 1;
+                if let (true, Some(f)) = (mirrored, &previous_copy) {
+                    f.write_all_at(&page, (number - 1) * u64::from(page_size))
+                        .map_err(|e| format!("cannot update the previous copy: {e}"))?;
+                }
             }
             if number.is_multiple_of(16384) && crate::signals::terminating() {
                 return Err("interrupted: resticpilot is shutting down".into());
             }
+        }
+        if let (true, Some(f)) = (mirrored, &previous_copy) {
+            let len = page_count * u64::from(page_size);
+            let grown = f.metadata().map(|m| m.len() != len).unwrap_or(true);
+            if grown {
+                f.set_len(len)
+                    .map_err(|e| format!("cannot update the previous copy: {e}"))?;
+            }
+            f.sync_data()
+                .map_err(|e| format!("cannot update the previous copy: {e}"))?;
         }
         let pages_file = pages_out
             .into_inner()
@@ -721,20 +747,14 @@ impl Session {
             delta_bytes,
             pages_hash: pages_hasher.finalize(),
             index_damaged,
+            mirrored,
         })
     }
 
-    /// Stores the checked copy: as the next delta of the chain, or as a new base (with the
-    /// reason logged), then replaces the page index.
-    ///
-    /// Fails when a file cannot be written, synced or renamed; the previous chain and index
-    /// are then still whole.
-    pub fn commit(mut self, pass: PassResult) -> Result<Committed, String> {
-        let pass = pass.0;
-        // The check of the copy is over: what its connection left beside it goes.
-        self.remove_side_files();
+    /// Why this pass's result must become a new base rather than a delta, or None.
+    fn rebase_reason(&self, pass: &Pass) -> Option<String> {
         let db_bytes = pass.page_count * u64::from(pass.page_size);
-        let reason: Option<String> = match &self.previous {
+        match &self.previous {
             Err(why) => Some(why.clone()),
             Ok(s) if s.chain.page_size != pass.page_size => Some(format!(
                 "the page size changed from {} to {} bytes",
@@ -763,7 +783,120 @@ impl Session {
                     )
                 })
             }
+        }
+    }
+
+    /// Whether a pass's result would start a new chain, and why (a pass read in place then
+    /// gives way to the copy, which becomes the base).
+    pub fn needs_base(&self, pass: &PassResult) -> Option<String> {
+        self.rebase_reason(&pass.0)
+    }
+
+    /// Why this run cannot read the database in place, or None when it can: the chain goes
+    /// on (no new base is due by the page index, the page size, the size or the base's age)
+    /// and a previous copy is kept to bring up to date (the run after a new base copies).
+    pub fn cannot_read_live(&self, page_size: u32, page_count: u64) -> Option<String> {
+        let s = match &self.previous {
+            Err(why) => return Some(format!("a new base is due: {why}")),
+            Ok(s) => s,
         };
+        if s.chain.page_size != page_size {
+            return Some("a new base is due: the page size changed".into());
+        }
+        if page_count < s.chain.page_count {
+            return Some("a new base is due: the database shrank".into());
+        }
+        if age(s.base_time) >= self.inc.rebase_after {
+            return Some("a new base is due: the base is older than rebase_after".into());
+        }
+        self.open_previous(true).err()
+    }
+
+    /// The pass over the live database's pages, read from `sqlite_dbpage` on `conn` inside
+    /// the read transaction the caller holds (the same one its check ran in), with
+    /// `<database>.previous` brought up to date instead of a copy written. `Ok(Err(why))`
+    /// when it cannot run and the copy must be taken instead (see [`Session::cannot_read_live`];
+    /// or this build's SQLite lacks `sqlite_dbpage`).
+    ///
+    /// Fails when a file cannot be read or written, or the pages are not the ones expected.
+    pub fn pass_live(
+        &self,
+        conn: &rusqlite::Connection,
+        page_size: u32,
+        page_count: u64,
+    ) -> Result<Result<PassResult, String>, String> {
+        if let Some(why) = self.cannot_read_live(page_size, page_count) {
+            return Ok(Err(why));
+        }
+        let mirror = match self.open_previous(true) {
+            Ok(f) => f,
+            Err(why) => return Ok(Err(why)),
+        };
+        let mut stmt = match conn.prepare("SELECT pgno, data FROM sqlite_dbpage") {
+            Ok(s) => s,
+            Err(e) => {
+                return Ok(Err(format!(
+                    "this build's SQLite cannot read pages in place ({e}; it is built with SQLITE_ENABLE_DBPAGE_VTAB, see .cargo/config.toml)"
+                )));
+            }
+        };
+        let mut rows = stmt
+            .query([])
+            .map_err(|e| format!("cannot read the database's pages: {e}"))?;
+        let pass = self.pages_pass(page_size, page_count, Some(mirror), |number, page| {
+            let row = rows
+                .next()
+                .map_err(|e| format!("cannot read the database's pages: {e}"))?
+                .ok_or_else(|| {
+                    format!("the database ended at page {number} of {page_count}")
+                })?;
+            let pgno: i64 = row
+                .get(0)
+                .map_err(|e| format!("cannot read the database's pages: {e}"))?;
+            let data = row
+                .get_ref(1)
+                .and_then(|v| v.as_blob().map_err(Into::into))
+                .map_err(|e| format!("cannot read page {number}: {e}"))?;
+            if u64::try_from(pgno) != Ok(number) || data.len() != page.len() {
+                return Err(format!(
+                    "the database's page {pgno} ({} bytes) came where page {number} ({} bytes) was expected",
+                    data.len(),
+                    page.len()
+                ));
+            }
+            page.copy_from_slice(data);
+            Ok(())
+        })?;
+        if rows
+            .next()
+            .map_err(|e| format!("cannot read the database's pages: {e}"))?
+            .is_some()
+        {
+            return Err(format!(
+                "the database holds more than the {page_count} pages it reported"
+            ));
+        }
+        Ok(Ok(PassResult(pass)))
+    }
+
+    /// Stores the checked copy: as the next delta of the chain, or as a new base (with the
+    /// reason logged), then replaces the page index.
+    ///
+    /// Fails when a file cannot be written, synced or renamed; the previous chain and index
+    /// are then still whole.
+    pub fn commit(mut self, pass: PassResult) -> Result<Committed, String> {
+        let pass = pass.0;
+        // The check of the copy is over: what its connection left beside it goes.
+        self.remove_side_files();
+        let db_bytes = pass.page_count * u64::from(pass.page_size);
+        let reason = self.rebase_reason(&pass);
+        if let (true, Some(reason)) = (pass.mirrored, &reason) {
+            // Read in place there is no copy to make a base of: the caller asks needs_base
+            // first and copies.
+            return Err(format!(
+                "a new base is due ({reason}) but this run read the database in place"
+            ));
+        }
         let dir = self.inc.chain_dir.clone();
         let whole = hash_text(&pass.hash);
         let (state, description, added) = match (reason, &self.previous) {
@@ -854,7 +987,11 @@ impl Session {
                     .map_err(|e| format!("cannot move the delta to {}: {e}", path.display()))?;
                 sync_dir(&dir);
                 let mut state = prev.clone();
-                state.previous = self.keep_copy();
+                state.previous = if pass.mirrored {
+                    FileId::of(&self.previous_path()).ok()
+                } else {
+                    self.keep_copy()
+                };
                 state.chain.deltas.push(ChainFile {
                     name: plain_name(&path),
                     bytes: pass.delta_bytes,
@@ -1184,6 +1321,18 @@ mod tests {
             std::fs::write(&path, part).unwrap();
             assert_eq!(hash_file(&path).unwrap(), blake3::hash(part), "{len} bytes");
         }
+    }
+
+    #[test]
+    fn the_bundled_sqlite_reads_pages_in_place() {
+        // .cargo/config.toml compiles it with sqlite_dbpage; without it every run copies.
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let pages: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_dbpage", [], |r| r.get(0))
+            .expect("sqlite_dbpage: build with .cargo/config.toml's LIBSQLITE3_FLAGS");
+        assert_eq!(pages, 2);
     }
 
     #[test]

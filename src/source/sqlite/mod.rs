@@ -47,6 +47,7 @@ impl Engine for Sqlite {
             "writer_hold_limit",
             "max_delta_share",
             "rebase_after",
+            "read_live",
         ]
     }
 
@@ -152,6 +153,7 @@ fn incremental(
                 "rebase_after",
                 d.rebase_after.as_ref().map(|v| &v.referenced),
             ),
+            ("read_live", d.read_live.as_ref().map(|v| &v.referenced)),
         ] {
             if let Some(at) = at {
                 r.error(
@@ -186,6 +188,7 @@ fn incremental(
         index_dir: state_dir.join("page-index").join(profile),
         max_delta_share,
         rebase_after,
+        read_live: d.read_live.as_ref().is_none_or(|b| b.value),
     }))
 }
 
@@ -223,6 +226,9 @@ pub struct Incremental {
     pub index_dir: PathBuf,
     pub max_delta_share: f64,
     pub rebase_after: Duration,
+    /// WAL databases: check and read the pages inside one read transaction of the live
+    /// database instead of copying it first (the run after a new base still copies).
+    pub read_live: bool,
 }
 
 /// How `restore` and `verify` check a SQLite copy. Without a hash in the manifest (dumps by

@@ -432,6 +432,7 @@ mod chain_tests {
             index_dir: dir.path().join("state/page-index/p"),
             max_delta_share: share,
             rebase_after: Duration::from_secs(3600),
+            read_live: false,
         };
         Fixture { _dir: dir, db, inc }
     }
