@@ -18,7 +18,13 @@
 //!   the chain has no delta, the base is that copy), kept to diff the next copy against. It
 //!   costs disk (1x the database) and no repository space: it is not backed up.
 //!
-//! A run: the online copy goes to `<chain>/.copy.partial`; one sequential pass (beside the
+//! A run of a WAL database whose chain goes on and whose `.previous` matches the index reads
+//! in place ([`Session::pass_live`]): its check and the pass below run inside one read
+//! transaction of the live database, the pages read from `sqlite_dbpage`, and each changed
+//! page is also written into `.previous`, which so becomes this run's database without a
+//! copy. Otherwise (the first run, the run after a new base, rollback-journal mode, or a
+//! pass read in place that finds a new base due) the run copies:
+//! the online copy goes to `<chain>/.copy.partial`; one sequential pass (beside the
 //! copy's `quick_check`, on the other core) hashes every page, compares it with the index, and
 //! writes the changed pages to `.delta.partial` and the new index; the copy's BLAKE3 hash (of
 //! the whole file) goes into the manifest. For a changed page only its changed byte ranges are
