@@ -671,3 +671,49 @@ fn sigterm_does_not_wait_the_grace_period_for_a_hung_restic() {
     out.assert_code(1);
     assert!(out.stderr.contains("made no progress"), "{}", out.stderr);
 }
+
+/// SIGTERM with no grace period while restic opens a repository whose server never answers:
+/// restic is stopped at once, and the run's error says it was interrupted at shutdown, not
+/// that the repository is unreachable (what restic's own "context canceled" would suggest to
+/// an operator reading the on_failure message).
+#[test]
+fn a_restic_stopped_at_shutdown_is_reported_interrupted_not_unreachable() {
+    let r = Remote::new(Kind::Rest);
+    r.config(servers::silent().port, false, None);
+    let text = std::fs::read_to_string(r.sb.path("config.yaml"))
+        .unwrap()
+        .replace("stall_timeout: 5s", "stall_timeout: 10m")
+        .replace("open_timeout: 60s", "open_timeout: 10m");
+    std::fs::write(
+        r.sb.path("config.yaml"),
+        format!("grace_period: 0s\n{text}"),
+    )
+    .unwrap();
+    let child =
+        r.sb.command(&r.sb.path("config.yaml"), &["backup"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+    crate::daemon::wait_until("restic to start", Duration::from_secs(60), || {
+        Some(crate::harness::children(child.id())).filter(|c| !c.is_empty())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = to_run(child.wait_with_output().unwrap());
+    out.assert_code(1);
+    let error = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line: {}", out.stderr));
+    assert!(
+        error.contains("interrupted") && !error.contains("unreachable"),
+        "{}",
+        out.stderr
+    );
+}

@@ -779,6 +779,15 @@ impl Restic {
         let repo = self.repo.name.clone();
         let url = self.url();
         let mut detail = self.redact(&summarize_stderr(&out.stderr));
+        if crate::signals::terminating() {
+            // The shutdown stopped restic (SIGINT): what it printed ("context canceled",
+            // "unable to open config file") is the interruption, not the repository's state.
+            return ResticError::Interrupted {
+                verb: verb.into(),
+                repo,
+                how: format!("stopped at shutdown; restic said: {}", shorten(&detail)),
+            };
+        }
         let mut outcome = outcome;
         if outcome == Outcome::Unreachable
             && out.stderr.contains("unable to start the sftp session")
