@@ -620,20 +620,19 @@ fn sftp_unknown_host_key_says_how_to_add_it() {
     );
 }
 
-/// SIGTERM while restic waits on a server that never answers: the grace period is for work
-/// that gets on, so the hung restic is stopped without waiting it out.
-#[test]
-fn sigterm_does_not_wait_the_grace_period_for_a_hung_restic() {
+/// A backup against a server that never answers, with `grace_period: <grace>`, sent SIGTERM
+/// once restic waits on it; returns the run and how long it took to end after the signal.
+fn sigterm_while_restic_hangs(grace: &str) -> (Run, Duration) {
     let r = Remote::new(Kind::Rest);
     r.config(servers::silent().port, false, None);
-    // A stall timeout and a grace period far longer than the guard below.
+    // A stall timeout far longer than the guard below.
     let text = std::fs::read_to_string(r.sb.path("config.yaml"))
         .unwrap()
         .replace("stall_timeout: 5s", "stall_timeout: 10m")
         .replace("open_timeout: 60s", "open_timeout: 10m");
     std::fs::write(
         r.sb.path("config.yaml"),
-        format!("grace_period: 10m\n{text}"),
+        format!("grace_period: {grace}\n{text}"),
     )
     .unwrap();
     let mut child =
@@ -654,20 +653,24 @@ fn sigterm_does_not_wait_the_grace_period_for_a_hung_restic() {
     )
     .unwrap();
     let sent = Instant::now();
-    let out = loop {
+    loop {
         if child.try_wait().unwrap().is_some() {
-            break to_run(child.wait_with_output().unwrap());
+            return (to_run(child.wait_with_output().unwrap()), sent.elapsed());
         }
         assert!(
             sent.elapsed() < Duration::from_secs(90),
-            "resticpilot still waits on a hung restic 90 s after SIGTERM (grace period 10m)"
+            "resticpilot still waits on a hung restic 90 s after SIGTERM (grace period {grace})"
         );
         std::thread::sleep(Duration::from_millis(100));
-    };
-    eprintln!(
-        "SIGTERM with a hung restic: exited {:?} after the signal",
-        sent.elapsed()
-    );
+    }
+}
+
+/// SIGTERM while restic waits on a server that never answers: the grace period is for work
+/// that gets on, so the hung restic is stopped without waiting it out.
+#[test]
+fn sigterm_does_not_wait_the_grace_period_for_a_hung_restic() {
+    let (out, took) = sigterm_while_restic_hangs("10m");
+    eprintln!("SIGTERM with a hung restic: exited {took:?} after the signal");
     out.assert_code(1);
     assert!(out.stderr.contains("made no progress"), "{}", out.stderr);
 }
@@ -678,33 +681,7 @@ fn sigterm_does_not_wait_the_grace_period_for_a_hung_restic() {
 /// an operator reading the on_failure message).
 #[test]
 fn a_restic_stopped_at_shutdown_is_reported_interrupted_not_unreachable() {
-    let r = Remote::new(Kind::Rest);
-    r.config(servers::silent().port, false, None);
-    let text = std::fs::read_to_string(r.sb.path("config.yaml"))
-        .unwrap()
-        .replace("stall_timeout: 5s", "stall_timeout: 10m")
-        .replace("open_timeout: 60s", "open_timeout: 10m");
-    std::fs::write(
-        r.sb.path("config.yaml"),
-        format!("grace_period: 0s\n{text}"),
-    )
-    .unwrap();
-    let child =
-        r.sb.command(&r.sb.path("config.yaml"), &["backup"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-    crate::daemon::wait_until("restic to start", Duration::from_secs(60), || {
-        Some(crate::harness::children(child.id())).filter(|c| !c.is_empty())
-    });
-    std::thread::sleep(Duration::from_secs(1));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let out = to_run(child.wait_with_output().unwrap());
+    let (out, _) = sigterm_while_restic_hangs("0s");
     out.assert_code(1);
     let error = out
         .stderr
