@@ -792,6 +792,12 @@ impl Session {
         }
     }
 
+    /// Whether this run starts a new chain whatever its pass finds (there is no usable page
+    /// index), so its copy becomes the base.
+    pub fn needs_new_base(&self) -> bool {
+        self.previous.is_err()
+    }
+
     /// Whether a pass's result would start a new chain, and why (a pass read in place then
     /// gives way to the copy, which becomes the base).
     pub fn needs_base(&self, pass: &PassResult) -> Option<String> {
