@@ -139,7 +139,7 @@ profiles:
         self.progress(&format!(
             "{size} incremental: second run (copies once more)"
         ));
-        let (second, _) = self.rp_backup(&config, Some(&live));
+        let (second, second_writer) = self.rp_backup(&config, Some(&live));
 
         let mut pairs = Pairs::default();
         let (mut copies, mut restics, mut dumps, mut added) =
@@ -192,7 +192,7 @@ profiles:
             secs(bare_copy1 + bare_restic1)
         ));
         self.say(&format!(
-            "| `resticpilot backup`, method: incremental | {} | {} | {} | {} | dump {} incl. quick_check and the page pass; restic added {:.1} MiB per run; first run (new base) {}; second run (copies once more) {} |",
+            "| `resticpilot backup`, method: incremental | {} | {} | {} | {} | dump {} incl. quick_check and the page pass; restic added {:.1} MiB per run; first run (new base) {}; second run (copies once more) {}, worst commit {} |",
             pairs.rp(),
             pairs.ratio(),
             ms(rp_writer.worst_ms),
@@ -200,7 +200,8 @@ profiles:
             secs(median(&dumps)),
             mib(median(&added) as u64),
             secs(first.secs),
-            secs(second.secs)
+            secs(second.secs),
+            ms(second_writer.worst_ms)
         ));
         let index = file_size(&state.join("page-index/bench/tracker.pages"));
         let gib = bytes as f64 / (1u64 << 30) as f64;
