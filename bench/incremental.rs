@@ -178,7 +178,7 @@ profiles:
             restics.push(backup);
         }
         self.say(&format!(
-            "#### Whole backup, second and later runs, SQLite {size} wal, writer running (median of {} pairs)\n",
+            "#### Whole backup, later runs (after the base and the second run), SQLite {size} wal, writer running (median of {} pairs)\n",
             pairs.rp.len()
         ));
         self.say("| what | time | vs bare | writer: worst commit | resticpilot peak RSS | note |");
