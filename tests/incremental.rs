@@ -1258,3 +1258,51 @@ fn a_damaged_live_database_read_in_place_fails_the_run_and_stores_nothing() {
         index
     );
 }
+
+/// A run read in place that finds a new base due (the deltas would pass `max_delta_share`)
+/// copies the database for the base in the same run, without a word about the previous copy
+/// it has just brought up to date; the snapshot restores bit-identical, and the runs after it
+/// go back to reading in place.
+#[test]
+fn a_new_base_found_due_while_reading_in_place_is_copied_in_the_same_run() {
+    let sb = Sandbox::new();
+    let db = sb.path("data/app.db");
+    make_db(&db, 20_000);
+    sb.config(&profile(", max_delta_share: 50"));
+    for every in [7, 11, 13] {
+        sb.run(&["backup", "app"]).assert_code(0);
+        touch(&db, every, 1);
+    }
+    sb.config(&profile(", max_delta_share: 0.05"));
+    touch(&db, 2, 0);
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(0);
+    run.assert_stderr_has(&[
+        "a new base is due (the deltas would add up to",
+        "copying the database for it",
+        "instead of a delta",
+        "max_delta_share 0.05",
+    ]);
+    assert!(
+        !run.stderr.contains("previous copy")
+            && !run.stderr.contains("stores its changed pages whole"),
+        "{}",
+        run.stderr
+    );
+    let id = snapshot_ids(&sb).pop().unwrap();
+    let (file, out) = restore_to(&sb, &id, "rebased");
+    assert!(out.contains("base + 0 deltas"), "{out}");
+    assert_eq!(fingerprint(&file), fingerprint(&db));
+
+    sb.config(&profile(", max_delta_share: 50"));
+    for (every, how) in [(17, "online backup"), (19, "read in place")] {
+        touch(&db, every, 1);
+        let run = sb.run(&["backup", "app"]);
+        run.assert_code(0);
+        assert!(run.stderr.contains(how), "{how}: {}", run.stderr);
+        assert!(!run.stderr.contains("WARN"), "{}", run.stderr);
+    }
+    let id = snapshot_ids(&sb).pop().unwrap();
+    let (file, _) = restore_to(&sb, &id, "after");
+    assert_eq!(fingerprint(&file), fingerprint(&db));
+}

@@ -276,6 +276,9 @@ pub struct Session {
     name: String,
     previous: Result<State, String>,
     committed: bool,
+    /// A pass read in place wrote into `<database>.previous`: it no longer matches the index,
+    /// and the copy that follows in this run (for a new base) does not diff against it.
+    previous_spent: std::sync::atomic::AtomicBool,
 }
 
 /// What a committed run stored.
@@ -325,6 +328,7 @@ impl Session {
             name,
             previous: Err(String::new()),
             committed: false,
+            previous_spent: std::sync::atomic::AtomicBool::new(false),
         };
         session.previous = session.load();
         // Leftovers of an interrupted run, and files of chains the index no longer names.
@@ -363,6 +367,12 @@ impl Session {
     /// index names: `<database>.previous`, or the base while the chain has no delta. None
     /// (logged) when it is missing or changed: changed pages are then stored whole.
     fn previous_copy(&self) -> Option<File> {
+        if self
+            .previous_spent
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return None;
+        }
         match self.open_previous(false) {
             Ok(f) => Some(f),
             Err(why) => {
@@ -855,6 +865,8 @@ impl Session {
         let mut rows = stmt
             .query([])
             .map_err(|e| format!("cannot read the database's pages: {e}"))?;
+        self.previous_spent
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let pass = self.pages_pass(page_size, page_count, Some(mirror), |number, page| {
             let row = rows
                 .next()
