@@ -85,19 +85,14 @@ pub fn dump(src: &SqliteSource, out: &Path) -> Result<(Done, Extra), String> {
                     Live::Passed { tables, pass } => match s.needs_base(&pass) {
                         None => {
                             let committed = s.commit(pass)?;
-                            let mut done = Done {
-                                source: path.display().to_string(),
-                                method: "read in place (one read transaction, no copy)".to_string(),
+                            let (mut done, mut extra) = record(
+                                path,
+                                "read in place (one read transaction, no copy)".to_string(),
                                 tables,
-                                databases: Vec::new(),
-                            };
-                            let mut extra = Extra {
-                                hash: None,
-                                journal_mode: Some(journal_mode.to_lowercase()),
-                                writers_held: Some(Duration::ZERO),
-                                chain: None,
+                                &journal_mode,
+                                Duration::ZERO,
                                 warnings,
-                            };
+                            );
                             add_chain(&mut done, &mut extra, committed);
                             return Ok((done, extra));
                         }
@@ -165,19 +160,7 @@ pub fn dump(src: &SqliteSource, out: &Path) -> Result<(Done, Extra), String> {
     });
     let tables = tables?;
     let hashed = hashed?;
-    let mut done = Done {
-        source: path.display().to_string(),
-        method,
-        tables,
-        databases: Vec::new(),
-    };
-    let mut extra = Extra {
-        hash: None,
-        journal_mode: Some(journal_mode.to_lowercase()),
-        writers_held: Some(held),
-        chain: None,
-        warnings,
-    };
+    let (mut done, mut extra) = record(path, method, tables, &journal_mode, held, warnings);
     match (hashed, session) {
         (Hashed::Whole(h), _) => extra.hash = Some(incremental::hash_text(&h)),
         (Hashed::Pass(pass), Some(session)) => {
@@ -194,6 +177,31 @@ pub fn dump(src: &SqliteSource, out: &Path) -> Result<(Done, Extra), String> {
 enum Hashed {
     Whole(blake3::Hash),
     Pass(incremental::PassResult),
+}
+
+/// The dump's record of a SQLite copy (its hash or chain added by the caller).
+fn record(
+    path: &Path,
+    method: String,
+    tables: Vec<String>,
+    journal_mode: &str,
+    held: Duration,
+    warnings: Vec<String>,
+) -> (Done, Extra) {
+    let done = Done {
+        source: path.display().to_string(),
+        method,
+        tables,
+        databases: Vec::new(),
+    };
+    let extra = Extra {
+        hash: None,
+        journal_mode: Some(journal_mode.to_lowercase()),
+        writers_held: Some(held),
+        chain: None,
+        warnings,
+    };
+    (done, extra)
 }
 
 /// What a committed incremental run adds to the dump's record.
@@ -239,12 +247,13 @@ fn read_live(
         read("SELECT count(*) FROM sqlite_schema")?;
         let page_size = u32::try_from(read("PRAGMA page_size")?).unwrap_or(0);
         let page_count = u64::try_from(read("PRAGMA page_count")?).unwrap_or(0);
-        if let Some(why) = session.cannot_read_live(page_size, page_count) {
-            return Ok(Live::NotUsed(why));
-        }
+        let mirror = match session.live_mirror(page_size, page_count) {
+            Ok(mirror) => mirror,
+            Err(why) => return Ok(Live::NotUsed(why)),
+        };
         let tables = check(source, verify, "the live database")?;
         let checked = started.elapsed();
-        let pass = session.pass_live(source, page_size, page_count)?;
+        let pass = session.pass_live(source, page_size, page_count, mirror)?;
         tracing::debug!(
             database = %path.display(),
             "read in place: check {:.2}s, page pass {:.2}s",

@@ -814,31 +814,32 @@ impl Session {
         self.rebase_reason(&pass.0)
     }
 
-    /// Why this run cannot read the database in place, or None when it can: the chain goes
-    /// on (no new base is due by the page index, the page size, the size or the base's age)
-    /// and a previous copy is kept to bring up to date (the run after a new base copies).
-    pub fn cannot_read_live(&self, page_size: u32, page_count: u64) -> Option<String> {
-        let s = match &self.previous {
-            Err(why) => return Some(format!("a new base is due: {why}")),
-            Ok(s) => s,
-        };
+    /// The previous copy to bring up to date when this run can read the database in place,
+    /// or why it cannot: the chain must go on (no new base due by the page index, the page
+    /// size, the size or the base's age) and a previous copy be kept that matches the index
+    /// (the run after a new base copies).
+    pub fn live_mirror(&self, page_size: u32, page_count: u64) -> Result<LiveMirror, String> {
+        let s = self
+            .previous
+            .as_ref()
+            .map_err(|why| format!("a new base is due: {why}"))?;
         if s.chain.page_size != page_size {
-            return Some("a new base is due: the page size changed".into());
+            return Err("a new base is due: the page size changed".into());
         }
         if page_count < s.chain.page_count {
-            return Some("a new base is due: the database shrank".into());
+            return Err("a new base is due: the database shrank".into());
         }
         if age(s.base_time) >= self.inc.rebase_after {
-            return Some("a new base is due: the base is older than rebase_after".into());
+            return Err("a new base is due: the base is older than rebase_after".into());
         }
-        self.open_previous(true).err()
+        self.open_previous(true).map(LiveMirror)
     }
 
     /// The pass over the live database's pages, read from `sqlite_dbpage` on `conn` inside
-    /// the read transaction the caller holds (the same one its check ran in), with
-    /// `<database>.previous` brought up to date instead of a copy written. `Ok(Err(why))`
-    /// when it cannot run and the copy must be taken instead (see [`Session::cannot_read_live`];
-    /// or this build's SQLite lacks `sqlite_dbpage`).
+    /// the read transaction the caller holds (the same one its check ran in), with `mirror`
+    /// (from [`Session::live_mirror`] in that transaction) brought up to date instead of a
+    /// copy written. `Ok(Err(why))` when this build's SQLite lacks `sqlite_dbpage` and the
+    /// copy must be taken instead.
     ///
     /// Fails when a file cannot be read or written, or the pages are not the ones expected.
     pub fn pass_live(
@@ -846,14 +847,8 @@ impl Session {
         conn: &rusqlite::Connection,
         page_size: u32,
         page_count: u64,
+        mirror: LiveMirror,
     ) -> Result<Result<PassResult, String>, String> {
-        if let Some(why) = self.cannot_read_live(page_size, page_count) {
-            return Ok(Err(why));
-        }
-        let mirror = match self.open_previous(true) {
-            Ok(f) => f,
-            Err(why) => return Ok(Err(why)),
-        };
         let mut stmt = match conn.prepare("SELECT pgno, data FROM sqlite_dbpage") {
             Ok(s) => s,
             Err(e) => {
@@ -867,7 +862,7 @@ impl Session {
             .map_err(|e| format!("cannot read the database's pages: {e}"))?;
         self.previous_spent
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        let pass = self.pages_pass(page_size, page_count, Some(mirror), |number, page| {
+        let pass = self.pages_pass(page_size, page_count, Some(mirror.0), |number, page| {
             let row = rows
                 .next()
                 .map_err(|e| format!("cannot read the database's pages: {e}"))?
@@ -1139,6 +1134,10 @@ impl Session {
 
 /// The pass's result, opaque outside this module.
 pub struct PassResult(Pass);
+
+/// `<database>.previous`, checked against the index and open for writing: what a pass read in
+/// place brings up to date ([`Session::live_mirror`]).
+pub struct LiveMirror(File);
 
 impl Session {
     fn remove_side_files(&self) {
