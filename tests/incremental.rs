@@ -200,6 +200,33 @@ fn restore_to(sb: &Sandbox, snapshot: &str, dir: &str) -> (PathBuf, String) {
     (target.join("app.sqlite3"), run.stdout)
 }
 
+/// `restore --target` of the newest snapshot's database; returns the restored file.
+fn restore_newest(sb: &Sandbox, dir: &str) -> (PathBuf, String) {
+    let id = snapshot_ids(sb).pop().unwrap();
+    restore_to(sb, &id, dir)
+}
+
+/// One `backup`, which must succeed and have copied the database (`copied`) or read it in
+/// place.
+fn backup_that(sb: &Sandbox, copied: bool) -> crate::harness::Run {
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(0);
+    let (did, not) = if copied {
+        ("online backup", "read in place")
+    } else {
+        (
+            "read in place (one read transaction, no copy)",
+            "online backup",
+        )
+    };
+    assert!(
+        run.stderr.contains(did) && !run.stderr.contains(not),
+        "{}",
+        run.stderr
+    );
+    run
+}
+
 #[test]
 fn many_incremental_runs_under_a_writer_restore_bit_identical_and_grow_by_the_delta() {
     let sb = Sandbox::new();
@@ -283,8 +310,7 @@ fn many_incremental_runs_under_a_writer_restore_bit_identical_and_grow_by_the_de
 
     // Quiescent: the newest snapshot holds exactly what the live database holds.
     sb.run(&["backup", "app"]).assert_code(0);
-    let id = snapshot_ids(&sb).pop().unwrap();
-    let (file, _) = restore_to(&sb, &id, "quiet");
+    let (file, _) = restore_newest(&sb, "quiet");
     assert_eq!(fingerprint(&file), fingerprint(&db));
     // In place too: the live file replaced, the previous kept.
     std::fs::remove_file(&db).unwrap();
@@ -1011,8 +1037,7 @@ fn scattered_counter_updates_store_the_changed_bytes_not_whole_pages() {
     // Bit-identical after a second delta too.
     complete(&db, 7, 3);
     sb.run(&["backup", "app"]).assert_code(0);
-    let id = snapshot_ids(&sb).pop().unwrap();
-    let (file, out) = restore_to(&sb, &id, "r");
+    let (file, out) = restore_newest(&sb, "r");
     assert!(
         out.contains("hash ok (bit-identical to the backup)"),
         "{out}"
@@ -1130,24 +1155,14 @@ fn later_runs_read_a_wal_database_in_place_and_write_no_copy_of_it() {
     let previous = sb.path("state/page-index/app/app.previous");
     // The base, then a delta whose copy is kept as the previous copy.
     for every in [7, 11] {
-        let run = sb.run(&["backup", "app"]);
-        run.assert_code(0);
-        assert!(run.stderr.contains("online backup"), "{}", run.stderr);
+        backup_that(&sb, true);
         touch(&db, every, 1);
     }
     let kept = inode(&previous);
 
     let writer = Writer::start(db.clone(), rows, Duration::from_millis(5));
     for _ in 0..3 {
-        let run = sb.run(&["backup", "app"]);
-        run.assert_code(0);
-        assert!(
-            run.stderr
-                .contains("read in place (one read transaction, no copy)")
-                && !run.stderr.contains("online backup"),
-            "{}",
-            run.stderr
-        );
+        backup_that(&sb, false);
         assert_eq!(
             inode(&previous),
             kept,
@@ -1184,13 +1199,7 @@ fn later_runs_read_a_wal_database_in_place_and_write_no_copy_of_it() {
     // read_live: false copies every run.
     sb.config(&profile(", max_delta_share: 50, read_live: false"));
     touch(&db, 13, 2);
-    let run = sb.run(&["backup", "app"]);
-    run.assert_code(0);
-    assert!(
-        run.stderr.contains("online backup") && !run.stderr.contains("read in place"),
-        "{}",
-        run.stderr
-    );
+    backup_that(&sb, true);
     assert_ne!(inode(&previous), kept);
 
     // Rollback-journal mode: copied (its writers wait only for the copy).
@@ -1201,16 +1210,9 @@ fn later_runs_read_a_wal_database_in_place_and_write_no_copy_of_it() {
     sb.config(&profile(", max_delta_share: 50"));
     for every in [17, 19] {
         touch(&db, every, 3);
-        let run = sb.run(&["backup", "app"]);
-        run.assert_code(0);
-        assert!(
-            run.stderr.contains("online backup") && !run.stderr.contains("read in place"),
-            "{}",
-            run.stderr
-        );
+        backup_that(&sb, true);
     }
-    let id = snapshot_ids(&sb).pop().unwrap();
-    let (file, _) = restore_to(&sb, &id, "rollback");
+    let (file, _) = restore_newest(&sb, "rollback");
     assert_eq!(fingerprint(&file), fingerprint(&db));
 }
 
@@ -1289,20 +1291,16 @@ fn a_new_base_found_due_while_reading_in_place_is_copied_in_the_same_run() {
         "{}",
         run.stderr
     );
-    let id = snapshot_ids(&sb).pop().unwrap();
-    let (file, out) = restore_to(&sb, &id, "rebased");
+    let (file, out) = restore_newest(&sb, "rebased");
     assert!(out.contains("base + 0 deltas"), "{out}");
     assert_eq!(fingerprint(&file), fingerprint(&db));
 
     sb.config(&profile(", max_delta_share: 50"));
-    for (every, how) in [(17, "online backup"), (19, "read in place")] {
+    for (every, copied) in [(17, true), (19, false)] {
         touch(&db, every, 1);
-        let run = sb.run(&["backup", "app"]);
-        run.assert_code(0);
-        assert!(run.stderr.contains(how), "{how}: {}", run.stderr);
+        let run = backup_that(&sb, copied);
         assert!(!run.stderr.contains("WARN"), "{}", run.stderr);
     }
-    let id = snapshot_ids(&sb).pop().unwrap();
-    let (file, _) = restore_to(&sb, &id, "after");
+    let (file, _) = restore_newest(&sb, "after");
     assert_eq!(fingerprint(&file), fingerprint(&db));
 }
