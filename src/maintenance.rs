@@ -365,7 +365,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("docker.sock");
         drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
-        let err = preflight(&socket).unwrap_err();
+        // A test running beside this one may fork between the bind and the drop: its child
+        // holds the listening socket until its exec closes it (CLOEXEC), and a connect in that
+        // moment is accepted by the backlog. Once every child has exec'd, nobody listens.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let err = loop {
+            match preflight(&socket) {
+                Err(e) => break e,
+                Ok(()) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Ok(()) => panic!("a socket nobody listens on accepted the connection"),
+            }
+        };
         assert!(matches!(err, MaintenanceError::Connect { .. }), "{err:?}");
     }
 
