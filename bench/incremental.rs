@@ -160,6 +160,18 @@ profiles:
                 let b = bare_run(self);
                 (rp_run(self), b)
             };
+            self.progress(&format!(
+                "  resticpilot {} (peak RSS {:.1} MiB: {}; dump {}), bare {}",
+                secs(t.secs),
+                t.peak_rss_kib.unwrap_or(0) as f64 / 1024.0,
+                t.peak_rss_parts,
+                dump_secs(&t.stderr).map_or("-".into(), secs),
+                secs(copy + backup)
+            ));
+            if t.peak_rss_kib.unwrap_or(0) > 64 * 1024 {
+                // Keep what the run said, to find what took the memory.
+                let _ = std::fs::write(self.work.join(format!("rss-run-{}.log", i + 1)), &t.stderr);
+            }
             if let Some(d) = dump_secs(&t.stderr) {
                 dumps.push(d);
             }
@@ -170,6 +182,7 @@ profiles:
             );
             for (into, from) in [(&mut rp_writer, &rw), (&mut bare_writer, &bw)] {
                 into.worst_ms = into.worst_ms.max(from.worst_ms);
+                into.wal_peak_bytes = into.wal_peak_bytes.max(from.wal_peak_bytes);
                 into.commits += from.commits;
                 into.failed += from.failed;
             }
@@ -181,21 +194,23 @@ profiles:
             "#### Whole backup, later runs (after the base and the second run), SQLite {size} wal, writer running (median of {} pairs)\n",
             pairs.rp.len()
         ));
-        self.say("| what | time | vs bare | writer: worst commit | resticpilot peak RSS | note |");
-        self.say("| --- | --- | --- | --- | --- | --- |");
+        self.say("| what | time | vs bare | writer: worst commit | application's -wal peak | resticpilot peak RSS | note |");
+        self.say("| --- | --- | --- | --- | --- | --- | --- |");
         self.say(&format!(
-            "| bare: one-step copy + `restic backup` (repository holds the first copy) | {} | 1.00x | {} | - | copy {}, restic {}; first run {} |",
+            "| bare: one-step copy + `restic backup` (repository holds the first copy) | {} | 1.00x | {} | {:.1} MiB | - | copy {}, restic {}; first run {} |",
             pairs.bare(),
             ms(bare_writer.worst_ms),
+            mib(bare_writer.wal_peak_bytes),
             secs(median(&copies)),
             secs(median(&restics)),
             secs(bare_copy1 + bare_restic1)
         ));
         self.say(&format!(
-            "| `resticpilot backup`, method: incremental | {} | {} | {} | {} | dump {} incl. quick_check and the page pass; restic added {:.1} MiB per run; first run (new base) {}; second run (copies once more) {}, worst commit {} |",
+            "| `resticpilot backup`, method: incremental | {} | {} | {} | {:.1} MiB | {} | dump {} incl. quick_check and the page pass; restic added {:.1} MiB per run; first run (new base) {}; second run (copies once more) {}, worst commit {} |",
             pairs.rp(),
             pairs.ratio(),
             ms(rp_writer.worst_ms),
+            mib(rp_writer.wal_peak_bytes),
             pairs.rss(),
             secs(median(&dumps)),
             mib(median(&added) as u64),

@@ -21,6 +21,9 @@ pub struct Timed {
     pub stderr: String,
     /// The child's own peak RSS (VmHWM) in KiB, when tracked.
     pub peak_rss_kib: Option<u64>,
+    /// What the largest resident set sampled was made of (`RssAnon`, `RssFile`, `RssShmem`),
+    /// to tell the child's own memory from files it maps.
+    pub peak_rss_parts: String,
 }
 
 impl Timed {
@@ -64,6 +67,7 @@ pub fn run(cmd: &mut Command, timeout: Option<Duration>, track_rss: bool) -> Tim
                 stdout: String::new(),
                 stderr: String::new(),
                 peak_rss_kib: None,
+                peak_rss_parts: String::new(),
             };
         }
     };
@@ -71,10 +75,17 @@ pub fn run(cmd: &mut Command, timeout: Option<Duration>, track_rss: bool) -> Tim
     let err = drain(child.stderr.take(), 4096);
     let pid = child.id();
     let mut peak = None;
+    let mut largest = (0u64, String::new());
     let mut killed = false;
     let status = loop {
-        if track_rss && let Some(kib) = vm_hwm(pid) {
+        if track_rss && let Some((kib, rss, parts)) = vm_hwm(pid) {
             peak = Some(peak.map_or(kib, |p: u64| p.max(kib)));
+            if rss > largest.0 {
+                largest = (rss, parts);
+                if rss > 100 << 10 {
+                    largest.1.push_str(&biggest_mappings(pid));
+                }
+            }
         }
         match child.try_wait() {
             Ok(Some(status)) => break status,
@@ -111,6 +122,7 @@ pub fn run(cmd: &mut Command, timeout: Option<Duration>, track_rss: bool) -> Tim
         stdout,
         stderr,
         peak_rss_kib: peak,
+        peak_rss_parts: largest.1,
     }
 }
 
@@ -134,13 +146,63 @@ fn drain(pipe: Option<impl Read + Send + 'static>, keep: usize) -> std::thread::
     })
 }
 
-/// The high-water resident set of process `pid`, in KiB.
-fn vm_hwm(pid: u32) -> Option<u64> {
+/// The three mappings of `pid` with the most resident memory, for a report.
+fn biggest_mappings(pid: u32) -> String {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else {
+        return String::new();
+    };
+    let mut maps: Vec<(u64, String)> = Vec::new();
+    let mut name = String::new();
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("Rss:") {
+            let kib = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+            maps.push((kib, name.clone()));
+        } else if line
+            .split_whitespace()
+            .next()
+            .is_some_and(|f| f.contains('-') && !f.ends_with(':'))
+        {
+            name = line
+                .split_whitespace()
+                .skip(5)
+                .collect::<Vec<_>>()
+                .join(" ");
+            if name.is_empty() {
+                name = "[anon]".into();
+            }
+        }
+    }
+    maps.sort_by_key(|m| std::cmp::Reverse(m.0));
+    let top: Vec<String> = maps
+        .iter()
+        .take(3)
+        .map(|(k, n)| format!("{n} {:.1} MiB", *k as f64 / 1024.0))
+        .collect();
+    format!(" [largest: {}]", top.join(", "))
+}
+
+/// The high-water resident set of process `pid` in KiB, its current one, and what that is
+/// made of.
+fn vm_hwm(pid: u32) -> Option<(u64, u64, String)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    let kib = |key: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    };
+    let parts = ["RssAnon:", "RssFile:", "RssShmem:"]
+        .iter()
+        .map(|k| {
+            format!(
+                "{} {:.1} MiB",
+                k.trim_end_matches(':'),
+                kib(k).unwrap_or(0) as f64 / 1024.0
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some((kib("VmHWM:")?, kib("VmRSS:").unwrap_or(0), parts))
 }
 
 /// What the writer saw: how many commits, how many failed, and the slowest.
@@ -151,6 +213,11 @@ pub struct WriterStats {
     pub worst_ms: f64,
     /// The 99th percentile commit time.
     pub p99_ms: f64,
+    /// How large the application's `-wal` grew while the writer ran (a WAL database; it was
+    /// truncated when the writer started, and a file never shrinks by itself, so its size at
+    /// the end is the peak). Zero in rollback-journal mode.
+    #[serde(default)]
+    pub wal_peak_bytes: u64,
     pub first_error: Option<String>,
 }
 
