@@ -160,21 +160,20 @@ profiles:
                 let b = bare_run(self);
                 (rp_run(self), b)
             };
+            let (rss_kib, dump) = (t.peak_rss_kib.unwrap_or(0), dump_secs(&t.stderr));
             self.progress(&format!(
                 "  resticpilot {} (peak RSS {:.1} MiB: {}; dump {}), bare {}",
                 secs(t.secs),
-                t.peak_rss_kib.unwrap_or(0) as f64 / 1024.0,
+                rss_kib as f64 / 1024.0,
                 t.peak_rss_parts,
-                dump_secs(&t.stderr).map_or("-".into(), secs),
+                dump.map_or("-".into(), secs),
                 secs(copy + backup)
             ));
-            if t.peak_rss_kib.unwrap_or(0) > 64 * 1024 {
+            if rss_kib > 64 * 1024 {
                 // Keep what the run said, to find what took the memory.
                 let _ = std::fs::write(self.work.join(format!("rss-run-{}.log", i + 1)), &t.stderr);
             }
-            if let Some(d) = dump_secs(&t.stderr) {
-                dumps.push(d);
-            }
+            dumps.extend(dump);
             added.push(
                 Self::last_backup(&state)["bytes_added"]
                     .as_u64()

@@ -78,13 +78,15 @@ pub fn run(cmd: &mut Command, timeout: Option<Duration>, track_rss: bool) -> Tim
     let mut largest = (0u64, String::new());
     let mut killed = false;
     let status = loop {
-        if track_rss && let Some((kib, rss, parts)) = vm_hwm(pid) {
-            peak = Some(peak.map_or(kib, |p: u64| p.max(kib)));
+        if track_rss
+            && let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            && let Some(hwm) = status_kib(&status, "VmHWM:")
+        {
+            peak = Some(peak.map_or(hwm, |p: u64| p.max(hwm)));
+            // What the resident set is made of, described only when it is the largest yet.
+            let rss = status_kib(&status, "VmRSS:").unwrap_or(0);
             if rss > largest.0 {
-                largest = (rss, parts);
-                if rss > 100 << 10 {
-                    largest.1.push_str(&biggest_mappings(pid));
-                }
+                largest = (rss, rss_parts(&status, pid, rss));
             }
         }
         match child.try_wait() {
@@ -146,6 +148,39 @@ fn drain(pipe: Option<impl Read + Send + 'static>, keep: usize) -> std::thread::
     })
 }
 
+/// A `kB` value of /proc (`"  1234 kB"`), in KiB.
+fn kib(value: &str) -> Option<u64> {
+    value.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+/// The value of `key` (`"VmHWM:"`) in the text of /proc/PID/status, in KiB.
+fn status_kib(status: &str, key: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(kib)
+}
+
+/// What a resident set of `rss` KiB (from `status`, of `pid`) is made of: anonymous,
+/// file-backed and shared memory, and past 100 MiB the three mappings holding the most.
+fn rss_parts(status: &str, pid: u32, rss: u64) -> String {
+    let mut parts = ["RssAnon:", "RssFile:", "RssShmem:"]
+        .iter()
+        .map(|k| {
+            format!(
+                "{} {:.1} MiB",
+                k.trim_end_matches(':'),
+                status_kib(status, k).unwrap_or(0) as f64 / 1024.0
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    if rss > 100 << 10 {
+        parts.push_str(&biggest_mappings(pid));
+    }
+    parts
+}
+
 /// The three mappings of `pid` with the most resident memory, for a report.
 fn biggest_mappings(pid: u32) -> String {
     let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else {
@@ -155,8 +190,7 @@ fn biggest_mappings(pid: u32) -> String {
     let mut name = String::new();
     for line in text.lines() {
         if let Some(v) = line.strip_prefix("Rss:") {
-            let kib = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
-            maps.push((kib, name.clone()));
+            maps.push((kib(v).unwrap_or(0), name.clone()));
         } else if line
             .split_whitespace()
             .next()
@@ -179,30 +213,6 @@ fn biggest_mappings(pid: u32) -> String {
         .map(|(k, n)| format!("{n} {:.1} MiB", *k as f64 / 1024.0))
         .collect();
     format!(" [largest: {}]", top.join(", "))
-}
-
-/// The high-water resident set of process `pid` in KiB, its current one, and what that is
-/// made of.
-fn vm_hwm(pid: u32) -> Option<(u64, u64, String)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib = |key: &str| -> Option<u64> {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-    };
-    let parts = ["RssAnon:", "RssFile:", "RssShmem:"]
-        .iter()
-        .map(|k| {
-            format!(
-                "{} {:.1} MiB",
-                k.trim_end_matches(':'),
-                kib(k).unwrap_or(0) as f64 / 1024.0
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    Some((kib("VmHWM:")?, kib("VmRSS:").unwrap_or(0), parts))
 }
 
 /// What the writer saw: how many commits, how many failed, and the slowest.
