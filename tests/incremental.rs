@@ -681,6 +681,39 @@ fn a_tampered_delta_fails_restore_and_verify_and_leaves_the_live_file_untouched(
         .assert_code(0);
 }
 
+/// A snapshot whose chain holds a FIFO where the base should be (restic restores named pipes):
+/// the restore writes the chain back while restic writes it, and must neither open the pipe
+/// (reading one waits for a writer forever) nor use it; it fails naming the file, and the live
+/// file stays as it was.
+#[test]
+fn a_fifo_in_place_of_the_base_fails_the_restore_without_hanging_it() {
+    let (sb, db, _, _) = base_delta_and_manifest();
+    let staging = sb.path("state/staging/app");
+    let (base, _) = chain_files(&sb)
+        .into_iter()
+        .find(|(n, _)| n.starts_with("base-"))
+        .unwrap();
+    let base = chain_dir(&sb).join(base);
+    std::fs::remove_file(&base).unwrap();
+    nix::unistd::mkfifo(&base, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    sb.snapshot_by_hand("app", &[&staging, &sb.path("state/chains/app")]);
+
+    let before = std::fs::read(&db).unwrap();
+    let run = sb.run(&["restore", "app", "--database", "app", "--force"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("is not a regular file"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), before, "live file untouched");
+    assert!(
+        left_beside_live(&sb).is_empty(),
+        "left behind: {:?}",
+        left_beside_live(&sb)
+    );
+}
+
 /// A snapshot whose manifest and delta (hashes and all, as only a holder of the repository key
 /// can write them) claim a database larger than the free space: a 48-byte delta with no page
 /// could otherwise grow the restored file into a sparse giant that takes hours to hash. It is

@@ -9,6 +9,7 @@
 pub mod bound;
 pub mod drill;
 pub mod files;
+pub mod flush;
 pub mod progress;
 
 use std::path::{Component, Path, PathBuf};
@@ -308,6 +309,8 @@ fn open_into(
     }
     let started = Instant::now();
     if !includes.is_empty() {
+        // A chain's base is the database's size: written back while restic writes it.
+        let _flush = chain.map(|_| flush::Flusher::start(scratch.path()));
         restic.restore(&snapshot.id, scratch.path(), &includes, false)?;
     }
     let fetch_time = started.elapsed();

@@ -161,7 +161,9 @@ pub fn rebuild(
                 .iter()
                 .map(|f| restic_pattern(&format!("{}/{}", chain.dir, f.name)))
                 .collect();
+            let flush = crate::restore::flush::Flusher::start(scratch.path());
             restic.restore(contents.id(), scratch.path(), &includes, false)?;
+            drop(flush);
             (scratch, Duration::ZERO)
         }
     };
