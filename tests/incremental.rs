@@ -621,6 +621,21 @@ fn base_delta_and_manifest() -> (Sandbox, PathBuf, String, PathBuf) {
     (sb, db, good, manifest)
 }
 
+/// A forced restore of the latest snapshot that must be refused: exit 1, stderr naming each of
+/// `why`, the live file `db` as it was, and nothing left beside it.
+fn forced_restore_refused(sb: &Sandbox, db: &Path, why: &[&str]) {
+    let before = std::fs::read(db).unwrap();
+    let run = sb.run(&["restore", "app", "--database", "app", "--force"]);
+    run.assert_code(1);
+    assert!(why.iter().all(|w| run.stderr.contains(w)), "{}", run.stderr);
+    assert_eq!(std::fs::read(db).unwrap(), before, "live file untouched");
+    assert!(
+        left_beside_live(sb).is_empty(),
+        "left behind: {:?}",
+        left_beside_live(sb)
+    );
+}
+
 /// What a failed restore left in the live file's directory besides the live file.
 fn left_beside_live(sb: &Sandbox) -> Vec<String> {
     std::fs::read_dir(sb.path("data"))
@@ -649,20 +664,7 @@ fn a_tampered_delta_fails_restore_and_verify_and_leaves_the_live_file_untouched(
     std::fs::write(&delta, &bytes).unwrap();
     sb.snapshot_by_hand("app", &[&staging, &sb.path("state/chains/app")]);
 
-    let before = std::fs::read(&db).unwrap();
-    let run = sb.run(&["restore", "app", "--database", "app", "--force"]);
-    run.assert_code(1);
-    assert!(
-        run.stderr.contains("delta 1 of 1") && run.stderr.contains("damaged or altered"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(std::fs::read(&db).unwrap(), before, "live file untouched");
-    assert!(
-        left_beside_live(&sb).is_empty(),
-        "left behind: {:?}",
-        left_beside_live(&sb)
-    );
+    forced_restore_refused(&sb, &db, &["delta 1 of 1", "damaged or altered"]);
 
     let run = sb.run(&["verify", "app", "--json"]);
     run.assert_code(1);
@@ -698,20 +700,7 @@ fn a_fifo_in_place_of_the_base_fails_the_restore_without_hanging_it() {
     nix::unistd::mkfifo(&base, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     sb.snapshot_by_hand("app", &[&staging, &sb.path("state/chains/app")]);
 
-    let before = std::fs::read(&db).unwrap();
-    let run = sb.run(&["restore", "app", "--database", "app", "--force"]);
-    run.assert_code(1);
-    assert!(
-        run.stderr.contains("is not a regular file"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(std::fs::read(&db).unwrap(), before, "live file untouched");
-    assert!(
-        left_beside_live(&sb).is_empty(),
-        "left behind: {:?}",
-        left_beside_live(&sb)
-    );
+    forced_restore_refused(&sb, &db, &["is not a regular file"]);
 }
 
 /// A snapshot whose manifest and delta (hashes and all, as only a holder of the repository key
@@ -746,34 +735,20 @@ fn a_chain_claiming_more_than_the_free_space_is_refused_before_it_is_written() {
     chain["deltas"][0]["bytes"] = (delta.len() as u64).into();
     chain["deltas"][0]["pages"] = 0.into();
     chain["deltas"][0]["hash"] = format!("blake3:{}", blake3::hash(&delta).to_hex()).into();
-    let before = std::fs::read(&db).unwrap();
 
     // The manifest's size of the database disagrees with its chain's.
     std::fs::write(&manifest_path, manifest.to_string()).unwrap();
     sb.snapshot_by_hand("app", &[&staging, &sb.path("state/chains/app")]);
-    let run = sb.run(&["restore", "app", "--database", "app", "--force"]);
-    run.assert_code(1);
-    assert!(run.stderr.contains("two different sizes"), "{}", run.stderr);
+    forced_restore_refused(&sb, &db, &["two different sizes"]);
 
     // Both agree on the giant.
     manifest["databases"][0]["bytes"] = (claimed * page_size).into();
     std::fs::write(&manifest_path, manifest.to_string()).unwrap();
     sb.snapshot_by_hand("app", &[&staging, &sb.path("state/chains/app")]);
-    let run = sb.run(&["restore", "app", "--database", "app", "--force"]);
-    run.assert_code(1);
-    assert!(
-        run.stderr.contains("no space left in")
-            && run.stderr.contains("free there now")
-            && run.stderr.contains("its size at backup"),
-        "{}",
-        run.stderr
-    );
-
-    assert_eq!(std::fs::read(&db).unwrap(), before, "live file untouched");
-    assert!(
-        left_beside_live(&sb).is_empty(),
-        "left behind: {:?}",
-        left_beside_live(&sb)
+    forced_restore_refused(
+        &sb,
+        &db,
+        &["no space left in", "free there now", "its size at backup"],
     );
     // The drill refuses it the same way.
     let run = sb.run(&["verify", "app"]);
