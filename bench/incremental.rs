@@ -100,7 +100,7 @@ profiles:
     fn bare_backup(&self, live: &Path, repo: &Path, copy_dir: &Path) -> (f64, f64, WriterStats) {
         std::fs::create_dir_all(copy_dir).unwrap();
         let out = copy_dir.join("tracker.sqlite3");
-        self.drop_caches();
+        self.settle();
         let ((copy, backup), w) = with_writer(&self.exe, live, self.args.write_rate, || {
             let copy = run(
                 Command::new(&self.exe).arg("copy").arg(live).arg(&out),
@@ -268,7 +268,7 @@ profiles:
                     &into,
                     &format!(", restore_check: {check}"),
                 );
-                self.drop_caches();
+                self.settle();
                 let t = run(
                     self.resticpilot(&config).args([
                         "restore",
@@ -297,7 +297,7 @@ profiles:
             let t = rp("quick");
             let h = rp("hash");
             let _ = std::fs::remove_dir_all(&target);
-            self.drop_caches();
+            self.settle();
             let r = run(
                 self.restic(bare_repo)
                     .args(["restore", "latest", "--target"])

@@ -393,12 +393,15 @@ impl Suite {
         eprintln!("[bench] {text}");
     }
 
-    fn drop_caches(&self) {
-        if self.args.cold {
-            let _ = Command::new("sync").status();
-            if let Err(e) = std::fs::write("/proc/sys/vm/drop_caches", "3") {
-                panic!("--cold needs root to drop the page cache: {e}");
-            }
+    /// Before every timed step: what the step before wrote goes to disk first (its writeback
+    /// would otherwise land in this step's time and in the writer's commits, and be counted
+    /// against the wrong tool), and with `--cold` the page cache is dropped.
+    fn settle(&self) {
+        let _ = Command::new("sync").status();
+        if self.args.cold
+            && let Err(e) = std::fs::write("/proc/sys/vm/drop_caches", "3")
+        {
+            panic!("--cold needs root to drop the page cache: {e}");
         }
     }
 
@@ -547,6 +550,10 @@ impl Suite {
         );
         let _ = writeln!(
             h,
+            "- before every timed step: `sync`, so the writeback of the step before is not timed (or felt by the writer) in this one"
+        );
+        let _ = writeln!(
+            h,
             "- sizes {}, modes {}, writer {} commits/s, shell .backup timeout {} s, head-to-head rows: median of {} back-to-back pairs",
             sizes.join(", "),
             self.args.modes.join(", "),
@@ -644,7 +651,7 @@ impl Suite {
         timeout: Option<Duration>,
         rss: bool,
     ) -> (Timed, WriterStats) {
-        self.drop_caches();
+        self.settle();
         with_writer(&self.exe, db, self.args.write_rate, || {
             run(cmd, timeout, rss)
         })
@@ -891,7 +898,7 @@ profiles:
                 let _ = std::fs::remove_dir_all(&copy_dir);
                 std::fs::create_dir_all(&copy_dir).unwrap();
                 let out = copy_dir.join("tracker.sqlite3");
-                self.drop_caches();
+                self.settle();
                 with_writer(&self.exe, live, self.args.write_rate, || {
                     let copy = run(
                         Command::new(&self.exe).arg("copy").arg(live).arg(&out),
@@ -1009,7 +1016,7 @@ profiles:
                     into.display()
                 ),
             );
-            self.drop_caches();
+            self.settle();
             let t = run(
                 self.resticpilot(&config).args([
                     "restore",
@@ -1033,7 +1040,7 @@ profiles:
             }
 
             let _ = std::fs::remove_dir_all(&target);
-            self.drop_caches();
+            self.settle();
             let r = run(
                 self.restic(repo)
                     .args(["restore", "latest", "--target"])
@@ -1202,7 +1209,7 @@ profiles:
             std::fs::create_dir_all(&dir).unwrap();
             let file = dir.join("bare.sql");
             let bare = || {
-                self.drop_caches();
+                self.settle();
                 let t = run(
                     Command::new("sh").arg("-c").arg(format!(
                         "mariadb-dump --defaults-extra-file={} {} --databases tracker > {}",
@@ -1217,7 +1224,7 @@ profiles:
                 t
             };
             let rp = || {
-                self.drop_caches();
+                self.settle();
                 let t = run(
                     Command::new(&self.exe)
                         .arg("dump")
@@ -1334,7 +1341,7 @@ profiles:
             std::fs::create_dir_all(&bare_dir).unwrap();
             let file = bare_dir.join("bench.dump");
             let bare = || {
-                self.drop_caches();
+                self.settle();
                 let t = run(
                     server
                         .tool("pg_dump")
@@ -1349,7 +1356,7 @@ profiles:
                 t
             };
             let rp = || {
-                self.drop_caches();
+                self.settle();
                 let t = run(
                     Command::new(&self.exe)
                         .arg("dump")
@@ -1394,7 +1401,7 @@ profiles:
                 server.port
             ),
         );
-        self.drop_caches();
+        self.settle();
         let whole = run(
             self.resticpilot(&config).args(["backup", "bench"]),
             None,
@@ -1402,7 +1409,7 @@ profiles:
         );
         assert!(whole.ok, "{}", whole.stderr);
         std::fs::create_dir_all(&bare_dir).unwrap();
-        self.drop_caches();
+        self.settle();
         let bare_whole = run(
             &mut self.pg_shell(
                 &server,
@@ -1428,7 +1435,7 @@ profiles:
             }
             let _ = std::fs::remove_dir_all(&target);
             let rp = || {
-                self.drop_caches();
+                self.settle();
                 let t = run(
                     self.resticpilot(&config).args([
                         "restore",
@@ -1445,7 +1452,7 @@ profiles:
                 t
             };
             let bare = || {
-                self.drop_caches();
+                self.settle();
                 let t = run(
                     &mut self.pg_shell(
                         &server,
