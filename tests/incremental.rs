@@ -1151,8 +1151,7 @@ fn inode(path: &Path) -> u64 {
 /// of the live file: no copy as large as the database is written (the previous copy kept to
 /// diff against is brought up to date where it lies, same inode), a writer keeps committing,
 /// and every snapshot restores bit-identical to one consistent state of the database.
-/// `read_live: false` and rollback-journal databases (whose writers a long read would hold
-/// out) are copied every run.
+/// `read_live: false` copies every run.
 #[test]
 fn later_runs_read_a_wal_database_in_place_and_write_no_copy_of_it() {
     let sb = Sandbox::new();
@@ -1209,19 +1208,175 @@ fn later_runs_read_a_wal_database_in_place_and_write_no_copy_of_it() {
     touch(&db, 13, 2);
     backup_that(&sb, true);
     assert_ne!(inode(&previous), kept);
+}
 
-    // Rollback-journal mode: copied (its writers wait only for the copy).
-    Connection::open(&db)
+/// What a run of a rollback-journal database says it did: "under the read lock" for a pass
+/// read in place, "online backup" for a copy.
+fn rollback_run(sb: &Sandbox, copied: bool) -> crate::harness::Run {
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(0);
+    let (did, not) = if copied {
+        ("online backup", "under the read lock")
+    } else {
+        ("read in place under the read lock", "online backup")
+    };
+    assert!(
+        run.stderr.contains(did) && !run.stderr.contains(not),
+        "{}",
+        run.stderr
+    );
+    run
+}
+
+/// A rollback-journal database with its first two runs (the base, then a delta whose copy is
+/// kept as the previous copy) done; the previous copy's path.
+fn rollback_chain(sb: &Sandbox, db: &Path) -> PathBuf {
+    make_db(db, 30_000);
+    Connection::open(db)
         .unwrap()
         .pragma_update(None, "journal_mode", "DELETE")
         .unwrap();
     sb.config(&profile(", max_delta_share: 50"));
-    for every in [17, 19] {
-        touch(&db, every, 3);
-        backup_that(&sb, true);
+    for every in [7, 11] {
+        rollback_run(sb, true);
+        touch(db, every, 1);
     }
-    let (file, _) = restore_newest(&sb, "rollback");
+    sb.path("state/page-index/app/app.previous")
+}
+
+/// In rollback-journal mode, where writers wait for whatever holds the read lock, the runs
+/// after the first two read the pages in place under the lock instead of copying the database
+/// under it (the lock is held for the page pass, which writes only the changed pages into the
+/// previous copy), and the check runs after the lock is released, on that previous copy. A
+/// writer keeps committing; every snapshot restores bit-identical to one consistent state; the
+/// hold is recorded; `read_live: false` copies.
+#[test]
+fn rollback_mode_later_runs_read_in_place_under_the_read_lock_and_check_after_it() {
+    let sb = Sandbox::new();
+    let db = sb.path("data/app.db");
+    let previous = rollback_chain(&sb, &db);
+    let kept = inode(&previous);
+
+    let writer = Writer::start(db.clone(), 30_000, Duration::from_millis(5));
+    for _ in 0..3 {
+        let run = rollback_run(&sb, false);
+        assert!(
+            run.stderr
+                .contains("journal mode delete: writers were held out"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(
+            inode(&previous),
+            kept,
+            "the previous copy was replaced by a new copy of the database"
+        );
+        assert!(!chain_dir(&sb).join(".copy.partial").exists());
+        let held = status(&sb)["jobs"]["backup"]["backup"]["databases"][0]["writers_held_seconds"]
+            .as_f64();
+        assert!(held.is_some_and(|h| h > 0.0), "hold not recorded: {held:?}");
+    }
+    assert!(writer.stop() > 0);
+    touch(&db, 13, 2);
+    rollback_run(&sb, false);
+
+    let ids = snapshot_ids(&sb);
+    assert_eq!(ids.len(), 6);
+    let mut last_count = -1;
+    let mut last = PathBuf::new();
+    for (i, id) in ids.iter().enumerate() {
+        let (file, out) = restore_to(&sb, id, &format!("r{i}"));
+        assert!(
+            out.contains("hash ok (bit-identical to the backup), quick_check ok"),
+            "{out}"
+        );
+        assert_eq!(integrity(&file), "ok");
+        let n = consistent(&file);
+        assert!(n >= last_count, "snapshot {i} is older than the one before");
+        last_count = n;
+        last = file;
+    }
+    assert_eq!(fingerprint(&last), fingerprint(&db));
+    assert!(
+        std::fs::read(&previous).unwrap() == std::fs::read(&last).unwrap(),
+        "the previous copy is not the database the last run stored"
+    );
+
+    sb.config(&profile(", max_delta_share: 50, read_live: false"));
+    touch(&db, 17, 3);
+    rollback_run(&sb, true);
+    assert_ne!(inode(&previous), kept);
+    let (file, _) = restore_newest(&sb, "copied");
     assert_eq!(fingerprint(&file), fingerprint(&db));
+}
+
+/// The check after the lock runs on the previous copy, so that copy must be exactly what the
+/// pass read: one whose bytes changed where the page index says nothing did (its size, time
+/// and inode kept, as silent damage leaves them) is caught by its hash, and the run copies the
+/// database instead, saying why; the snapshot is the live database's. A damaged live database
+/// fails the run, naming the check and the live database, and stores nothing.
+#[test]
+fn rollback_mode_a_previous_copy_that_differs_is_not_checked_in_place_of_the_live_database() {
+    let sb = Sandbox::new();
+    let db = sb.path("data/app.db");
+    let previous = rollback_chain(&sb, &db);
+    touch(&db, 13, 2);
+
+    // Damage a page of the previous copy that the live database did not change: its leaf's
+    // cell count, restoring the file's modification time.
+    let mut bytes = std::fs::read(&previous).unwrap();
+    let live = std::fs::read(&db).unwrap();
+    let page = 4096;
+    let leaf = (2..bytes.len() / page)
+        .find(|p| {
+            bytes[p * page] == 0x0D
+                && bytes[p * page..(p + 1) * page] == live[p * page..(p + 1) * page]
+        })
+        .expect("an unchanged table leaf page");
+    bytes[leaf * page + 3] = 0xFF;
+    bytes[leaf * page + 4] = 0xFF;
+    let mtime = std::fs::metadata(&previous).unwrap().modified().unwrap();
+    std::fs::write(&previous, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&previous)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+
+    let run = rollback_run(&sb, true);
+    run.assert_stderr_has(&["hashes to", "not to the pages read", "copying the database"]);
+    let (file, out) = restore_newest(&sb, "after");
+    assert!(out.contains("quick_check ok"), "{out}");
+    assert_eq!(fingerprint(&file), fingerprint(&db));
+
+    // The next run reads in place again (the copy was kept as the previous copy); a damaged
+    // live database then fails it.
+    touch(&db, 17, 3);
+    rollback_run(&sb, false);
+    let before = chain_files(&sb);
+    let index = std::fs::read(sb.path("state/page-index/app/app.json")).unwrap();
+    let snapshots = snapshot_ids(&sb).len();
+    let mut bytes = std::fs::read(&db).unwrap();
+    let leaf = (2..bytes.len() / page)
+        .find(|p| bytes[p * page] == 0x0D)
+        .expect("a table leaf page");
+    bytes[leaf * page + 3] = 0xFF;
+    bytes[leaf * page + 4] = 0xFF;
+    std::fs::write(&db, &bytes).unwrap();
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("quick_check") && run.stderr.contains("the live database"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(snapshot_ids(&sb).len(), snapshots);
+    assert_eq!(chain_files(&sb), before);
+    assert_eq!(
+        std::fs::read(sb.path("state/page-index/app/app.json")).unwrap(),
+        index
+    );
 }
 
 /// A live database that fails its check when read in place fails the run: no snapshot, the

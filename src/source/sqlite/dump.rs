@@ -80,17 +80,40 @@ pub fn dump(src: &SqliteSource, out: &Path) -> Result<(Done, Extra), String> {
                 .as_ref()
                 .ok_or("method incremental without its settings")?;
             let s = incremental::Session::start(inc, path)?;
-            if inc.read_live && journal_mode.eq_ignore_ascii_case("wal") {
-                match read_live(&source, path, &s, src.verify)? {
+            if inc.read_live {
+                let wal = journal_mode.eq_ignore_ascii_case("wal");
+                let live = if wal {
+                    read_live(&source, path, &s, src.verify)?
+                } else {
+                    read_locked(&source, path, &s, src.verify, &mut read_lock)?
+                };
+                match live {
                     Live::Passed { tables, pass } => match s.needs_base(&pass) {
                         None => {
                             let committed = s.commit(pass)?;
+                            let (how, held) = if wal {
+                                (
+                                    "read in place (one read transaction, no copy)",
+                                    Duration::ZERO,
+                                )
+                            } else {
+                                (
+                                    "read in place under the read lock (no copy; the previous copy, brought up to date, checked after it)",
+                                    read_lock,
+                                )
+                            };
+                            if let Some(w) =
+                                hold_warning(path, &journal_mode, held, src.writer_hold_limit)
+                            {
+                                tracing::warn!(database = %path.display(), "{w}");
+                                warnings.push(w);
+                            }
                             let (mut done, mut extra) = record(
                                 path,
-                                "read in place (one read transaction, no copy)".to_string(),
+                                how.to_string(),
                                 tables,
                                 &journal_mode,
-                                Duration::ZERO,
+                                held,
                                 warnings,
                             );
                             add_chain(&mut done, &mut extra, committed);
@@ -108,7 +131,8 @@ pub fn dump(src: &SqliteSource, out: &Path) -> Result<(Done, Extra), String> {
                 }
             }
             copy = s.copy_path();
-            read_lock = online_backup(&source, &copy)?;
+            // A pass under the read lock that gave way to the copy held writers out too.
+            read_lock += online_backup(&source, &copy)?;
             session = Some(s);
             "online backup (one step)".to_string()
         }
@@ -268,6 +292,72 @@ fn read_live(
     // A read transaction: nothing to keep or undo.
     let _ = source.execute_batch("ROLLBACK");
     result
+}
+
+/// `method: incremental` on a rollback-journal database whose chain goes on: the page pass
+/// reads the live pages inside one read transaction (SQLite's shared lock, which writers wait
+/// for, as for a copy; but the pass writes only the delta and the changed pages into the
+/// previous copy, not the whole database) and brings the previous copy up to date. The lock is
+/// released before the check, which runs on that previous copy once it hashes to the pages
+/// the pass read: the bytes checked are the bytes stored. `held` gets how long the lock was
+/// held. `Live::NotUsed` when the run must copy instead (a new base due, no previous copy, or
+/// a previous copy that does not come out equal to what was read).
+///
+/// Fails when the check fails (the live database is damaged) or the pass cannot complete.
+fn read_locked(
+    source: &Connection,
+    path: &Path,
+    session: &incremental::Session,
+    verify: SqliteVerify,
+    held: &mut Duration,
+) -> Result<Live, String> {
+    let started = Instant::now();
+    source
+        .execute_batch("BEGIN")
+        .map_err(|e| format!("cannot begin a read transaction on {}: {e}", path.display()))?;
+    let result = (|| {
+        let read = |sql: &str| {
+            source
+                .query_row(sql, [], |r| r.get::<_, i64>(0))
+                .map_err(|e| format!("cannot read {} ({sql}): {e}", path.display()))
+        };
+        // The first read takes the shared lock that the pass reads under.
+        read("SELECT count(*) FROM sqlite_schema")?;
+        let page_size = u32::try_from(read("PRAGMA page_size")?).unwrap_or(0);
+        let page_count = u64::try_from(read("PRAGMA page_count")?).unwrap_or(0);
+        match session.live_mirror(page_size, page_count) {
+            Ok(mirror) => session.pass_live(source, page_size, page_count, mirror),
+            Err(why) => Ok(Err(why)),
+        }
+    })();
+    // A read transaction: nothing to keep or undo; the writers go on from here.
+    let _ = source.execute_batch("ROLLBACK");
+    *held += started.elapsed();
+    let pass = match result? {
+        Ok(pass) => pass,
+        Err(why) => return Ok(Live::NotUsed(why)),
+    };
+    let passed = started.elapsed();
+    let checked = session.check_mirror(&pass, |copy| {
+        let conn = Connection::open_with_flags(copy, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| format!("cannot open {}: {e}", copy.display()))?;
+        stop_on_shutdown(&conn);
+        check(
+            &conn,
+            verify,
+            "the live database (its pages as read under the read lock)",
+        )
+    })?;
+    tracing::debug!(
+        database = %path.display(),
+        "read in place under the read lock: page pass {:.2}s, then check of the previous copy {:.2}s",
+        passed.as_secs_f64(),
+        (started.elapsed() - passed).as_secs_f64()
+    );
+    Ok(match checked {
+        Ok(tables) => Live::Passed { tables, pass },
+        Err(why) => Live::NotUsed(why),
+    })
 }
 
 /// A warning when a rollback-journal database kept its writers out for more than half of

@@ -18,11 +18,13 @@
 //!   the chain has no delta, the base is that copy), kept to diff the next copy against. It
 //!   costs disk (1x the database) and no repository space: it is not backed up.
 //!
-//! A run of a WAL database whose chain goes on and whose `.previous` matches the index reads
-//! in place ([`Session::pass_live`]): its check and the pass below run inside one read
-//! transaction of the live database, the pages read from `sqlite_dbpage`, and each changed
-//! page is also written into `.previous`, which so becomes this run's database without a
-//! copy. Otherwise (the first run, the run after a new base, rollback-journal mode, or a
+//! A run whose chain goes on and whose `.previous` matches the index reads in place
+//! ([`Session::pass_live`]): the pages read from `sqlite_dbpage` inside one read transaction
+//! of the live database, each changed page also written into `.previous`, which so becomes
+//! this run's database without a copy. In WAL mode the check runs in the same transaction; in
+//! rollback-journal mode (where the transaction holds writers out) only the pass does, and
+//! the check runs after it on `.previous`, once that hashes to what the pass read
+//! ([`Session::check_mirror`]). Otherwise (the first run, the run after a new base, or a
 //! pass read in place that finds a new base due) the run copies:
 //! the online copy goes to `<chain>/.copy.partial`; one sequential pass (beside the
 //! copy's `quick_check`, on the other core) hashes every page, compares it with the index, and
@@ -896,6 +898,39 @@ impl Session {
             ));
         }
         Ok(Ok(PassResult(pass)))
+    }
+
+    /// After a pass read in place (`pass_live`), the previous copy it brought up to date
+    /// must be the database it read: `check` (SQLite's check of that file, opened read-only)
+    /// runs beside its BLAKE3 hash. `Ok(Err(why))` when the hash differs from the pass's (the
+    /// previous copy held something else where the index said it did not change): the run
+    /// must copy instead, and the next run, finding the file changed, copies too.
+    ///
+    /// Fails with the check's error when the hash matches: the database read is damaged.
+    pub fn check_mirror(
+        &self,
+        pass: &PassResult,
+        check: impl FnOnce(&Path) -> Result<Vec<String>, String>,
+    ) -> Result<Result<Vec<String>, String>, String> {
+        let copy = self.previous_path();
+        let (hashed, checked) = std::thread::scope(|scope| {
+            let hasher = scope.spawn(|| hash_file(&copy));
+            let checked = check(&copy);
+            let hashed = hasher
+                .join()
+                .unwrap_or_else(|_| Err("the hash panicked".into()));
+            (hashed, checked)
+        });
+        let got = hashed?;
+        if got != pass.0.hash {
+            return Ok(Err(format!(
+                "the previous copy {} brought up to date hashes to {}, not to the pages read ({}): it held other bytes where the page index said nothing changed",
+                copy.display(),
+                hash_text(&got),
+                hash_text(&pass.0.hash)
+            )));
+        }
+        checked.map(Ok)
     }
 
     /// Stores the checked copy: as the next delta of the chain, or as a new base (with the

@@ -226,8 +226,9 @@ pub struct Incremental {
     pub index_dir: PathBuf,
     pub max_delta_share: f64,
     pub rebase_after: Duration,
-    /// WAL databases: check and read the pages inside one read transaction of the live
-    /// database instead of copying it first (the run after a new base still copies).
+    /// Read the pages of the live database in place instead of copying it first (the run
+    /// after a new base still copies): WAL, the check and the pass in one read transaction;
+    /// rollback journal, the pass under the read lock and the check after it.
     pub read_live: bool,
 }
 
