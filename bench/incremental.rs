@@ -5,7 +5,8 @@
 //! - restore against a bare `restic restore` of the file (the default check, hash +
 //!   quick_check, and the hash alone);
 //! - the page index's size per GiB;
-//! - rollback mode: how long the copy held writers out, per GiB, and the worst commit;
+//! - rollback mode: how long each run held writers out (the copy of the first two runs, the page
+//!   pass of a later one), per GiB, and the worst commit;
 //! - repository growth after the day of tracker writes, uniform and Zipf-skewed, against the
 //!   raw page copy.
 
@@ -359,7 +360,11 @@ profiles:
         ));
         self.say("| run | writers held out (recorded) | per GiB | writer: worst commit | dump |");
         self.say("| --- | --- | --- | --- | --- |");
-        for run_name in ["first (new base)", "second (delta)"] {
+        for run_name in [
+            "first (new base)",
+            "second (delta, copied once more)",
+            "later (delta, read in place under the read lock)",
+        ] {
             self.progress(&format!(
                 "{size} incremental, rollback mode: {run_name} run"
             ));
