@@ -1147,6 +1147,45 @@ fn inode(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap().ino()
 }
 
+/// Every one of the `count` snapshots restores with its hash and `quick_check`, passes
+/// `integrity_check` and is one consistent state, each no older than the one before; the
+/// newest is the live database `db` (the writer stopped) and, byte for byte, its `previous`
+/// copy.
+fn restore_all_in_order(sb: &Sandbox, count: usize, db: &Path, previous: &Path) {
+    let ids = snapshot_ids(sb);
+    assert_eq!(ids.len(), count);
+    let mut last_count = -1;
+    let mut last = PathBuf::new();
+    for (i, id) in ids.iter().enumerate() {
+        let (file, out) = restore_to(sb, id, &format!("r{i}"));
+        assert!(
+            out.contains("hash ok (bit-identical to the backup), quick_check ok"),
+            "{out}"
+        );
+        assert_eq!(integrity(&file), "ok");
+        let n = consistent(&file);
+        assert!(n >= last_count, "snapshot {i} is older than the one before");
+        last_count = n;
+        last = file;
+    }
+    assert_eq!(fingerprint(&last), fingerprint(db));
+    assert!(
+        std::fs::read(previous).unwrap() == std::fs::read(&last).unwrap(),
+        "the previous copy is not the database the last run stored"
+    );
+}
+
+/// Breaks the cell count of the first table leaf page of `bytes` (pages of 4096 bytes, from
+/// the second) for which `keep` holds: the schema still reads, `quick_check` does not pass.
+fn break_a_leaf(bytes: &mut [u8], keep: impl Fn(usize) -> bool) {
+    let page = 4096;
+    let leaf = (2..bytes.len() / page)
+        .find(|&p| bytes[p * page] == 0x0D && keep(p))
+        .expect("a table leaf page");
+    bytes[leaf * page + 3] = 0xFF;
+    bytes[leaf * page + 4] = 0xFF;
+}
+
 /// Runs after the first two of a WAL database read it in place, inside one read transaction
 /// of the live file: no copy as large as the database is written (the previous copy kept to
 /// diff against is brought up to date where it lies, same inode), a writer keeps committing,
@@ -1180,28 +1219,7 @@ fn later_runs_read_a_wal_database_in_place_and_write_no_copy_of_it() {
     assert!(writer.stop() > 0);
     sb.run(&["backup", "app"]).assert_code(0);
 
-    let ids = snapshot_ids(&sb);
-    assert_eq!(ids.len(), 6);
-    let mut last_count = -1;
-    let mut last = PathBuf::new();
-    for (i, id) in ids.iter().enumerate() {
-        let (file, out) = restore_to(&sb, id, &format!("r{i}"));
-        assert!(
-            out.contains("hash ok (bit-identical to the backup), quick_check ok"),
-            "{out}"
-        );
-        assert_eq!(integrity(&file), "ok");
-        let n = consistent(&file);
-        assert!(n >= last_count, "snapshot {i} is older than the one before");
-        last_count = n;
-        last = file;
-    }
-    assert_eq!(fingerprint(&last), fingerprint(&db));
-    // The previous copy is now the newest snapshot's database, byte for byte.
-    assert!(
-        std::fs::read(&previous).unwrap() == std::fs::read(&last).unwrap(),
-        "the previous copy is not the database the last run stored"
-    );
+    restore_all_in_order(&sb, 6, &db, &previous);
 
     // read_live: false copies every run.
     sb.config(&profile(", max_delta_share: 50, read_live: false"));
@@ -1280,27 +1298,7 @@ fn rollback_mode_later_runs_read_in_place_under_the_read_lock_and_check_after_it
     touch(&db, 13, 2);
     rollback_run(&sb, false);
 
-    let ids = snapshot_ids(&sb);
-    assert_eq!(ids.len(), 6);
-    let mut last_count = -1;
-    let mut last = PathBuf::new();
-    for (i, id) in ids.iter().enumerate() {
-        let (file, out) = restore_to(&sb, id, &format!("r{i}"));
-        assert!(
-            out.contains("hash ok (bit-identical to the backup), quick_check ok"),
-            "{out}"
-        );
-        assert_eq!(integrity(&file), "ok");
-        let n = consistent(&file);
-        assert!(n >= last_count, "snapshot {i} is older than the one before");
-        last_count = n;
-        last = file;
-    }
-    assert_eq!(fingerprint(&last), fingerprint(&db));
-    assert!(
-        std::fs::read(&previous).unwrap() == std::fs::read(&last).unwrap(),
-        "the previous copy is not the database the last run stored"
-    );
+    restore_all_in_order(&sb, 6, &db, &previous);
 
     sb.config(&profile(", max_delta_share: 50, read_live: false"));
     touch(&db, 17, 3);
@@ -1326,15 +1324,10 @@ fn rollback_mode_a_previous_copy_that_differs_is_not_checked_in_place_of_the_liv
     // cell count, restoring the file's modification time.
     let mut bytes = std::fs::read(&previous).unwrap();
     let live = std::fs::read(&db).unwrap();
-    let page = 4096;
-    let leaf = (2..bytes.len() / page)
-        .find(|p| {
-            bytes[p * page] == 0x0D
-                && bytes[p * page..(p + 1) * page] == live[p * page..(p + 1) * page]
-        })
-        .expect("an unchanged table leaf page");
-    bytes[leaf * page + 3] = 0xFF;
-    bytes[leaf * page + 4] = 0xFF;
+    let same = bytes.clone();
+    break_a_leaf(&mut bytes, |p| {
+        same[p * 4096..(p + 1) * 4096] == live[p * 4096..(p + 1) * 4096]
+    });
     let mtime = std::fs::metadata(&previous).unwrap().modified().unwrap();
     std::fs::write(&previous, &bytes).unwrap();
     std::fs::File::options()
@@ -1358,11 +1351,7 @@ fn rollback_mode_a_previous_copy_that_differs_is_not_checked_in_place_of_the_liv
     let index = std::fs::read(sb.path("state/page-index/app/app.json")).unwrap();
     let snapshots = snapshot_ids(&sb).len();
     let mut bytes = std::fs::read(&db).unwrap();
-    let leaf = (2..bytes.len() / page)
-        .find(|p| bytes[p * page] == 0x0D)
-        .expect("a table leaf page");
-    bytes[leaf * page + 3] = 0xFF;
-    bytes[leaf * page + 4] = 0xFF;
+    break_a_leaf(&mut bytes, |_| true);
     std::fs::write(&db, &bytes).unwrap();
     let run = sb.run(&["backup", "app"]);
     run.assert_code(1);
@@ -1401,12 +1390,7 @@ fn a_damaged_live_database_read_in_place_fails_the_run_and_stores_nothing() {
         .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .unwrap();
     let mut bytes = std::fs::read(&db).unwrap();
-    let page = 4096;
-    let leaf = (2..bytes.len() / page)
-        .find(|p| bytes[p * page] == 0x0D)
-        .expect("a table leaf page");
-    bytes[leaf * page + 3] = 0xFF;
-    bytes[leaf * page + 4] = 0xFF;
+    break_a_leaf(&mut bytes, |_| true);
     std::fs::write(&db, &bytes).unwrap();
 
     let run = sb.run(&["backup", "app"]);

@@ -102,9 +102,13 @@ pub fn dump(src: &SqliteSource, out: &Path) -> Result<(Done, Extra), String> {
                                     read_lock,
                                 )
                             };
-                            if let Some(w) =
-                                hold_warning(path, &journal_mode, held, src.writer_hold_limit)
-                            {
+                            if let Some(w) = hold_warning(
+                                path,
+                                &journal_mode,
+                                held,
+                                src.writer_hold_limit,
+                                "the page pass",
+                            ) {
                                 tracing::warn!(database = %path.display(), "{w}");
                                 warnings.push(w);
                             }
@@ -147,7 +151,7 @@ pub fn dump(src: &SqliteSource, out: &Path) -> Result<(Done, Extra), String> {
     drop(source);
     let wal = journal_mode.eq_ignore_ascii_case("wal");
     let held = if wal { Duration::ZERO } else { read_lock };
-    if let Some(w) = hold_warning(path, &journal_mode, held, src.writer_hold_limit) {
+    if let Some(w) = hold_warning(path, &journal_mode, held, src.writer_hold_limit, "the copy") {
         tracing::warn!(database = %path.display(), "{w}");
         warnings.push(w);
     }
@@ -258,19 +262,8 @@ fn read_live(
     verify: SqliteVerify,
 ) -> Result<Live, String> {
     let started = Instant::now();
-    source
-        .execute_batch("BEGIN")
-        .map_err(|e| format!("cannot begin a read transaction on {}: {e}", path.display()))?;
-    let result = (|| {
-        // The first read takes the snapshot that the check and the pass both see.
-        let read = |sql: &str| {
-            source
-                .query_row(sql, [], |r| r.get::<_, i64>(0))
-                .map_err(|e| format!("cannot read {} ({sql}): {e}", path.display()))
-        };
-        read("SELECT count(*) FROM sqlite_schema")?;
-        let page_size = u32::try_from(read("PRAGMA page_size")?).unwrap_or(0);
-        let page_count = u64::try_from(read("PRAGMA page_count")?).unwrap_or(0);
+    // The transaction's first read takes the snapshot that the check and the pass both see.
+    in_read_transaction(source, path, |page_size, page_count| {
         let mirror = match session.live_mirror(page_size, page_count) {
             Ok(mirror) => mirror,
             Err(why) => return Ok(Live::NotUsed(why)),
@@ -288,8 +281,31 @@ fn read_live(
             Ok(pass) => Live::Passed { tables, pass },
             Err(why) => Live::NotUsed(why),
         })
+    })
+}
+
+/// Runs `f` with the database's page size and page count inside one read transaction on
+/// `source` (its first read takes the snapshot, and in rollback-journal mode the shared lock
+/// that writers wait for), then ends it: a read transaction has nothing to keep or undo.
+fn in_read_transaction<T>(
+    source: &Connection,
+    path: &Path,
+    f: impl FnOnce(u32, u64) -> Result<T, String>,
+) -> Result<T, String> {
+    source
+        .execute_batch("BEGIN")
+        .map_err(|e| format!("cannot begin a read transaction on {}: {e}", path.display()))?;
+    let result = (|| {
+        let read = |sql: &str| {
+            source
+                .query_row(sql, [], |r| r.get::<_, i64>(0))
+                .map_err(|e| format!("cannot read {} ({sql}): {e}", path.display()))
+        };
+        read("SELECT count(*) FROM sqlite_schema")?;
+        let page_size = u32::try_from(read("PRAGMA page_size")?).unwrap_or(0);
+        let page_count = u64::try_from(read("PRAGMA page_count")?).unwrap_or(0);
+        f(page_size, page_count)
     })();
-    // A read transaction: nothing to keep or undo.
     let _ = source.execute_batch("ROLLBACK");
     result
 }
@@ -312,26 +328,13 @@ fn read_locked(
     held: &mut Duration,
 ) -> Result<Live, String> {
     let started = Instant::now();
-    source
-        .execute_batch("BEGIN")
-        .map_err(|e| format!("cannot begin a read transaction on {}: {e}", path.display()))?;
-    let result = (|| {
-        let read = |sql: &str| {
-            source
-                .query_row(sql, [], |r| r.get::<_, i64>(0))
-                .map_err(|e| format!("cannot read {} ({sql}): {e}", path.display()))
-        };
-        // The first read takes the shared lock that the pass reads under.
-        read("SELECT count(*) FROM sqlite_schema")?;
-        let page_size = u32::try_from(read("PRAGMA page_size")?).unwrap_or(0);
-        let page_count = u64::try_from(read("PRAGMA page_count")?).unwrap_or(0);
+    // Writers wait from the first read until the transaction ends.
+    let result = in_read_transaction(source, path, |page_size, page_count| {
         match session.live_mirror(page_size, page_count) {
             Ok(mirror) => session.pass_live(source, page_size, page_count, mirror),
             Err(why) => Ok(Err(why)),
         }
-    })();
-    // A read transaction: nothing to keep or undo; the writers go on from here.
-    let _ = source.execute_batch("ROLLBACK");
+    });
     *held += started.elapsed();
     let pass = match result? {
         Ok(pass) => pass,
@@ -362,12 +365,18 @@ fn read_locked(
 
 /// A warning when a rollback-journal database kept its writers out for more than half of
 /// `limit` (`writer_hold_limit`).
-fn hold_warning(path: &Path, mode: &str, held: Duration, limit: Duration) -> Option<String> {
+fn hold_warning(
+    path: &Path,
+    mode: &str,
+    held: Duration,
+    limit: Duration,
+    during: &str,
+) -> Option<String> {
     if held.as_secs_f64() <= limit.as_secs_f64() / 2.0 {
         return None;
     }
     Some(format!(
-        "database {} (journal mode {mode}) held its writers out for {:.1}s during the copy, more than half of writer_hold_limit ({}s): an application whose writes wait longer than its busy timeout loses them. Switch it to WAL (convert_to_wal: true), use method: reflink on XFS/btrfs, or a maintenance window",
+        "database {} (journal mode {mode}) held its writers out for {:.1}s during {during}, more than half of writer_hold_limit ({}s): an application whose writes wait longer than its busy timeout loses them. Switch it to WAL (convert_to_wal: true), use method: reflink on XFS/btrfs, or a maintenance window",
         path.display(),
         held.as_secs_f64(),
         limit.as_secs_f64()
