@@ -1347,21 +1347,28 @@ fn rollback_mode_a_previous_copy_that_differs_is_not_checked_in_place_of_the_liv
     // live database then fails it.
     touch(&db, 17, 3);
     rollback_run(&sb, false);
-    let before = chain_files(&sb);
+    a_broken_leaf_fails_the_run_and_stores_nothing(&sb, &db);
+}
+
+/// Breaks a table leaf of the live database `db` (its file holding every page: no WAL), then
+/// the backup must fail naming `quick_check` on the live database, with no new snapshot and
+/// the chain and its index as they were.
+fn a_broken_leaf_fails_the_run_and_stores_nothing(sb: &Sandbox, db: &Path) {
+    let before = chain_files(sb);
     let index = std::fs::read(sb.path("state/page-index/app/app.json")).unwrap();
-    let snapshots = snapshot_ids(&sb).len();
-    let mut bytes = std::fs::read(&db).unwrap();
+    let snapshots = snapshot_ids(sb).len();
+    let mut bytes = std::fs::read(db).unwrap();
     break_a_leaf(&mut bytes, |_| true);
-    std::fs::write(&db, &bytes).unwrap();
+    std::fs::write(db, &bytes).unwrap();
     let run = sb.run(&["backup", "app"]);
     run.assert_code(1);
     assert!(
-        run.stderr.contains("quick_check") && run.stderr.contains("the live database"),
+        run.stderr.contains("quick_check") && run.stderr.contains("on the live database"),
         "{}",
         run.stderr
     );
-    assert_eq!(snapshot_ids(&sb).len(), snapshots);
-    assert_eq!(chain_files(&sb), before);
+    assert_eq!(snapshot_ids(sb).len(), snapshots);
+    assert_eq!(chain_files(sb), before);
     assert_eq!(
         std::fs::read(sb.path("state/page-index/app/app.json")).unwrap(),
         index
@@ -1379,9 +1386,6 @@ fn a_damaged_live_database_read_in_place_fails_the_run_and_stores_nothing() {
     sb.run(&["backup", "app"]).assert_code(0);
     touch(&db, 7, 1);
     sb.run(&["backup", "app"]).assert_code(0);
-    let before = chain_files(&sb);
-    let index = std::fs::read(sb.path("state/page-index/app/app.json")).unwrap();
-    let snapshots = snapshot_ids(&sb).len();
 
     // Fold the WAL into the file, then break a table leaf page's cell count: the schema
     // still reads, quick_check does not pass.
@@ -1389,23 +1393,7 @@ fn a_damaged_live_database_read_in_place_fails_the_run_and_stores_nothing() {
         .unwrap()
         .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .unwrap();
-    let mut bytes = std::fs::read(&db).unwrap();
-    break_a_leaf(&mut bytes, |_| true);
-    std::fs::write(&db, &bytes).unwrap();
-
-    let run = sb.run(&["backup", "app"]);
-    run.assert_code(1);
-    assert!(
-        run.stderr.contains("quick_check") && run.stderr.contains("on the live database"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(snapshot_ids(&sb).len(), snapshots);
-    assert_eq!(chain_files(&sb), before);
-    assert_eq!(
-        std::fs::read(sb.path("state/page-index/app/app.json")).unwrap(),
-        index
-    );
+    a_broken_leaf_fails_the_run_and_stores_nothing(&sb, &db);
 }
 
 /// A run read in place that finds a new base due (the deltas would pass `max_delta_share`)
