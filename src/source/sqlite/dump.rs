@@ -342,11 +342,8 @@ fn read_locked(
     };
     let passed = started.elapsed();
     let checked = session.check_mirror(&pass, |copy| {
-        let conn = Connection::open_with_flags(copy, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| format!("cannot open {}: {e}", copy.display()))?;
-        stop_on_shutdown(&conn);
-        check(
-            &conn,
+        check_file(
+            copy,
             verify,
             "the live database (its pages as read under the read lock)",
         )
@@ -580,10 +577,15 @@ fn online_backup(source: &Connection, out: &Path) -> Result<Duration, String> {
 ///
 /// Fails when the check reports anything but "ok".
 pub fn verify(path: &Path, how: SqliteVerify) -> Result<Vec<String>, String> {
+    check_file(path, how, "the copy")
+}
+
+/// [`verify`] of the file at `path`, which errors call `what`.
+fn check_file(path: &Path, how: SqliteVerify, what: &str) -> Result<Vec<String>, String> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| format!("cannot open the copy {}: {e}", path.display()))?;
+        .map_err(|e| format!("cannot open {what} {}: {e}", path.display()))?;
     stop_on_shutdown(&conn);
-    check(&conn, how, "the copy")
+    check(&conn, how, what)
 }
 
 /// Runs `how`'s check on `conn` (`what` names the database in errors) and returns its table
