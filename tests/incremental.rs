@@ -1439,3 +1439,28 @@ fn a_new_base_found_due_while_reading_in_place_is_copied_in_the_same_run() {
     let (file, _) = restore_newest(&sb, "after");
     assert_eq!(fingerprint(&file), fingerprint(&db));
 }
+
+/// In rollback-journal mode a page pass under the read lock that gives way to a copy (here a
+/// new base falls due once the pass has measured the delta) held writers out for both: the
+/// warning names both, and the hold is recorded.
+#[test]
+fn rollback_mode_a_pass_that_gives_way_to_a_copy_warns_of_both_holds() {
+    let sb = Sandbox::new();
+    let db = sb.path("data/app.db");
+    rollback_chain(&sb, &db);
+    touch(&db, 13, 2);
+    sb.config(&profile(", max_delta_share: 0.0001, writer_hold_limit: 0"));
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(3);
+    run.assert_stderr_has(&[
+        "a new base is due",
+        "held its writers out for",
+        "during the page pass and the copy after it",
+    ]);
+    assert!(!run.stderr.contains("during the copy,"), "{}", run.stderr);
+    let s = status(&sb);
+    let held = s["jobs"]["backup"]["backup"]["databases"][0]["writers_held_seconds"]
+        .as_f64()
+        .unwrap();
+    assert!(held > 0.0, "{s}");
+}

@@ -55,6 +55,8 @@ pub fn dump(src: &SqliteSource, out: &Path) -> Result<(Done, Extra), String> {
     // How long the copy held SQLite's read lock: in rollback-journal modes, how long writers
     // were held out (in WAL mode they are not).
     let mut read_lock = Duration::ZERO;
+    // What held them: the copy, or an incremental page pass and the copy it gave way to.
+    let mut during = "the copy";
     let mut session = None;
     let mut copy = out.to_path_buf();
     let method = match src.method {
@@ -136,6 +138,9 @@ pub fn dump(src: &SqliteSource, out: &Path) -> Result<(Done, Extra), String> {
             }
             copy = s.copy_path();
             // A pass under the read lock that gave way to the copy held writers out too.
+            if !read_lock.is_zero() {
+                during = "the page pass and the copy after it";
+            }
             read_lock += online_backup(&source, &copy)?;
             session = Some(s);
             "online backup (one step)".to_string()
@@ -151,7 +156,7 @@ pub fn dump(src: &SqliteSource, out: &Path) -> Result<(Done, Extra), String> {
     drop(source);
     let wal = journal_mode.eq_ignore_ascii_case("wal");
     let held = if wal { Duration::ZERO } else { read_lock };
-    if let Some(w) = hold_warning(path, &journal_mode, held, src.writer_hold_limit, "the copy") {
+    if let Some(w) = hold_warning(path, &journal_mode, held, src.writer_hold_limit, during) {
         tracing::warn!(database = %path.display(), "{w}");
         warnings.push(w);
     }
