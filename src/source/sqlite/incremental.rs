@@ -29,12 +29,13 @@
 //! the online copy goes to `<chain>/.copy.partial`; one sequential pass (beside the
 //! copy's `quick_check`, on the other core) hashes every page, compares it with the index, and
 //! writes the changed pages to `.delta.partial` and the new index; the copy's BLAKE3 hash (of
-//! the whole file) goes into the manifest. For a changed page only its changed byte ranges are
+//! the whole file, computed in 1 MiB blocks on a thread of its own beside every pass) goes
+//! into the manifest. For a changed page only its changed byte ranges are
 //! written, found against the previous copy (read only for changed pages, and used only where
 //! its page still hashes to the index's); a new page, or one whose previous copy is missing,
 //! is written whole. Then either the delta is renamed into the chain and the copy kept as
 //! `.previous`, or the copy becomes a new base. Files are fsynced before the index names
-//! them; the index is replaced last, so a crash leaves either the old chain (plus an orphan
+//! them (at the commit, after any read lock is released); the index is replaced last, so a crash leaves either the old chain (plus an orphan
 //! removed by the next run) or the new one; a `.previous` that does not match the index
 //! (size, time, inode) is not used.
 //!
@@ -268,6 +269,10 @@ struct Pass {
     index_damaged: bool,
     /// The changed pages were written into the previous copy (read in place: no copy).
     mirrored: bool,
+    /// Files the pass wrote and did not fsync (the page index, the previous copy when
+    /// mirrored), with what errors call them: [`Session::commit`] syncs them, so a pass under
+    /// a rollback database's read lock does not hold writers out for the disk.
+    unsynced: Vec<(File, &'static str)>,
 }
 
 /// One incremental dump in progress: what the previous run left, and the files this run
@@ -652,7 +657,6 @@ impl Session {
             }
             None => None,
         };
-        let mut whole = blake3::Hasher::new();
         let mut page = vec![0u8; page_size as usize];
         let mut changed = 0u64;
         let mut delta_bytes = if delta.is_some() {
@@ -669,67 +673,71 @@ impl Session {
         let mut old_page = vec![0u8; page_size as usize];
         let mut runs = Vec::new();
         let mut stale = 0u64;
-        for number in 1..=page_count {
-            next(number, &mut page)?;
-            whole.update(&page);
-            let h = xxhash_rust::xxh3::xxh3_128(&page).to_le_bytes();
-            write_all(&mut pages_out, &mut pages_hasher, &h, "the page index")?;
-            let prev = match &mut old {
-                Some((r, hasher, count, ..)) if number <= *count => {
-                    let mut prev = [0u8; 16];
-                    r.read_exact(&mut prev)
-                        .map_err(|e| format!("cannot read the page index: {e}"))?;
-                    hasher.update(&prev);
-                    Some(prev)
-                }
-                _ => None,
-            };
-            if prev != Some(h)
-                && let Some((w, ..)) = &mut delta
-            {
-                // The page as the previous run stored it, when its copy is at hand and still
-                // holds it (its hash is the index's): then only the changed bytes are written.
-                let before = match (&previous_copy, prev) {
-                    (Some(f), Some(prev)) => {
-                        f.read_exact_at(&mut old_page, (number - 1) * u64::from(page_size))
-                            .map_err(|e| format!("cannot read the previous copy: {e}"))?;
-                        if xxhash_rust::xxh3::xxh3_128(&old_page).to_le_bytes() == prev {
-                            Some(old_page.as_slice())
-                        } else {
-                            stale += 1;
-                            None
-                        }
+        // The whole-file hash runs on a thread of its own: the pass (under a rollback
+        // database's read lock) waits for the pages, not for BLAKE3.
+        let (looped, whole) = hash_beside(|whole| -> Result<(), String> {
+            for number in 1..=page_count {
+                next(number, &mut page)?;
+                whole.update(&page);
+                let h = xxhash_rust::xxh3::xxh3_128(&page).to_le_bytes();
+                write_all(&mut pages_out, &mut pages_hasher, &h, "the page index")?;
+                let prev = match &mut old {
+                    Some((r, hasher, count, ..)) if number <= *count => {
+                        let mut prev = [0u8; 16];
+                        r.read_exact(&mut prev)
+                            .map_err(|e| format!("cannot read the page index: {e}"))?;
+                        hasher.update(&prev);
+                        Some(prev)
                     }
                     _ => None,
                 };
-                delta_bytes += write_record(w, number as u32, &page, before, &mut runs)
-                    .map_err(|e| format!("cannot write the delta: {e}"))?;
-                changed += 1;
-                if let (true, Some(f)) = (mirrored, &previous_copy) {
-                    f.write_all_at(&page, (number - 1) * u64::from(page_size))
-                        .map_err(|e| format!("cannot update the previous copy: {e}"))?;
+                if prev != Some(h)
+                    && let Some((w, ..)) = &mut delta
+                {
+                    // The page as the previous run stored it, when its copy is at hand and still
+                    // holds it (its hash is the index's): then only the changed bytes are written.
+                    let before = match (&previous_copy, prev) {
+                        (Some(f), Some(prev)) => {
+                            f.read_exact_at(&mut old_page, (number - 1) * u64::from(page_size))
+                                .map_err(|e| format!("cannot read the previous copy: {e}"))?;
+                            if xxhash_rust::xxh3::xxh3_128(&old_page).to_le_bytes() == prev {
+                                Some(old_page.as_slice())
+                            } else {
+                                stale += 1;
+                                None
+                            }
+                        }
+                        _ => None,
+                    };
+                    delta_bytes += write_record(w, number as u32, &page, before, &mut runs)
+                        .map_err(|e| format!("cannot write the delta: {e}"))?;
+                    changed += 1;
+                    if let (true, Some(f)) = (mirrored, &previous_copy) {
+                        f.write_all_at(&page, (number - 1) * u64::from(page_size))
+                            .map_err(|e| format!("cannot update the previous copy: {e}"))?;
+                    }
+                }
+                if number.is_multiple_of(16384) && crate::signals::terminating() {
+                    return Err("interrupted: resticpilot is shutting down".into());
                 }
             }
-            if number.is_multiple_of(16384) && crate::signals::terminating() {
-                return Err("interrupted: resticpilot is shutting down".into());
-            }
-        }
-        if let (true, Some(f)) = (mirrored, &previous_copy) {
+            Ok(())
+        })?;
+        looped?;
+        let mut unsynced = Vec::new();
+        if let (true, Some(f)) = (mirrored, previous_copy) {
             let len = page_count * u64::from(page_size);
             let grown = f.metadata().map(|m| m.len() != len).unwrap_or(true);
             if grown {
                 f.set_len(len)
                     .map_err(|e| format!("cannot update the previous copy: {e}"))?;
             }
-            f.sync_data()
-                .map_err(|e| format!("cannot update the previous copy: {e}"))?;
+            unsynced.push((f, "the previous copy"));
         }
         let pages_file = pages_out
             .into_inner()
             .map_err(|e| format!("cannot write the page index: {}", e.error()))?;
-        pages_file
-            .sync_all()
-            .map_err(|e| format!("cannot write the page index: {e}"))?;
+        unsynced.push((pages_file, "the page index"));
         let index_damaged = match old {
             Some((_, hasher, _, recorded, ..)) => hash_text(&hasher.finalize()) != recorded,
             None => false,
@@ -760,12 +768,13 @@ impl Session {
         Ok(Pass {
             page_size,
             page_count,
-            hash: whole.finalize(),
+            hash: whole,
             changed,
             delta_bytes,
             pages_hash: pages_hasher.finalize(),
             index_damaged,
             mirrored,
+            unsynced,
         })
     }
 
@@ -939,7 +948,11 @@ impl Session {
     /// Fails when a file cannot be written, synced or renamed; the previous chain and index
     /// are then still whole.
     pub fn commit(mut self, pass: PassResult) -> Result<Committed, String> {
-        let pass = pass.0;
+        let mut pass = pass.0;
+        for (file, what) in pass.unsynced.drain(..) {
+            file.sync_all()
+                .map_err(|e| format!("cannot write {what} to disk: {e}"))?;
+        }
         // The check of the copy is over: what its connection left beside it goes.
         self.remove_side_files();
         let db_bytes = pass.page_count * u64::from(pass.page_size);
@@ -1220,6 +1233,79 @@ fn write_all(
         .map_err(|e| format!("cannot write {what}: {e}"))
 }
 
+/// How many bytes [`hash_beside`] hands its thread at a time: BLAKE3 hashes a 1 MiB block
+/// about twice as fast as the same bytes a 4 KiB page at a time (its SIMD lanes take many
+/// 1 KiB chunks at once).
+const HASH_BLOCK: usize = 1 << 20;
+
+/// Feeds a BLAKE3 hash computed on a thread of its own: [`BlockHasher::update`] only copies
+/// the bytes into a block, which the thread hashes while the caller goes on.
+struct BlockHasher {
+    block: Vec<u8>,
+    full: std::sync::mpsc::SyncSender<Vec<u8>>,
+    back: std::sync::mpsc::Receiver<Vec<u8>>,
+    blocks: usize,
+}
+
+impl BlockHasher {
+    fn update(&mut self, bytes: &[u8]) {
+        self.block.extend_from_slice(bytes);
+        if self.block.len() >= HASH_BLOCK {
+            // At most three blocks: one filling, one queued, one being hashed.
+            let next = match self.back.try_recv() {
+                Ok(b) => b,
+                Err(_) if self.blocks < 3 => {
+                    self.blocks += 1;
+                    Vec::with_capacity(HASH_BLOCK)
+                }
+                Err(_) => self
+                    .back
+                    .recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(HASH_BLOCK)),
+            };
+            let full = std::mem::replace(&mut self.block, next);
+            // A thread that is gone shows at the join.
+            let _ = self.full.send(full);
+        }
+    }
+}
+
+/// Runs `f` with a [`BlockHasher`]; returns what `f` returned and the BLAKE3 hash of every
+/// byte it fed, in order.
+///
+/// Fails only when the hashing thread panicked.
+fn hash_beside<R>(f: impl FnOnce(&mut BlockHasher) -> R) -> Result<(R, blake3::Hash), String> {
+    std::thread::scope(|scope| {
+        let (full, blocks) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+        let (give_back, back) = std::sync::mpsc::channel();
+        let worker = scope.spawn(move || {
+            let mut hasher = blake3::Hasher::new();
+            for mut block in blocks {
+                hasher.update(&block);
+                block.clear();
+                let _ = give_back.send(block);
+            }
+            hasher.finalize()
+        });
+        let mut feed = BlockHasher {
+            block: Vec::with_capacity(HASH_BLOCK),
+            full,
+            back,
+            blocks: 1,
+        };
+        let result = f(&mut feed);
+        let BlockHasher { block, full, .. } = feed;
+        if !block.is_empty() {
+            let _ = full.send(block);
+        }
+        drop(full);
+        let hash = worker
+            .join()
+            .map_err(|_| "the hash of the pages failed (its thread panicked)".to_string())?;
+        Ok((result, hash))
+    })
+}
+
 fn sync(path: &Path) -> Result<(), String> {
     File::open(path)
         .and_then(|f| f.sync_all())
@@ -1352,6 +1438,28 @@ fn human_age(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pass_hash_fed_in_pieces_on_its_own_thread_is_blake3_of_the_bytes_in_order() {
+        // Pieces of odd sizes over several blocks (the blocks are recycled), ending mid-block.
+        let bytes: Vec<u8> = (0..(5 * HASH_BLOCK + 12_345))
+            .map(|i| (i * 7 + i / 4096) as u8)
+            .collect();
+        let ((), hash) = hash_beside(|h| {
+            let mut rest = &bytes[..];
+            let mut size = 1;
+            while !rest.is_empty() {
+                let n = size.min(rest.len());
+                h.update(&rest[..n]);
+                rest = &rest[n..];
+                size = size * 3 % 70_001 + 1;
+            }
+        })
+        .unwrap();
+        assert_eq!(hash, blake3::hash(&bytes));
+        let ((), empty) = hash_beside(|_| {}).unwrap();
+        assert_eq!(empty, blake3::hash(b""));
+    }
 
     #[test]
     fn the_file_hash_split_over_threads_is_blake3_of_the_file() {
