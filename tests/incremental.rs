@@ -1464,3 +1464,30 @@ fn rollback_mode_a_pass_that_gives_way_to_a_copy_warns_of_both_holds() {
         .unwrap();
     assert!(held > 0.0, "{s}");
 }
+
+/// In rollback-journal mode a run whose previous copy is unusable (here a run killed during
+/// its page pass left it changed) copies without a page pass: its hold warning names the copy
+/// alone.
+#[test]
+fn rollback_mode_a_copy_without_a_pass_warns_of_the_copy_alone() {
+    let sb = Sandbox::new();
+    let db = sb.path("data/app.db");
+    let previous = rollback_chain(&sb, &db);
+    touch(&db, 13, 2);
+    // What a killed pass leaves: some changed pages written into the previous copy.
+    let mut bytes = std::fs::read(&previous).unwrap();
+    bytes[4096 * 3 + 200] ^= 0xff;
+    std::fs::write(&previous, &bytes).unwrap();
+    sb.config(&profile(", max_delta_share: 50, writer_hold_limit: 0"));
+    let run = sb.run(&["backup", "app"]);
+    run.assert_code(3);
+    run.assert_stderr_has(&["does not match the page index", "held its writers out for"]);
+    assert!(run.stderr.contains("during the copy,"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("page pass and the copy"),
+        "{}",
+        run.stderr
+    );
+    let (file, _) = restore_newest(&sb, "after");
+    assert_eq!(fingerprint(&file), fingerprint(&db));
+}

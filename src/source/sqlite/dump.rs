@@ -82,6 +82,7 @@ pub fn dump(src: &SqliteSource, out: &Path) -> Result<(Done, Extra), String> {
                 .as_ref()
                 .ok_or("method incremental without its settings")?;
             let s = incremental::Session::start(inc, path)?;
+            let mut after_pass = false;
             if inc.read_live {
                 let wal = journal_mode.eq_ignore_ascii_case("wal");
                 let live = if wal {
@@ -125,20 +126,26 @@ pub fn dump(src: &SqliteSource, out: &Path) -> Result<(Done, Extra), String> {
                             add_chain(&mut done, &mut extra, committed);
                             return Ok((done, extra));
                         }
-                        Some(reason) => tracing::info!(
-                            database = %path.display(),
-                            "incremental: a new base is due ({reason}): copying the database for it"
-                        ),
+                        Some(reason) => {
+                            tracing::info!(
+                                database = %path.display(),
+                                "incremental: a new base is due ({reason}): copying the database for it"
+                            );
+                            after_pass = true;
+                        }
                     },
-                    Live::NotUsed(why) => tracing::info!(
-                        database = %path.display(),
-                        "incremental: copying the database instead of reading it in place: {why}"
-                    ),
+                    Live::NotUsed { why, after_pass: a } => {
+                        tracing::info!(
+                            database = %path.display(),
+                            "incremental: copying the database instead of reading it in place: {why}"
+                        );
+                        after_pass = a;
+                    }
                 }
             }
             copy = s.copy_path();
             // A pass under the read lock that gave way to the copy held writers out too.
-            if !read_lock.is_zero() {
+            if after_pass && !journal_mode.eq_ignore_ascii_case("wal") {
                 during = "the page pass and the copy after it";
             }
             read_lock += online_backup(&source, &copy)?;
@@ -250,8 +257,9 @@ enum Live {
         tables: Vec<String>,
         pass: incremental::PassResult,
     },
-    /// Why the database is copied instead.
-    NotUsed(String),
+    /// Why the database is copied instead, and whether a page pass read it first (under a
+    /// rollback database's read lock, writers then wait for the pass and the copy).
+    NotUsed { why: String, after_pass: bool },
 }
 
 /// `method: incremental` on a WAL database: its check and the page pass run inside one read
@@ -271,7 +279,12 @@ fn read_live(
     in_read_transaction(source, path, |page_size, page_count| {
         let mirror = match session.live_mirror(page_size, page_count) {
             Ok(mirror) => mirror,
-            Err(why) => return Ok(Live::NotUsed(why)),
+            Err(why) => {
+                return Ok(Live::NotUsed {
+                    why,
+                    after_pass: false,
+                });
+            }
         };
         let tables = check(source, verify, "the live database")?;
         let checked = started.elapsed();
@@ -284,7 +297,10 @@ fn read_live(
         );
         Ok(match pass {
             Ok(pass) => Live::Passed { tables, pass },
-            Err(why) => Live::NotUsed(why),
+            Err(why) => Live::NotUsed {
+                why,
+                after_pass: false,
+            },
         })
     })
 }
@@ -343,7 +359,12 @@ fn read_locked(
     *held += started.elapsed();
     let pass = match result? {
         Ok(pass) => pass,
-        Err(why) => return Ok(Live::NotUsed(why)),
+        Err(why) => {
+            return Ok(Live::NotUsed {
+                why,
+                after_pass: false,
+            });
+        }
     };
     let passed = started.elapsed();
     let checked = session.check_mirror(&pass, |copy| {
@@ -361,7 +382,10 @@ fn read_locked(
     );
     Ok(match checked {
         Ok(tables) => Live::Passed { tables, pass },
-        Err(why) => Live::NotUsed(why),
+        Err(why) => Live::NotUsed {
+            why,
+            after_pass: true,
+        },
     })
 }
 
