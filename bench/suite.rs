@@ -89,7 +89,8 @@ struct Args {
     /// growth, incremental; `sqlite` skips the per-journal-mode SQLite section (shell to
     /// restore), e.g. to measure only `incremental`; with growth and incremental skipped too no
     /// SQLite database is made; `incremental-growth` skips the incremental section's day of
-    /// writes, `incremental-rollback` its rollback-journal hold times.
+    /// writes, `incremental-rollback` its rollback-journal hold times, `incremental-backup` its
+    /// backup and restore pairs.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
     /// cargo bench passes --bench; ignored.
