@@ -214,7 +214,10 @@ fn backup_that(sb: &Sandbox, copied: bool) -> crate::harness::Run {
     let (did, not) = if copied {
         ("online backup", "read in place")
     } else {
-        ("read in place (one snapshot, no copy)", "online backup")
+        (
+            "read in place (one read transaction, no copy)",
+            "online backup",
+        )
     };
     assert!(
         run.stderr.contains(did) && !run.stderr.contains(not),
@@ -1183,8 +1186,8 @@ fn break_a_leaf(bytes: &mut [u8], keep: impl Fn(usize) -> bool) {
     bytes[leaf * page + 4] = 0xFF;
 }
 
-/// Runs after the first two of a WAL database read it in place, the check and the pass on one
-/// snapshot of the live file: no copy as large as the database is written (the previous copy kept to
+/// Runs after the first two of a WAL database read it in place, inside one read transaction
+/// of the live file: no copy as large as the database is written (the previous copy kept to
 /// diff against is brought up to date where it lies, same inode), a writer keeps committing,
 /// and every snapshot restores bit-identical to one consistent state of the database.
 /// `read_live: false` copies every run.

@@ -95,7 +95,10 @@ pub fn dump(src: &SqliteSource, out: &Path) -> Result<(Done, Extra), String> {
                         None => {
                             let committed = s.commit(pass)?;
                             let (how, held) = if wal {
-                                ("read in place (one snapshot, no copy)", Duration::ZERO)
+                                (
+                                    "read in place (one read transaction, no copy)",
+                                    Duration::ZERO,
+                                )
                             } else {
                                 (
                                     "read in place under the read lock (no copy; the previous copy, brought up to date, checked after it)",
@@ -259,13 +262,10 @@ enum Live {
     NotUsed { why: String, after_pass: bool },
 }
 
-/// `method: incremental` on a WAL database: its check and the page pass read one snapshot of
-/// the live database, so the bytes checked are the bytes stored, and nothing as large as the
-/// database is written (writers go on meanwhile; the WAL cannot be checkpointed past this
-/// snapshot until it ends). The check runs on `source` and the pass on a second connection
-/// side by side, their read transactions begun on one snapshot ([`in_one_snapshot`]); when
-/// that cannot be had, both run one after the other inside one transaction on `source`.
-/// `Live::NotUsed` when the run must copy instead.
+/// `method: incremental` on a WAL database: its check and the page pass run inside one read
+/// transaction on `source`, the live database, so both see the same snapshot and nothing as
+/// large as the database is written (writers go on meanwhile; the WAL cannot be checkpointed
+/// past this snapshot until it ends). `Live::NotUsed` when the run must copy instead.
 ///
 /// Fails when the check fails (the live database is damaged) or the pass cannot complete.
 fn read_live(
@@ -275,26 +275,6 @@ fn read_live(
     verify: SqliteVerify,
 ) -> Result<Live, String> {
     let started = Instant::now();
-    if let Some(beside) = second_reader(path)? {
-        match in_one_snapshot(source, &beside, path)? {
-            Some((page_size, page_count)) => {
-                let result =
-                    check_beside_pass(source, beside, path, session, verify, page_size, page_count);
-                let _ = source.execute_batch("ROLLBACK");
-                let live = result?;
-                tracing::debug!(
-                    database = %path.display(),
-                    "read in place: check and page pass side by side (two connections on one snapshot) {:.2}s",
-                    started.elapsed().as_secs_f64()
-                );
-                return Ok(live);
-            }
-            None => tracing::debug!(
-                database = %path.display(),
-                "read in place: commits kept landing between the two connections' first reads; the check and the pass run one after the other"
-            ),
-        }
-    }
     // The transaction's first read takes the snapshot that the check and the pass both see.
     in_read_transaction(source, path, |page_size, page_count| {
         let mirror = match session.live_mirror(page_size, page_count) {
@@ -322,122 +302,6 @@ fn read_live(
                 after_pass: false,
             },
         })
-    })
-}
-
-/// A second read-only connection to the WAL database at `path` for the page pass, and a
-/// third that watches for commits; None (the check and the pass then share one connection,
-/// one after the other) when they cannot be opened.
-fn second_reader(path: &Path) -> Result<Option<(Connection, Connection)>, String> {
-    match (open_source(path), open_source(path)) {
-        (Ok(reader), Ok(watch)) => Ok(Some((reader, watch))),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::debug!(database = %path.display(), "no second connection ({e}): the check and the pass run one after the other");
-            Ok(None)
-        }
-    }
-}
-
-/// Begins a read transaction on `source` and on the second reader of `beside` that see one
-/// and the same snapshot of the WAL database: a snapshot is taken at a transaction's first
-/// read, and the watching connection's `PRAGMA data_version`, read before the first of them
-/// and after the second, changes if any other connection committed in between. Retried a few
-/// times under a busy writer. Returns the page size and count, both transactions open; None,
-/// with both ended, when commits kept landing in between.
-///
-/// Fails when the database cannot be read.
-fn in_one_snapshot(
-    source: &Connection,
-    (reader, watch): &(Connection, Connection),
-    path: &Path,
-) -> Result<Option<(u32, u64)>, String> {
-    let read = |conn: &Connection, sql: &str| {
-        conn.query_row(sql, [], |r| r.get::<_, i64>(0))
-            .map_err(|e| format!("cannot read {} ({sql}): {e}", path.display()))
-    };
-    let begin = |conn: &Connection| {
-        conn.execute_batch("BEGIN")
-            .map_err(|e| format!("cannot begin a read transaction on {}: {e}", path.display()))
-            .and_then(|_| read(conn, "SELECT count(*) FROM sqlite_schema"))
-    };
-    for _ in 0..5 {
-        let before = read(watch, "PRAGMA data_version")?;
-        let begun = begin(source).and_then(|_| begin(reader));
-        let after = read(watch, "PRAGMA data_version");
-        let same = match (begun, after) {
-            (Ok(_), Ok(after)) => after == before,
-            (Err(e), _) | (_, Err(e)) => {
-                let _ = source.execute_batch("ROLLBACK");
-                let _ = reader.execute_batch("ROLLBACK");
-                return Err(e);
-            }
-        };
-        if same {
-            let size = |conn: &Connection| -> Result<(i64, i64), String> {
-                Ok((
-                    read(conn, "PRAGMA page_size")?,
-                    read(conn, "PRAGMA page_count")?,
-                ))
-            };
-            let (ours, theirs) = (size(source), size(reader));
-            match (ours, theirs) {
-                (Ok(a), Ok(b)) if a == b => {
-                    return Ok(Some((
-                        u32::try_from(a.0).unwrap_or(0),
-                        u64::try_from(a.1).unwrap_or(0),
-                    )));
-                }
-                _ => {}
-            }
-        }
-        let _ = source.execute_batch("ROLLBACK");
-        let _ = reader.execute_batch("ROLLBACK");
-    }
-    Ok(None)
-}
-
-/// [`read_live`] with its two transactions on one snapshot begun: the check on `source` and
-/// the page pass on the second reader of `beside`, side by side on the two cores. The
-/// second reader's transaction ends with it.
-fn check_beside_pass(
-    source: &Connection,
-    beside: (Connection, Connection),
-    path: &Path,
-    session: &incremental::Session,
-    verify: SqliteVerify,
-    page_size: u32,
-    page_count: u64,
-) -> Result<Live, String> {
-    let (reader, _watch) = beside;
-    let mirror = match session.live_mirror(page_size, page_count) {
-        Ok(mirror) => mirror,
-        Err(why) => {
-            return Ok(Live::NotUsed {
-                why,
-                after_pass: false,
-            });
-        }
-    };
-    let (checked, pass) = std::thread::scope(|scope| {
-        let passing = scope.spawn(move || {
-            let pass = session.pass_live(&reader, page_size, page_count, mirror);
-            let _ = reader.execute_batch("ROLLBACK");
-            pass
-        });
-        let checked = check(source, verify, "the live database");
-        let pass = passing
-            .join()
-            .unwrap_or_else(|_| Err("the page pass panicked".into()));
-        (checked, pass)
-    });
-    let tables = checked?;
-    tracing::trace!(database = %path.display(), "check and page pass done");
-    Ok(match pass? {
-        Ok(pass) => Live::Passed { tables, pass },
-        Err(why) => Live::NotUsed {
-            why,
-            after_pass: false,
-        },
     })
 }
 
@@ -786,61 +650,4 @@ pub fn table_names(conn: &Connection) -> Result<Vec<String>, String> {
     stmt.query_map([], |r| r.get::<_, String>(0))
         .and_then(|rows| rows.collect())
         .map_err(|e| format!("cannot list tables: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn wal_db(dir: &Path) -> (std::path::PathBuf, Connection) {
-        let path = dir.join("live.db");
-        let writer = Connection::open(&path).unwrap();
-        writer
-            .execute_batch(
-                "PRAGMA journal_mode=WAL; CREATE TABLE t (x); INSERT INTO t VALUES (1), (2);",
-            )
-            .unwrap();
-        (path, writer)
-    }
-
-    fn count(conn: &Connection) -> i64 {
-        conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-            .unwrap()
-    }
-
-    /// What `in_one_snapshot` rests on: a connection's `data_version` changes when another
-    /// connection commits, and only then.
-    #[test]
-    fn data_version_changes_with_another_connections_commit_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, writer) = wal_db(dir.path());
-        let watch = open_source(&path).unwrap();
-        let dv = |c: &Connection| -> i64 {
-            c.query_row("PRAGMA data_version", [], |r| r.get(0))
-                .unwrap()
-        };
-        let first = dv(&watch);
-        assert_eq!(dv(&watch), first);
-        writer.execute("INSERT INTO t VALUES (3)", []).unwrap();
-        assert_ne!(dv(&watch), first);
-    }
-
-    /// The check's and the pass's connections begin on one snapshot, and keep it while the
-    /// application commits.
-    #[test]
-    fn the_two_readers_share_one_snapshot_while_writers_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, writer) = wal_db(dir.path());
-        let source = open_source(&path).unwrap();
-        let beside = second_reader(&path).unwrap().unwrap();
-        let (page_size, page_count) = in_one_snapshot(&source, &beside, &path).unwrap().unwrap();
-        assert_eq!(page_size, 4096);
-        assert!(page_count >= 2);
-        writer.execute("INSERT INTO t VALUES (3)", []).unwrap();
-        assert_eq!(count(&source), 2);
-        assert_eq!(count(&beside.0), 2);
-        source.execute_batch("ROLLBACK").unwrap();
-        beside.0.execute_batch("ROLLBACK").unwrap();
-        assert_eq!(count(&source), 3);
-    }
 }

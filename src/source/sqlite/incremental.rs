@@ -21,8 +21,7 @@
 //! A run whose chain goes on and whose `.previous` matches the index reads in place
 //! ([`Session::pass_live`]): the pages read from `sqlite_dbpage` inside one read transaction
 //! of the live database, each changed page also written into `.previous`, which so becomes
-//! this run's database without a copy. In WAL mode the check runs beside the pass, in a
-//! second read transaction on the same snapshot; in
+//! this run's database without a copy. In WAL mode the check runs in the same transaction; in
 //! rollback-journal mode (where the transaction holds writers out) only the pass does, and
 //! the check runs after it on `.previous`, once that hashes to what the pass read
 //! ([`Session::check_mirror`]). Otherwise (the first run, the run after a new base, or a

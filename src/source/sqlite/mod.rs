@@ -227,7 +227,7 @@ pub struct Incremental {
     pub max_delta_share: f64,
     pub rebase_after: Duration,
     /// Read the pages of the live database in place instead of copying it first (the run
-    /// after a new base still copies): WAL, the check and the pass side by side on one snapshot;
+    /// after a new base still copies): WAL, the check and the pass in one read transaction;
     /// rollback journal, the pass under the read lock and the check after it.
     pub read_live: bool,
 }
