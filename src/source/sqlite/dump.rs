@@ -144,8 +144,9 @@ pub fn dump(src: &SqliteSource, out: &Path) -> Result<(Done, Extra), String> {
                 }
             }
             copy = s.copy_path();
-            // A pass under the read lock that gave way to the copy held writers out too.
-            if after_pass && !journal_mode.eq_ignore_ascii_case("wal") {
+            // A pass under the read lock that gave way to the copy held writers out too (in WAL
+            // mode nothing holds them out, and no hold is warned of).
+            if after_pass {
                 during = "the page pass and the copy after it";
             }
             read_lock += online_backup(&source, &copy)?;

@@ -35,8 +35,8 @@
 //! its page still hashes to the index's); a new page, or one whose previous copy is missing,
 //! is written whole. Then either the delta is renamed into the chain and the copy kept as
 //! `.previous`, or the copy becomes a new base. Files are fsynced before the index names
-//! them (at the commit, after any read lock is released); the index is replaced last, so a crash leaves either the old chain (plus an orphan
-//! removed by the next run) or the new one; a `.previous` that does not match the index
+//! them (at the commit, after any read lock is released); the index is replaced last, so a
+//! crash leaves either the old chain (plus an orphan removed by the next run) or the new one; a `.previous` that does not match the index
 //! (size, time, inode) is not used.
 //!
 //! A new base is taken, with the reason logged and recorded in the manifest, when there is no
